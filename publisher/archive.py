@@ -1,0 +1,418 @@
+"""Reader: one WordPress archive page (as text) -> the raw post copies it holds.
+
+Stage one of the pipeline. It knows the page layouts (tag, category, date
+archives and single post pages) and the quirks of saved pages (encodings, line
+endings, captions, page chrome, excerpts, pages cut off mid-post), and reports
+every problem with FILE:LINE instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+from publisher.errors import Problem, PublisherError, error, warning
+from publisher.text import XML_FORBIDDEN, squash
+
+MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+_MONTH_NO = {m.casefold(): i + 1 for i, m in enumerate(MONTHS)}
+
+_Q_OPEN = "[‘'\"“`]"
+_Q_CLOSE = "[’'\"”`]"
+TAG_HEADER = re.compile(rf"Posts Tagged\s+{_Q_OPEN}(.+?){_Q_CLOSE}\s*", re.I)
+CATEGORY_HEADER = re.compile(rf"Archive for the\s+{_Q_OPEN}(.+?){_Q_CLOSE}\s+Category\s*", re.I)
+DATE_HEADER = re.compile(
+    rf"Archive for\s+(?:(?:{'|'.join(MONTHS)})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?,?\s+)?\d{{4}}\s*",
+    re.I,
+)
+DATE_LINE = re.compile(
+    rf"(?:({'|'.join(WEEKDAYS)}),?\s+)?({'|'.join(MONTHS)})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})",
+    re.I,
+)
+CONTINUE = re.compile(
+    r"\s*(?:(?:Continue reading|Read more)(?:\s*[→»…]|\s+[“\"].{0,200}[”\"])?|\[(?:…|\.\.\.)\])\s*$",
+    re.I,
+)
+CHROME = re.compile(
+    r"(?:Comments are closed\.?|Comments Off.*|No Comments.*|\d+ Comments?.*|Leave a (?:Reply|Comment).*"
+    r"|« (?:Older|Previous) Entries.*|(?:Newer|Next) Entries ».*|« Previous.*|Next ».*"
+    r"|Tags?:.*|Posted in .*|Categories:.*|Filed (?:under|in) .*|Bookmark the permalink.*)",
+    re.I,
+)
+_TERMS_LINE = re.compile(r"(Tags?|Categories|Posted in|Filed (?:under|in))\s*:?\s*(.*)", re.I)
+BULLET = "•"
+MAX_TITLE = 200
+#: A last line this short, with no date after it, may be the next post's title cut off.
+MAX_FRAGMENT = 200
+
+
+class PageKind(StrEnum):
+    TAG = "tag"
+    CATEGORY = "category"
+    DATE = "date"
+    POST = "post"
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A paragraph of text, or a bullet list when ``items`` is set."""
+
+    text: str = ""
+    items: tuple[str, ...] = ()
+
+    @property
+    def is_list(self) -> bool:
+        return bool(self.items)
+
+    def plain(self) -> str:
+        return "\n".join(self.items) if self.items else self.text
+
+
+@dataclass(frozen=True)
+class RawPost:
+    """One copy of a post as one file shows it; copies are merged later."""
+
+    file: str
+    line: int  # the title line
+    order: int  # position in the file, 0 = top
+    title: str
+    date: date | None
+    caption: str
+    paragraphs: tuple[Paragraph, ...]
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    excerpt: bool = False  # ended in "Continue reading": not the full text
+    at_eof: bool = False  # ran to the end of the file: may be cut off
+
+
+@dataclass
+class ArchivePage:
+    file: str
+    kind: PageKind
+    term: str = ""
+    posts: list[RawPost] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    #: Posts dropped from this page because of an error, as (line, title).
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def decode(data: bytes, name: str) -> tuple[str | None, list[Problem]]:
+    """Bytes -> text with LF line endings; UTF-8 (BOM or not), UTF-16 with BOM, or Windows-1252."""
+    if not data.strip():
+        return None, [error(name, 1, "empty file: no posts to read; remove it or re-save the page")]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None, [error(name, 1, "undecodable UTF-16 file; re-save it as UTF-8")]
+    elif b"\x00" in data[:8192]:
+        return None, [error(name, 1, "binary file (NUL bytes), not an archive page; remove it")]
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                line = data[: exc.start].count(b"\n") + 1
+                return None, [
+                    error(
+                        name,
+                        line,
+                        f"undecodable file: byte 0x{data[exc.start]:02x} is neither UTF-8 nor "
+                        "Windows-1252; re-save the page as UTF-8",
+                    )
+                ]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, []
+
+
+def parse_page(data: bytes, name: str) -> ArchivePage:
+    """Parse one archive file. Never raises for bad input: problems are collected."""
+    text, problems = decode(data, name)
+    if text is None:
+        page = ArchivePage(name, PageKind.POST)
+        page.problems.extend(problems)
+        return page
+    return parse_text(text, name)
+
+
+def parse_text(text: str, name: str) -> ArchivePage:
+    lines = text.split("\n")
+    page = ArchivePage(name, PageKind.POST)
+    if XML_FORBIDDEN.search(text):
+        for i, line in enumerate(lines):
+            if XML_FORBIDDEN.search(line):
+                page.problems.append(
+                    warning(name, i + 1, "removed control characters that XML forbids")
+                )
+                lines[i] = XML_FORBIDDEN.sub("", line)
+    n = len(lines)
+    first = next((i for i in range(n) if lines[i].strip()), None)
+    if first is None:
+        page.problems.append(error(name, 1, "empty file: no posts to read; remove it"))
+        return page
+    start = first
+    head = lines[first].strip()
+    if m := TAG_HEADER.fullmatch(head):
+        page.kind, page.term, start = PageKind.TAG, squash(m.group(1)), first + 1
+    elif m := CATEGORY_HEADER.fullmatch(head):
+        page.kind, page.term, start = PageKind.CATEGORY, squash(m.group(1)), first + 1
+    elif DATE_HEADER.fullmatch(head):
+        page.kind, start = PageKind.DATE, first + 1
+
+    pairs = _find_posts(lines, start)
+    if not pairs:
+        _parse_undated(page, lines, start)
+        return page
+    leading = next((i for i in range(start, pairs[0][0]) if lines[i].strip()), None)
+    if leading is not None:
+        page.problems.append(
+            warning(name, leading + 1, "text before the first post is not part of any post")
+        )
+    for k, (t, d) in enumerate(pairs):
+        end = pairs[k + 1][0] if k + 1 < len(pairs) else n
+        _parse_post(page, lines, k, t, d, end, at_eof=k + 1 == len(pairs))
+    return page
+
+
+def _find_posts(lines: list[str], start: int) -> list[tuple[int, int]]:
+    """(title line, date line) index pairs: a one-line block followed by a date line."""
+    pairs: list[tuple[int, int]] = []
+    prev = -1  # last non-blank line index
+    prev_prev_blank = True  # was the line before ``prev`` blank (or the start)?
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if not line or line.isspace():
+            continue
+        stripped = line.strip()
+        if (
+            prev >= 0
+            and stripped[-4:].isdigit()
+            and DATE_LINE.fullmatch(stripped)
+            and prev_prev_blank
+            and not DATE_LINE.fullmatch(lines[prev].strip())
+            and (not pairs or prev > pairs[-1][1])
+        ):
+            pairs.append((prev, i))
+        prev_prev_blank = prev < 0 or prev + 1 < i or prev < start
+        prev = i
+    return pairs
+
+
+def _parse_post(
+    page: ArchivePage, lines: list[str], order: int, t: int, d: int, end: int, at_eof: bool
+) -> None:
+    name = page.file
+    title = squash(lines[t])
+    ok = True
+    if len(title) > MAX_TITLE:
+        page.problems.append(
+            error(
+                name,
+                t + 1,
+                f"title line is {len(title)} characters long (at most {MAX_TITLE}); a post is a "
+                "short title line, a blank line, then a date line",
+            )
+        )
+        ok = False
+    when = _parse_date(page, lines[d].strip(), d + 1)
+    if when is None:
+        ok = False
+    caption = ""
+    body_start = d + 1
+    if body_start < end and lines[body_start].strip():
+        caption = squash(lines[body_start])
+        body_start += 1
+    blocks = _blocks(lines, body_start, end)
+    tags, cats = _strip_chrome(blocks)
+    paragraphs, excerpt = _paragraphs(blocks)
+    if not paragraphs and caption:
+        paragraphs, caption = (Paragraph(text=caption),), ""
+    if not paragraphs:
+        page.problems.append(
+            error(name, t + 1, f"post '{title}' has no body: add its text below the date line")
+        )
+        ok = False
+    if not ok:
+        page.rejected.append((t + 1, title))
+        return
+    if page.kind is PageKind.TAG:
+        tags = [page.term, *tags]
+    elif page.kind is PageKind.CATEGORY:
+        cats = [page.term, *cats]
+    page.posts.append(
+        RawPost(
+            file=name,
+            line=t + 1,
+            order=order,
+            title=title,
+            date=when,
+            caption=caption,
+            paragraphs=paragraphs,
+            tags=tuple(tags),
+            categories=tuple(cats),
+            excerpt=excerpt,
+            at_eof=at_eof,
+        )
+    )
+
+
+def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
+    """No title+date pair: a single post page without a date, or no posts at all."""
+    blocks = _blocks(lines, start, len(lines))
+    if page.kind is not PageKind.POST or len(blocks) < 2 or len(blocks[0][1]) != 1:
+        line = blocks[0][0] + 1 if blocks else start + 1
+        page.problems.append(
+            error(
+                page.file,
+                line,
+                "no posts found: a post is a title line, a blank line, then a date line such "
+                "as 'Monday, February 11th, 2019'",
+            )
+        )
+        return
+    t, title_lines = blocks[0]
+    title = squash(title_lines[0])
+    tags, cats = _strip_chrome(blocks[1:])
+    paragraphs, excerpt = _paragraphs(blocks[1:])
+    if not paragraphs:
+        page.problems.append(error(page.file, t + 1, f"post '{title}' has no body"))
+        page.rejected.append((t + 1, title))
+        return
+    page.posts.append(
+        RawPost(page.file, t + 1, 0, title, None, "", paragraphs, tuple(tags), tuple(cats),
+                excerpt=excerpt, at_eof=True)
+    )
+
+
+def _parse_date(page: ArchivePage, text: str, line: int) -> date | None:
+    m = DATE_LINE.fullmatch(text)
+    assert m is not None
+    weekday, month, day, year = m.groups()
+    try:
+        when = date(int(year), _MONTH_NO[month.casefold()], int(day))
+    except ValueError:
+        page.problems.append(
+            error(page.file, line, f"impossible date '{text}': check the day of the month")
+        )
+        return None
+    if weekday and WEEKDAYS[when.weekday()].casefold() != weekday.casefold():
+        page.problems.append(
+            warning(
+                page.file,
+                line,
+                f"'{text}': {when:%B} {when.day}, {when.year} is a {WEEKDAYS[when.weekday()]}, "
+                f"not a {weekday.capitalize()}; the date is used",
+            )
+        )
+    return when
+
+
+def _blocks(lines: list[str], start: int, end: int) -> list[tuple[int, list[str]]]:
+    """Runs of non-blank lines as (first line index, lines)."""
+    blocks: list[tuple[int, list[str]]] = []
+    cur: list[str] = []
+    cur_start = start
+    for i in range(start, end):
+        line = lines[i]
+        if line and not line.isspace():
+            if not cur:
+                cur_start = i
+            cur.append(line)
+        elif cur:
+            blocks.append((cur_start, cur))
+            cur = []
+    if cur:
+        blocks.append((cur_start, cur))
+    return blocks
+
+
+def _strip_chrome(blocks: list[tuple[int, list[str]]]) -> tuple[list[str], list[str]]:
+    """Remove trailing page chrome in place; return the tags/categories it named."""
+    tags: list[str] = []
+    cats: list[str] = []
+    while blocks:
+        lines = blocks[-1][1]
+        if not all(CHROME.fullmatch(line.strip()) for line in lines):
+            break
+        blocks.pop()
+        for line in lines:
+            for part in line.split("|"):
+                m = _TERMS_LINE.fullmatch(part.strip())
+                if m:
+                    names = [squash(x) for x in m.group(2).split(",") if squash(x)]
+                    (tags if m.group(1).lower().startswith("tag") else cats).extend(names)
+    return tags, cats
+
+
+def _paragraphs(blocks: list[tuple[int, list[str]]]) -> tuple[tuple[Paragraph, ...], bool]:
+    out: list[Paragraph] = []
+    for _, lines in blocks:
+        text_lines: list[str] = []
+        items: list[str] = []
+        for line in lines:
+            s = line.strip()
+            if s.startswith(BULLET):
+                if text_lines:
+                    out.append(Paragraph(text=" ".join(text_lines)))
+                    text_lines = []
+                items.append(s[1:].strip())
+            elif items and line[:1].isspace():
+                items[-1] = f"{items[-1]} {s}"  # continuation of a wrapped item
+            else:
+                if items:
+                    out.append(Paragraph(items=tuple(items)))
+                    items = []
+                text_lines.append(s)
+        if items:
+            out.append(Paragraph(items=tuple(items)))
+        if text_lines:
+            out.append(Paragraph(text=" ".join(text_lines)))
+    excerpt = False
+    if out and not out[-1].is_list:
+        last = out[-1].text
+        cut = CONTINUE.sub("", last)
+        if cut != last:
+            excerpt = True
+            out[-1] = Paragraph(text=cut.rstrip())
+            if not out[-1].text:
+                out.pop()
+    return tuple(out), excerpt
+
+
+def archive_files(paths: list[Path]) -> list[Path]:
+    """Files named on the command line, and every ``*.txt`` under folders named there."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                f
+                for f in sorted(path.rglob("*.txt"))
+                if not any(p.startswith(".") for p in f.relative_to(path).parts)
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            raise PublisherError(
+                f"{path}: no such file or folder", "name archive files or a folder of *.txt pages"
+            )
+    return files
+
+
+def read_pages(paths: list[Path]) -> list[ArchivePage]:
+    return [parse_page(f.read_bytes(), _display(f)) for f in archive_files(paths)]
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

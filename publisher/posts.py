@@ -1,0 +1,379 @@
+"""Normalizer: raw copies from every archive -> one chronological, de-duplicated stream.
+
+Stage two. Copies of the same post (same title after white-space and quote
+folding, same date) merge into one ``Post`` with the union of their terms; an
+excerpt or cut-off copy yields to the full one; copies that really differ are a
+conflict naming both places. Nothing here reads files or the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, tzinfo
+from html import escape
+
+from publisher.archive import ArchivePage, Paragraph, RawPost
+from publisher.errors import Problem, error
+from publisher.text import compare_key, slugify, title_key
+
+#: Time-of-day convention: a post dated D is published at 12:00 local time on D,
+#: so no reader's time-zone conversion moves it to another day; each later post
+#: of the same day (lower in the archives) is one minute earlier, keeping the
+#: archive order for readers that sort by time.
+PUBLISH_TIME = time(12, 0)
+SUMMARY_WORDS = 40
+
+
+@dataclass(frozen=True)
+class Term:
+    """A tag or category: display name as written, and a file/URL-safe slug."""
+
+    kind: str  # "tag" | "category"
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True)
+class Post:
+    id: str
+    slug: str
+    title: str
+    date: date
+    published: datetime
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    caption: str
+    paragraphs: tuple[Paragraph, ...]
+    html: str
+    summary: str
+    word_count: int
+    sources: tuple[str, ...]
+    excerpt: bool
+    #: Digest of everything a reader sees; a change means the post was edited.
+    content_hash: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "slug": self.slug,
+            "title": self.title,
+            "date": self.date.isoformat(),
+            "published": self.published.isoformat(),
+            "tags": list(self.tags),
+            "categories": list(self.categories),
+            "caption": self.caption,
+            "paragraphs": [
+                {"list": list(p.items)} if p.is_list else {"text": p.text} for p in self.paragraphs
+            ],
+            "html": self.html,
+            "summary": self.summary,
+            "word_count": self.word_count,
+            "sources": list(self.sources),
+            "excerpt": self.excerpt,
+        }
+
+
+@dataclass
+class Stream:
+    """The normalizer's result: good posts newest first, and everything it noticed."""
+
+    posts: tuple[Post, ...]
+    problems: list[Problem]
+    #: Copies left out because of an error, as "FILE:LINE: title".
+    skipped: list[str] = field(default_factory=list)
+    terms: dict[tuple[str, str], Term] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    def term(self, kind: str, name: str) -> Term:
+        return self.terms[(kind, slugify(name, kind))]
+
+    def terms_of(self, kind: str) -> list[Term]:
+        return sorted((t for (k, _), t in self.terms.items() if k == kind), key=lambda t: t.slug)
+
+    def posts_with(self, term: Term) -> list[Post]:
+        names = {term.slug}
+        pick = (lambda p: p.tags) if term.kind == "tag" else (lambda p: p.categories)
+        return [p for p in self.posts if any(slugify(n, term.kind) in names for n in pick(p))]
+
+
+@dataclass
+class _Group:
+    copies: list[RawPost]
+    date: date
+
+
+def normalize(
+    pages: Iterable[ArchivePage],
+    tz: tzinfo,
+    id_domain: str,
+    aliases: Mapping[str, str] | None = None,
+) -> Stream:
+    """Merge every page's copies into one stream; independent of page order and names."""
+    pages = sorted(pages, key=lambda p: p.file)
+    problems: list[Problem] = [p for page in pages for p in page.problems]
+    skipped = [f"{page.file}:{line}: {title}" for page in pages for line, title in page.rejected]
+    groups: dict[tuple[str, date], _Group] = {}
+    undated: list[RawPost] = []
+    for page in pages:
+        for raw in page.posts:
+            if raw.date is None:
+                undated.append(raw)
+                continue
+            key = (title_key(raw.title), raw.date)
+            groups.setdefault(key, _Group([], raw.date)).copies.append(raw)
+    _attach_undated(undated, groups, problems, skipped)
+
+    merged: list[tuple[RawPost, _Group]] = []
+    for group in groups.values():
+        best = _merge_copies(group.copies, problems)
+        if best is None:
+            skipped.extend(f"{c.file}:{c.line}: {c.title}" for c in group.copies)
+        else:
+            merged.append((best, group))
+
+    terms = _collect_terms(g for _, g in merged)
+    ordered = _chronological(merged)
+    slugs = _unique_slugs([(b.title, g.date) for b, g in ordered])
+    alias_of = {new: old for old, new in (aliases or {}).items()}
+    posts: list[Post] = []
+    minute_in_day: dict[date, int] = defaultdict(int)
+    for (best, group), slug in zip(ordered, slugs, strict=True):
+        n = minute_in_day[group.date]
+        minute_in_day[group.date] += 1
+        published = datetime.combine(group.date, PUBLISH_TIME, tz) - timedelta(minutes=n)
+        posts.append(_make_post(best, group, slug, published, id_domain, alias_of, terms))
+    problems.sort(key=lambda p: (p.file, p.line, p.severity, p.message))
+    return Stream(tuple(posts), problems, sorted(skipped), terms)
+
+
+def _attach_undated(
+    undated: list[RawPost],
+    groups: dict[tuple[str, date], _Group],
+    problems: list[Problem],
+    skipped: list[str],
+) -> None:
+    """A copy with no date line joins the one dated post with its title, or is reported."""
+    by_title: dict[str, list[_Group]] = defaultdict(list)
+    for (tkey, _), group in groups.items():
+        by_title[tkey].append(group)
+    for raw in undated:
+        matches = by_title.get(title_key(raw.title), [])
+        if len(matches) == 1:
+            matches[0].copies.append(raw)
+            continue
+        why = (
+            "no dated copy was found in the other archives"
+            if not matches
+            else f"{len(matches)} dated posts share its title"
+        )
+        problems.append(
+            error(
+                raw.file,
+                raw.line,
+                f"post '{raw.title}' cannot be dated: {why}; add a date line such as "
+                "'Monday, February 11th, 2019' below its title",
+            )
+        )
+        skipped.append(f"{raw.file}:{raw.line}: {raw.title}")
+
+
+def _body_key(raw: RawPost) -> str:
+    parts = [raw.caption] if raw.caption else []
+    parts.extend(compare_key(p.plain()) for p in raw.paragraphs)
+    return "\n\n".join(parts)
+
+
+def _merge_copies(copies: list[RawPost], problems: list[Problem]) -> RawPost | None:
+    """Pick the full copy; any copy that is not a cut-off or excerpt of it is a conflict."""
+    if len(copies) == 1:
+        return copies[0]
+    keyed = [(c, _body_key(c)) for c in copies]
+    keyed = [_drop_swallowed_title(c, key, keyed) for c, key in keyed]
+    best, best_key = max(keyed, key=lambda ck: (len(ck[1]), ck[1], len(ck[0].tags), ck[0].file))
+    ok = True
+    for c, key in keyed:
+        if key == best_key or (best_key.startswith(key) and (c.excerpt or c.at_eof)):
+            continue
+        ok = False
+        problems.append(
+            error(
+                c.file,
+                c.line,
+                f"conflicting copies of '{c.title}' ({best.date}): this copy and "
+                f"{best.file}:{best.line} differ ({_first_difference(key, best_key)}); "
+                "make the copies agree or remove one",
+            )
+        )
+    return best if ok else None
+
+
+def _drop_swallowed_title(
+    c: RawPost, key: str, keyed: list[tuple[RawPost, str]]
+) -> tuple[RawPost, str]:
+    """A page cut off inside the next post's title leaves that title as a last line.
+
+    When another copy of the post agrees with everything but that short last
+    line, the line is the next post's title, not post text: drop it.
+    """
+    if not (c.at_eof and len(c.paragraphs) > 1 and len(c.paragraphs[-1].plain()) <= 200):
+        return c, key
+    trimmed = key.rsplit("\n\n", 1)[0]
+    others = [k for o, k in keyed if o is not c]
+    if any(o.startswith(key) for o in others):
+        return c, key
+    if any(o == trimmed or o.startswith(trimmed + "\n\n") for o in others):
+        return replace(c, paragraphs=c.paragraphs[:-1]), trimmed
+    return c, key
+
+
+def _first_difference(a: str, b: str) -> str:
+    pa, pb = a.split("\n\n"), b.split("\n\n")
+    for i, (x, y) in enumerate(zip(pa, pb, strict=False)):
+        if x != y:
+            return f"paragraph {i + 1}: {x[:40]!r} vs {y[:40]!r}"
+    return f"{len(pa)} vs {len(pb)} paragraphs"
+
+
+def _collect_terms(groups: Iterable[_Group]) -> dict[tuple[str, str], Term]:
+    """Terms by (kind, slug); names differing only in case or spacing are one term."""
+    forms: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for group in groups:
+        for c in group.copies:
+            for kind, names in (("tag", c.tags), ("category", c.categories)):
+                for name in names:
+                    forms[(kind, slugify(name, kind))].add(name)
+    return {key: Term(key[0], min(names), key[1]) for key, names in forms.items()}
+
+
+def _chronological(merged: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, _Group]]:
+    """Newest first; within a day, the order the archives show (merged across files)."""
+    by_day: dict[date, list[tuple[RawPost, _Group]]] = defaultdict(list)
+    for item in merged:
+        by_day[item[1].date].append(item)
+    out: list[tuple[RawPost, _Group]] = []
+    for day in sorted(by_day, reverse=True):
+        out.extend(_archive_order(by_day[day]))
+    return out
+
+
+def _archive_order(items: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, _Group]]:
+    if len(items) == 1:
+        return items
+    # Each file says "A above B" for the posts of this day it holds; a
+    # topological sort honours all of them, ties broken by title for stability.
+    before: dict[int, set[int]] = defaultdict(set)
+    indegree = [0] * len(items)
+    per_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, (_, g) in enumerate(items):
+        for c in g.copies:
+            per_file[c.file].append((c.order, i))
+    for seq in per_file.values():
+        seq.sort()
+        for (_, a), (_, b) in zip(seq, seq[1:], strict=False):
+            if b not in before[a] and a != b:
+                before[a].add(b)
+                indegree[b] += 1
+    name = [title_key(best.title) for best, _ in items]
+    ready = sorted((i for i in range(len(items)) if indegree[i] == 0), key=name.__getitem__)
+    order: list[int] = []
+    while ready:
+        i = ready.pop(0)
+        order.append(i)
+        for j in sorted(before[i], key=name.__getitem__):
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                ready.append(j)
+                ready.sort(key=name.__getitem__)
+    order.extend(i for i in sorted(range(len(items)), key=name.__getitem__) if i not in order)
+    return [items[i] for i in order]
+
+
+def _unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
+    """Slugs unique across the site; the oldest post keeps the plain slug.
+
+    Adding a newer post with the same title never renames an existing one: the
+    newcomer gets ``-YYYY-MM-DD`` (then ``-2``, ``-3`` by title) appended.
+    """
+    base = [slugify(title) for title, _ in posts]
+    by_base: dict[str, list[int]] = defaultdict(list)
+    for i, b in enumerate(base):
+        by_base[b].append(i)
+    out = list(base)
+    taken = set(base)
+    for b, idxs in by_base.items():
+        if len(idxs) == 1:
+            continue
+        idxs.sort(key=lambda i: (posts[i][1], title_key(posts[i][0]), posts[i][0]))
+        for i in idxs[1:]:
+            cand = f"{b}-{posts[i][1].isoformat()}"
+            n = 2
+            while cand in taken:
+                cand = f"{b}-{posts[i][1].isoformat()}-{n}"
+                n += 1
+            taken.add(cand)
+            out[i] = cand
+    return out
+
+
+def _make_post(
+    best: RawPost,
+    group: _Group,
+    slug: str,
+    published: datetime,
+    id_domain: str,
+    alias_of: Mapping[str, str],
+    terms: Mapping[tuple[str, str], Term],
+) -> Post:
+    def names(kind: str, attr: str) -> tuple[str, ...]:
+        slugs = {slugify(n, kind) for c in group.copies for n in getattr(c, attr)}
+        return tuple(sorted((terms[(kind, s)].name for s in slugs), key=str.casefold))
+
+    tags, categories = names("tag", "tags"), names("category", "categories")
+    html = render_html(best.caption, best.paragraphs)
+    words = sum(len(p.plain().split()) for p in best.paragraphs)
+    id_slug = alias_of.get(slug, slug)
+    content = "\x1f".join([best.title, html, *tags, "\x1e", *categories])
+    return Post(
+        id=f"tag:{id_domain},{group.date.isoformat()}:{id_slug}",
+        slug=slug,
+        title=best.title,
+        date=group.date,
+        published=published,
+        tags=tags,
+        categories=categories,
+        caption=best.caption,
+        paragraphs=best.paragraphs,
+        html=html,
+        summary=summarize(best.paragraphs),
+        word_count=words,
+        sources=tuple(sorted({f"{c.file}:{c.line}" for c in group.copies})),
+        excerpt=all(c.excerpt for c in group.copies),
+        content_hash=hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(),
+    )
+
+
+def render_html(caption: str, paragraphs: tuple[Paragraph, ...]) -> str:
+    """Safe HTML: every piece of text is escaped; the only markup is ours."""
+    parts = [f'<p class="caption"><em>{escape(caption)}</em></p>'] if caption else []
+    for p in paragraphs:
+        if p.is_list:
+            items = "".join(f"<li>{escape(i)}</li>" for i in p.items)
+            parts.append(f"<ul>{items}</ul>")
+        else:
+            parts.append(f"<p>{escape(p.text)}</p>")
+    return "\n".join(parts)
+
+
+def summarize(paragraphs: tuple[Paragraph, ...], words: int = SUMMARY_WORDS) -> str:
+    """Plain text: the first paragraph, cut at a word boundary with an ellipsis."""
+    if not paragraphs:
+        return ""
+    first = paragraphs[0].plain().split()
+    text = " ".join(first[:words])
+    return text + "…" if len(first) > words or len(paragraphs) > 1 else text

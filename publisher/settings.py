@@ -1,0 +1,212 @@
+"""One validated ``Settings`` object from ``publisher.toml`` plus environment overrides.
+
+Config (what people edit) lives in TOML; state (what the program writes) lives
+in the state database. Every key has a default, so every command works with no
+config file at all. ``PUBLISHER_<SECTION>_<KEY>`` overrides any key; problems
+name the file (or variable), the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dateutil import tz
+
+from publisher.errors import ConfigError
+
+DEFAULT_CONFIG = Path("publisher.toml")
+ENV_PREFIX = "PUBLISHER_"
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    title: str = "Staff blog"
+    description: str = "Posts from the staff blog"
+    base_url: str = "http://127.0.0.1:8000/"
+    author_name: str = "Chief Executive"
+    author_email: str = ""
+    language: str = "en-GB"
+    timezone: str = "Europe/London"
+    #: Authority of the posts' ``tag:`` URIs (RFC 4151). Set once; never change it.
+    id_domain: str = "publisher.localhost"
+    #: Optional WebSub hub URL; feeds then carry rel="hub" and builds ping it.
+    websub_hub: str = ""
+
+    @property
+    def tzinfo(self) -> tzinfo:
+        zone = tz.gettz(self.timezone)
+        assert zone is not None  # checked in _validate
+        return zone
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    seeds: str = "seeds"
+    output: str = "feeds"
+    templates: str = ""
+    feed_max_items: int = 20
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    url: str = "sqlite:///var/publisher.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    site: SiteSettings = field(default_factory=SiteSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    #: Id aliases: old slug -> new slug, so a renamed post keeps its feed id.
+    ids: Mapping[str, str] = field(default_factory=dict)
+    source: str = "defaults"
+
+    @property
+    def templates_dir(self) -> Path:
+        if self.build.templates:
+            return Path(self.build.templates)
+        return Path(__file__).resolve().parent.parent / "templates"
+
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteSettings,
+    "build": BuildSettings,
+    "state": StateSettings,
+}
+_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_SLUGISH = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (or ``./publisher.toml`` if present), apply the environment, validate."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        source = str(path)
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: config file not found", "check the --config path"
+            ) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the TOML syntax") from None
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name != "ids" and name not in _SECTIONS:
+            allowed = ", ".join(sorted([*_SECTIONS, "ids"]))
+            raise ConfigError(
+                f"{source}: unknown section [{name}]", f"use one of: {allowed}"
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table", f"write it as [{name}]")
+        sections[name] = value
+    built = {
+        name: _build_section(name, cls, sections.get(name, {}), source, environ)
+        for name, cls in _SECTIONS.items()
+    }
+    ids = _build_ids(sections.get("ids", {}), source)
+    settings = Settings(**built, ids=ids, source=source)
+    _validate(settings)
+    return settings
+
+
+def _build_section(
+    name: str, cls: type, values: dict[str, Any], source: str, environ: Mapping[str, str]
+) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key '{key}' in [{name}]",
+                f"allowed keys in [{name}]: {', '.join(fields)}",
+            )
+        kwargs[key] = _coerce(name, key, value, type(fields[key].default), source)
+    for key in fields:
+        env_name = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+        if env_name in environ:
+            kwargs[key] = _coerce(
+                name, key, environ[env_name], type(fields[key].default), env_name, from_env=True
+            )
+    return cls(**kwargs)
+
+
+def _coerce(
+    section: str, key: str, value: Any, kind: type, source: str, from_env: bool = False
+) -> Any:
+    where = f"{source}: [{section}] {key}"
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a whole number, not {value!r}", "e.g. 20")
+        if isinstance(value, int):
+            return value
+        if from_env and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(f"{where} must be a whole number, not {value!r}", "e.g. 20")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, not {value!r}", 'quote it: key = "value"')
+    raise AssertionError(f"unhandled setting type {kind}")  # pragma: no cover
+
+
+def _build_ids(values: dict[str, Any], source: str) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for old, new in values.items():
+        if not isinstance(new, str) or not _SLUGISH.match(new) or not _SLUGISH.match(old):
+            raise ConfigError(
+                f"{source}: [ids] {old} = {new!r} is not an old-slug = \"new-slug\" pair",
+                'write e.g. "old-title-slug" = "new-title-slug" (lowercase slugs)',
+            )
+        ids[old] = new
+    return ids
+
+
+def _validate(s: Settings) -> None:
+    src = s.source
+    parts = urlsplit(s.site.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{src}: [site] base_url {s.site.base_url!r} is not an absolute http(s) URL",
+            'e.g. base_url = "https://blog.example.org/"',
+        )
+    if not s.site.base_url.endswith("/"):
+        object.__setattr__(s.site, "base_url", s.site.base_url + "/")
+    if tz.gettz(s.site.timezone) is None or not s.site.timezone:
+        raise ConfigError(
+            f"{src}: [site] timezone {s.site.timezone!r} is not a known IANA time zone",
+            'e.g. timezone = "Europe/London"',
+        )
+    if not _LANG.match(s.site.language):
+        raise ConfigError(
+            f"{src}: [site] language {s.site.language!r} is not a language tag",
+            'e.g. language = "en-GB"',
+        )
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", s.site.id_domain):
+        raise ConfigError(
+            f"{src}: [site] id_domain {s.site.id_domain!r} is not a domain name",
+            'e.g. id_domain = "blog.example.org" (set once, never change it)',
+        )
+    if s.site.websub_hub and urlsplit(s.site.websub_hub).scheme not in ("http", "https"):
+        raise ConfigError(
+            f"{src}: [site] websub_hub {s.site.websub_hub!r} is not an http(s) URL",
+            'e.g. websub_hub = "https://pubsubhubbub.appspot.com/"',
+        )
+    if not 1 <= s.build.feed_max_items <= 10_000:
+        raise ConfigError(
+            f"{src}: [build] feed_max_items {s.build.feed_max_items} is out of range",
+            "use a number from 1 to 10000",
+        )

@@ -1,0 +1,60 @@
+"""Small pure text helpers shared by every stage: slugs, comparison keys, XML safety."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+#: Characters XML 1.0 forbids (C0 controls but tab and newline; CR is folded
+#: earlier), plus the non-characters U+FFFE/U+FFFF.
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]")
+
+_SPACES = re.compile(r"[\s\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "′": "'"})
+_NON_SLUG = re.compile(r"[^a-z0-9]+")
+_APOSTROPHES = re.compile(r"['’‘`]")
+#: Names Windows (and some tools) cannot use as file names, and path tricks.
+_RESERVED = {"con", "prn", "aux", "nul", "index", "feed", "feeds", "archive"} | {
+    f"{p}{n}" for p in ("com", "lpt") for n in range(10)
+}
+MAX_SLUG = 60
+
+
+def strip_xml_forbidden(text: str) -> str:
+    return XML_FORBIDDEN.sub("", text)
+
+
+def squash(text: str) -> str:
+    """Runs of any white space, including non-breaking spaces, become one space."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def compare_key(text: str) -> str:
+    """The form two copies are compared in: white space and curly quotes folded."""
+    return squash(text).translate(_QUOTES)
+
+
+def title_key(title: str) -> str:
+    return compare_key(title).casefold()
+
+
+def slugify(text: str, fallback_prefix: str = "post") -> str:
+    """ASCII, lowercase, dash-separated; never empty, never a path or reserved name.
+
+    Apostrophes vanish rather than split words ("Children’s" -> "childrens"), so
+    slugs read like WordPress's. Text with no ASCII letters (e.g. CJK) gets a
+    stable hash so it is still a valid, unique file name.
+    """
+    folded = unicodedata.normalize("NFKD", text)
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = _APOSTROPHES.sub("", folded.casefold())
+    slug = _NON_SLUG.sub("-", folded.encode("ascii", "ignore").decode()).strip("-")
+    if len(slug) > MAX_SLUG:
+        slug = slug[:MAX_SLUG].rsplit("-", 1)[0] or slug[:MAX_SLUG]
+    if not slug:
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+        slug = f"{fallback_prefix}-{digest}"
+    if slug in _RESERVED:
+        slug = f"{slug}-{fallback_prefix}"
+    return slug
