@@ -111,7 +111,7 @@ def decode(data: bytes, name: str) -> tuple[str | None, list[Problem]]:
             text = data.decode("utf-16")
         except UnicodeDecodeError:
             return None, [error(name, 1, "undecodable UTF-16 file; re-save it as UTF-8")]
-    elif b"\x00" in data[:8192]:
+    elif _looks_binary(data[:8192]):
         return None, [error(name, 1, "binary file (NUL bytes), not an archive page; remove it")]
     else:
         try:
@@ -132,6 +132,18 @@ def decode(data: bytes, name: str) -> tuple[str | None, list[Problem]]:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text, []
+
+
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes amid many control bytes: an image or other binary, not a saved page.
+
+    A stray NUL in otherwise ordinary text is not enough; it is stripped later
+    with a warning like any other control character.
+    """
+    if b"\x00" not in head:
+        return False
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    return controls > len(head) * 0.05
 
 
 def parse_page(data: bytes, name: str) -> ArchivePage:
@@ -281,8 +293,9 @@ def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
         return
     t, title_lines = blocks[0]
     title = squash(title_lines[0])
-    tags, cats = _strip_chrome(blocks[1:])
-    paragraphs, excerpt = _paragraphs(blocks[1:])
+    body = blocks[1:]
+    tags, cats = _strip_chrome(body)
+    paragraphs, excerpt = _paragraphs(body)
     if not paragraphs:
         page.problems.append(error(page.file, t + 1, f"post '{title}' has no body"))
         page.rejected.append((t + 1, title))

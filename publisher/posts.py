@@ -227,7 +227,7 @@ def _drop_swallowed_title(
     others = [k for o, k in keyed if o is not c]
     if any(o.startswith(key) for o in others):
         return c, key
-    if any(o == trimmed or o.startswith(trimmed + "\n\n") for o in others):
+    if trimmed in others:
         return replace(c, paragraphs=c.paragraphs[:-1]), trimmed
     return c, key
 

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real seeds, settings, and helpers to write archive pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from publisher.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Default settings, with state and output inside the test's temp dir."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(__import__("os").environ):
+        if key.startswith("PUBLISHER_"):
+            monkeypatch.delenv(key)
+    cfg = tmp_path / "publisher.toml"
+    cfg.write_text(
+        f'[build]\nseeds = "{SEEDS.as_posix()}"\noutput = "{(tmp_path / "out").as_posix()}"\n'
+        f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n',
+        encoding="utf-8",
+    )
+    return load_settings(cfg)
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path

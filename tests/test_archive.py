@@ -1,0 +1,163 @@
+"""Reader: each page kind, each quirk of saved pages, each problem with its line."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from publisher.archive import PageKind, parse_page
+
+POST = "Title {n}\n\nMonday, February 11th, 2019\n\nBody of post {n}.\n\nSecond paragraph {n}.\n"
+
+
+def parse(text: str, encoding: str = "utf-8", name: str = "a.txt"):
+    return parse_page(text.encode(encoding), name)
+
+
+def msgs(page) -> list[str]:
+    return [str(p) for p in page.problems]
+
+
+@pytest.mark.parametrize(
+    ("header", "kind", "term"),
+    [
+        ("Posts Tagged ‘thanks’", PageKind.TAG, "thanks"),
+        ("Posts Tagged 'thanks'", PageKind.TAG, "thanks"),
+        ('Posts Tagged "Digital Skills"', PageKind.TAG, "Digital Skills"),
+        ("Archive for the ‘News & Views’ Category", PageKind.CATEGORY, "News & Views"),
+        ("Archive for the 'News' Category", PageKind.CATEGORY, "News"),
+        ("Archive for May, 2017", PageKind.DATE, ""),
+        ("Archive for 2017", PageKind.DATE, ""),
+        ("Archive for May 3rd, 2017", PageKind.DATE, ""),
+    ],
+)
+def test_header_kinds(header: str, kind: PageKind, term: str) -> None:
+    page = parse(f"{header}\n\n" + POST.format(n=1) + "\n" + POST.format(n=2))
+    assert page.kind is kind and page.term == term
+    assert [p.title for p in page.posts] == ["Title 1", "Title 2"]
+    assert page.problems == []
+    post = page.posts[0]
+    assert post.tags == ((term,) if kind is PageKind.TAG else ())
+    assert post.categories == ((term,) if kind is PageKind.CATEGORY else ())
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Monday, February 11th, 2019", "February 11th, 2019", "February 11, 2019", "Monday, February 11, 2019"],
+)
+def test_date_line_forms(line: str) -> None:
+    page = parse(f"Posts Tagged ‘x’\n\nA title\n\n{line}\n\nText.\n")
+    assert page.posts[0].date == date(2019, 2, 11)
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "utf-16"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_encodings_and_line_endings(encoding: str, newline: str) -> None:
+    text = "Posts Tagged ‘café’\n\nIt’s “quoted” – £5\n\nMonday, February 11th, 2019\n\nBody é.\n\nEnd.\n"
+    page = parse(text.replace("\n", newline), encoding)
+    assert page.problems == []
+    (post,) = page.posts
+    assert post.title == "It’s “quoted” – £5" and post.tags == ("café",)
+    assert post.line == 3
+    assert [p.text for p in post.paragraphs] == ["Body é.", "End."]
+
+
+def test_single_post_page_with_chrome_and_no_date() -> None:
+    text = "A lone post\n\nFirst para.\n\nSecond para.\n\nTags: thanks, digital\n\nComments are closed.\n"
+    page = parse(text)
+    assert page.kind is PageKind.POST
+    (post,) = page.posts
+    assert post.date is None
+    assert [p.text for p in post.paragraphs] == ["First para.", "Second para."]
+    assert post.tags == ("thanks", "digital")
+
+
+def test_single_post_page_with_date_and_posted_in() -> None:
+    text = "A post\n\nTuesday, May 1st, 2018\n\nText.\n\nPosted in News | Comments Off\n"
+    (post,) = parse(text).posts
+    assert post.date == date(2018, 5, 1) and post.categories == ("News",)
+    assert [p.text for p in post.paragraphs] == ["Text."]
+
+
+def test_caption_bullets_and_continue_reading() -> None:
+    text = (
+        "Posts Tagged ‘x’\n\nPics\n\nMonday, February 11th, 2019\nThe team at the show\n\n"
+        "Intro:\n  • one\n  • two\n\nMore text Continue reading →\n"
+    )
+    (post,) = parse(text).posts
+    assert post.caption == "The team at the show"
+    assert post.paragraphs[0].text == "Intro:"
+    assert post.paragraphs[1].items == ("one", "two")
+    assert post.paragraphs[2].text == "More text"
+    assert post.excerpt
+
+
+def test_page_cut_inside_next_title_keeps_fragment_as_text() -> None:
+    text = "Posts Tagged ‘x’\n\nFirst\n\nMonday, February 11th, 2019\n\nBody.\n\nSecond po"
+    page = parse(text)
+    assert [p.title for p in page.posts] == ["First"]
+    assert page.posts[0].at_eof
+    assert [p.text for p in page.posts[0].paragraphs] == ["Body.", "Second po"]
+
+
+def test_empty_file() -> None:
+    assert msgs(parse("")) == ["a.txt:1: error: empty file: no posts to read; remove it or re-save the page"]
+    assert parse("  \n\n").problems[0].line == 1
+
+
+def test_binary_and_undecodable_files() -> None:
+    page = parse_page(b"\x89PNG\r\n\x00\x00\x00", "img.txt")
+    assert "binary file" in msgs(page)[0] and page.problems[0].is_error
+    page = parse_page(b"Posts Tagged 'x'\n\nT\n\nMay 1, 2018\n\nbad \x81 byte\n", "b.txt")
+    assert page.problems[0].line == 7 and "undecodable" in page.problems[0].message
+
+
+def test_no_posts_found() -> None:
+    page = parse("Posts Tagged ‘x’\n\nJust some text without a date.\n")
+    assert len(page.problems) == 1
+    assert page.problems[0].line == 3 and "no posts found" in page.problems[0].message
+
+
+def test_impossible_date_rejects_only_that_post() -> None:
+    text = "Posts Tagged ‘x’\n\nBad\n\nMonday, February 30th, 2019\n\nText.\n\n" + POST.format(n=2)
+    page = parse(text)
+    assert msgs(page) == [
+        "a.txt:5: error: impossible date 'Monday, February 30th, 2019': check the day of the month"
+    ]
+    assert [p.title for p in page.posts] == ["Title 2"]
+    assert page.rejected == [(3, "Bad")]
+
+
+def test_weekday_mismatch_is_a_warning_and_date_wins() -> None:
+    page = parse("Posts Tagged ‘x’\n\nT\n\nTuesday, February 11th, 2019\n\nText.\n")
+    (problem,) = page.problems
+    assert not problem.is_error and problem.line == 5
+    assert "is a Monday, not a Tuesday" in problem.message
+    assert page.posts[0].date == date(2019, 2, 11)
+
+
+def test_title_absurdly_long() -> None:
+    title = "word " * 60
+    page = parse(f"Posts Tagged ‘x’\n\n{title}\n\nMonday, February 11th, 2019\n\nText.\n\n" + POST.format(n=2))
+    assert page.problems[0].line == 3 and "characters long" in page.problems[0].message
+    assert [p.title for p in page.posts] == ["Title 2"]
+
+
+def test_post_with_no_body() -> None:
+    text = "Posts Tagged ‘x’\n\nEmpty\n\nMonday, February 11th, 2019\n\n" + POST.format(n=2)
+    page = parse(text)
+    assert msgs(page) == ["a.txt:3: error: post 'Empty' has no body: add its text below the date line"]
+    assert [p.title for p in page.posts] == ["Title 2"]
+
+
+def test_control_characters_removed_with_warning() -> None:
+    page = parse("Posts Tagged ‘x’\n\nT\x07itle\n\nMonday, February 11th, 2019\n\nBo\x00dy\x1b.\n")
+    assert [(p.line, p.severity.value) for p in page.problems] == [(3, "warning"), (7, "warning")]
+    assert page.posts[0].title == "Title" and page.posts[0].paragraphs[0].text == "Body."
+
+
+def test_text_before_first_post_is_reported() -> None:
+    page = parse("Posts Tagged ‘x’\n\nstray line\n\n\n" + POST.format(n=1))
+    assert [(p.line, p.severity.value) for p in page.problems] == [(3, "warning")]
