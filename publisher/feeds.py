@@ -1,0 +1,265 @@
+"""Feed writer: post stream -> RSS 2.0, Atom 1.0 (RFC 4287) and JSON Feed 1.1 documents.
+
+Every element comes from feedgen. For speed each post's ``<entry>``/``<item>``
+is built and serialised once per format and spliced into every document that
+carries it (a post sits in the site feed, its tags' and categories' feeds and
+their archives), instead of being rebuilt per document.
+
+History follows RFC 5005 (archived feeds): the subscription document holds the
+newest ``max_items`` entries and links ``prev-archive`` to fixed pages of older
+entries, oldest page first, which never change once full.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from publisher import __version__
+from publisher.posts import Post
+from publisher.settings import SiteSettings
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+FH_NS = "http://purl.org/syndication/history/1.0"
+FORMATS = ("atom", "rss", "json")
+MEDIA_TYPES = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+GENERATOR = "publisher"
+
+
+@dataclass(frozen=True)
+class FeedDoc:
+    """One feed document: the subscription feed or one of its archive pages."""
+
+    key: str  # "all", "tag/<slug>", "category/<slug>"
+    title: str
+    description: str
+    page_url: str  # the HTML page the feed belongs to
+    posts: tuple[Post, ...]  # newest first
+    page: int = 0  # 0 = subscription document, n >= 1 = archive page n (oldest = 1)
+    pages: int = 0  # number of full archive pages
+
+    def path(self, fmt: str) -> str:
+        return doc_path(self.key, fmt, self.page)
+
+
+def doc_path(key: str, fmt: str, page: int = 0) -> str:
+    return f"{key}.{fmt}" if page == 0 else f"archive/{key}/{page}.{fmt}"
+
+
+def paginate(
+    key: str, title: str, description: str, page_url: str, posts: Sequence[Post], max_items: int
+) -> list[FeedDoc]:
+    """The subscription document plus RFC 5005 archive pages of ``max_items`` each."""
+    oldest_first = list(reversed(posts))
+    pages = len(oldest_first) // max_items if len(posts) > max_items else 0
+    docs = [FeedDoc(key, title, description, page_url, tuple(posts[:max_items]), 0, pages)]
+    for n in range(1, pages + 1):
+        chunk = oldest_first[(n - 1) * max_items : n * max_items]
+        docs.append(FeedDoc(key, title, description, page_url, tuple(reversed(chunk)), n, pages))
+    return docs
+
+
+class _ExtraLinks(BaseExtension):
+    """RFC 5005 / WebSub links and ``fh:archive`` for RSS (feedgen emits only rel=self)."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+        self.archive = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": FH_NS} if self.archive else {}
+
+    def extend_rss(self, feed: etree._Element) -> etree._Element:
+        channel = feed[0]
+        for rel, href in self.links:
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+        if self.archive:
+            etree.SubElement(channel, f"{{{FH_NS}}}archive")
+        return feed
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        if self.archive:
+            etree.SubElement(feed, f"{{{FH_NS}}}archive")
+        return feed
+
+
+class FeedRenderer:
+    """Renders documents for one site; caches each post's entry per format."""
+
+    def __init__(self, site: SiteSettings, updated: dict[str, datetime]) -> None:
+        self.site = site
+        self.base = site.base_url
+        self.updated = updated
+        self._atom: dict[str, bytes] = {}
+        self._rss: dict[str, bytes] = {}
+        self._json: dict[str, dict[str, object]] = {}
+        self.stylesheet = f'<?xml-stylesheet type="text/xsl" href="{self.base}feed.xsl"?>\n'
+
+    # -- URLs ---------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def post_url(self, post: Post) -> str:
+        return self.url(f"posts/{post.slug}/")
+
+    def term_url(self, kind: str, slug: str) -> str:
+        return self.url(f"{kind}/{slug}/")
+
+    # -- entries ------------------------------------------------------------
+    def _entry(self, post: Post) -> FeedEntry:
+        fe = FeedEntry()
+        fe.id(post.id)
+        fe.title(post.title)
+        fe.link(href=self.post_url(post), rel="alternate", type="text/html")
+        fe.published(post.published)
+        fe.updated(self.updated.get(post.id, post.published))
+        fe.author(name=self.site.author_name)
+        fe.content(post.html, type="html")
+        # isSummary: Atom <summary> and RSS <description>; content stays full text
+        fe.description(post.summary, isSummary=True)
+        for name in post.tags:
+            fe.category(term=name, scheme=self.url("tag/"), label=name)
+        for name in post.categories:
+            fe.category(term=name, scheme=self.url("category/"), label=name)
+        return fe
+
+    def atom_entry(self, post: Post) -> bytes:
+        frag = self._atom.get(post.id)
+        if frag is None:
+            elem = self._entry(post).atom_entry()
+            etree.indent(elem, level=1)
+            frag = b"  " + etree.tostring(elem, encoding="utf-8") + b"\n"
+            self._atom[post.id] = frag
+        return frag
+
+    def rss_entry(self, post: Post) -> bytes:
+        frag = self._rss.get(post.id)
+        if frag is None:
+            fe = self._entry(post)
+            holder = etree.Element("channel", nsmap={"content": CONTENT_NS, "dc": DC_NS})
+            item = fe.rss_entry()
+            holder.append(item)
+            etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.site.author_name
+            etree.indent(item, level=2)
+            frag = etree.tostring(item, encoding="utf-8")
+            # the namespaces are declared once on <rss>; drop the copies lxml adds
+            frag = frag.replace(_RSS_ITEM_NS, b"<item>", 1)
+            frag = b"    " + frag + b"\n"
+            self._rss[post.id] = frag
+        return frag
+
+    def json_item(self, post: Post) -> dict[str, object]:
+        item = self._json.get(post.id)
+        if item is None:
+            item = {
+                "id": post.id,
+                "url": self.post_url(post),
+                "title": post.title,
+                "content_html": post.html,
+                "summary": post.summary,
+                "date_published": post.published.isoformat(),
+                "date_modified": self.updated.get(post.id, post.published).isoformat(),
+                "authors": [{"name": self.site.author_name}],
+                "tags": [*post.tags, *post.categories],
+                "language": self.site.language,
+            }
+            self._json[post.id] = item
+        return item
+
+    # -- documents ----------------------------------------------------------
+    def doc_updated(self, doc: FeedDoc) -> datetime:
+        return max(self.updated.get(p.id, p.published) for p in doc.posts)
+
+    def _links(self, doc: FeedDoc, fmt: str) -> list[tuple[str, str]]:
+        """(rel, href) beyond self/alternate: hub and RFC 5005 archive links."""
+        links: list[tuple[str, str]] = []
+        if self.site.websub_hub and doc.page == 0:
+            links.append(("hub", self.site.websub_hub))
+        if doc.page == 0 and doc.pages:
+            links.append(("prev-archive", self.url(doc_path(doc.key, fmt, doc.pages))))
+        elif doc.page:
+            links.append(("current", self.url(doc_path(doc.key, fmt))))
+            if doc.page > 1:
+                links.append(("prev-archive", self.url(doc_path(doc.key, fmt, doc.page - 1))))
+            if doc.page < doc.pages:
+                links.append(("next-archive", self.url(doc_path(doc.key, fmt, doc.page + 1))))
+        return links
+
+    def _generator(self, doc: FeedDoc, fmt: str) -> FeedGenerator:
+        fg = FeedGenerator()
+        fg.id(self.url(doc_path(doc.key, "atom")))
+        fg.title(doc.title)
+        fg.subtitle(doc.description)
+        fg.description(doc.description)
+        fg.language(self.site.language)
+        fg.author(name=self.site.author_name)
+        fg.generator(GENERATOR, version=__version__)
+        fg.updated(self.doc_updated(doc))
+        fg.lastBuildDate(self.doc_updated(doc))
+        fg.link(href=self.url(doc.path(fmt)), rel="self", type=MEDIA_TYPES[fmt])
+        extra = self._links(doc, fmt)
+        if fmt == "atom":
+            for rel, href in extra:
+                fg.link(href=href, rel=rel)
+        # RSS's channel <link> is the last link added: the HTML page.
+        fg.link(href=doc.page_url, rel="alternate", type="text/html")
+        if fmt == "rss" and (extra or doc.page):
+            fg.register_extension("publisher_links", _ExtraLinks, None, atom=True, rss=True)
+            ext = fg.publisher_links
+            ext.links, ext.archive = extra, bool(doc.page)
+        elif fmt == "atom" and doc.page:
+            fg.register_extension("publisher_links", _ExtraLinks, None, atom=True, rss=True)
+            fg.publisher_links.archive = True
+        return fg
+
+    def atom(self, doc: FeedDoc) -> bytes:
+        shell = self._generator(doc, "atom").atom_str(pretty=True)
+        body = b"".join(self.atom_entry(p) for p in doc.posts)
+        return self._splice(shell, b"</feed>", body)
+
+    def rss(self, doc: FeedDoc) -> bytes:
+        shell = self._generator(doc, "rss").rss_str(pretty=True)
+        body = b"".join(self.rss_entry(p) for p in doc.posts)
+        return self._splice(shell, b"  </channel>", body)
+
+    def json(self, doc: FeedDoc) -> bytes:
+        feed: dict[str, object] = {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": doc.title,
+            "home_page_url": doc.page_url,
+            "feed_url": self.url(doc.path("json")),
+            "description": doc.description,
+            "language": self.site.language,
+            "authors": [{"name": self.site.author_name}],
+        }
+        if self.site.websub_hub and doc.page == 0:
+            feed["hubs"] = [{"type": "WebSub", "url": self.site.websub_hub}]
+        older = doc.pages if doc.page == 0 else doc.page - 1
+        if older:
+            feed["next_url"] = self.url(doc_path(doc.key, "json", older))
+        feed["items"] = [self.json_item(p) for p in doc.posts]
+        return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+    def render(self, doc: FeedDoc, fmt: str) -> bytes:
+        return getattr(self, fmt)(doc)
+
+    def _splice(self, shell: bytes, closing: bytes, body: bytes) -> bytes:
+        decl, rest = shell.split(b"\n", 1)
+        at = rest.rindex(closing)
+        return decl + b"\n" + self.stylesheet.encode() + rest[:at] + body + rest[at:]
+
+
+_RSS_ITEM_NS = f'<item xmlns:content="{CONTENT_NS}" xmlns:dc="{DC_NS}">'.encode()

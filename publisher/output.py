@@ -1,0 +1,125 @@
+"""The one writer that owns the output folder.
+
+Every file is written to a temporary file and renamed into place, so a web
+server never serves half a feed. A manifest records what was written (with the
+key of the inputs it was made from), so a rebuild skips what is current,
+rewrites only what changed, and removes only files this writer made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from publisher.errors import PublisherError
+
+MANIFEST = ".publisher-manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class WriteCounts:
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+
+class OutputWriter:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.counts = WriteCounts()
+        self.changed: list[str] = []
+        self._old: dict[str, dict[str, object]] = {}
+        self._old_inputs = ""
+        self._new: dict[str, dict[str, object]] = {}
+        data = self._read_manifest()
+        if data:
+            self._old = data.get("files", {})
+            self._old_inputs = data.get("inputs", "")
+
+    def _read_manifest(self) -> dict:
+        try:
+            data = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if data.get("version") == MANIFEST_VERSION else {}
+
+    def path(self, rel: str) -> Path:
+        """The file for ``rel``; refuses anything that would land outside the folder."""
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts or rel == MANIFEST:
+            raise PublisherError(f"refusing to write {rel!r} outside the output folder")
+        return self.root.joinpath(*pure.parts)
+
+    def _stat_matches(self, rel: str) -> bool:
+        entry = self._old.get(rel)
+        if entry is None:
+            return False
+        try:
+            st = self.path(rel).stat()
+        except FileNotFoundError:
+            return False
+        return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
+
+    def up_to_date(self, inputs: str) -> bool:
+        """True when the inputs fingerprint and every written file are as last recorded."""
+        if not self._old or inputs != self._old_inputs:
+            return False
+        return all(self._stat_matches(rel) for rel in self._old)
+
+    def is_current(self, rel: str, key: str) -> bool:
+        """If ``rel`` was made from the same key and is untouched since, keep it."""
+        entry = self._old.get(rel)
+        if entry is not None and entry["key"] == key and self._stat_matches(rel):
+            self._new[rel] = entry
+            self.counts.unchanged += 1
+            return True
+        return False
+
+    def write(self, rel: str, key: str, data: bytes) -> None:
+        if rel in self._new:
+            raise PublisherError(f"internal: {rel} written twice in one build")
+        target = self.path(rel)
+        try:
+            same = target.read_bytes() == data
+        except FileNotFoundError:
+            same = False
+        if same:
+            self.counts.unchanged += 1
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            self.counts.written += 1
+            self.changed.append(rel)
+        st = target.stat()
+        self._new[rel] = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def finish(self, inputs: str) -> None:
+        """Remove files this writer made that the build no longer has; save the manifest."""
+        for rel in sorted(set(self._old) - set(self._new)):
+            target = self.path(rel)
+            if target.is_file():
+                target.unlink()
+                self.counts.removed += 1
+                self.changed.append(rel)
+            self._prune_dirs(target.parent)
+        manifest = {"version": MANIFEST_VERSION, "inputs": inputs, "files": self._new}
+        data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        target = self.root / MANIFEST
+        tmp = target.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+    def _prune_dirs(self, folder: Path) -> None:
+        root = self.root.resolve()
+        while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent

@@ -1,0 +1,97 @@
+"""Pages the feeds link to: post permalinks, tag/category pages, the index, OPML.
+
+Jinja2 with autoescaping on: every value is escaped unless it is the post HTML
+the normalizer built from escaped text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from publisher.posts import Post, Term
+from publisher.settings import Settings
+
+FORMAT_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
+
+
+@dataclass(frozen=True)
+class FeedLink:
+    href: str
+    type: str
+    title: str
+    label: str
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """One feed family (site, a tag or a category) for the index page and OPML."""
+
+    title: str
+    page: str
+    count: int
+    feeds: tuple[FeedLink, ...]
+
+
+def environment(templates: Path) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(templates),
+        autoescape=select_autoescape(["html", "j2", "xml"]),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+class PageRenderer:
+    def __init__(self, settings: Settings) -> None:
+        self.env = environment(settings.templates_dir)
+        self.site = settings.site
+        self.base = settings.site.base_url
+
+    def _render(self, name: str, **ctx: object) -> bytes:
+        html = self.env.get_template(name).render(site=self.site, base=self.base, **ctx)
+        return html.encode("utf-8")
+
+    def post(self, post: Post, terms: list[Term], feeds: list[FeedLink]) -> bytes:
+        return self._render(
+            "post.html.j2",
+            post=post,
+            post_url=f"{self.base}posts/{post.slug}/",
+            terms=terms,
+            feeds=feeds,
+        )
+
+    def term(self, heading: str, posts: list[Post], feeds: list[FeedLink]) -> bytes:
+        return self._render("term.html.j2", heading=heading, posts=posts, feeds=feeds)
+
+    def index(self, rows: list[FeedRow], recent: list[Post], feeds: list[FeedLink]) -> bytes:
+        return self._render("index.html.j2", rows=rows, recent=recent, feeds=feeds)
+
+
+def opml(title: str, rows: list[FeedRow]) -> bytes:
+    """OPML 2.0 listing every feed (Atom flavour), so a reader can subscribe to all at once."""
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        "  <head>",
+        f"    <title>{_text(title)}</title>",
+        "  </head>",
+        "  <body>",
+    ]
+    for row in rows:
+        atom = next(f for f in row.feeds if f.type == "application/atom+xml")
+        lines.append(
+            f"    <outline type=\"rss\" text={quoteattr(row.title)} title={quoteattr(row.title)}"
+            f" xmlUrl={quoteattr(atom.href)} htmlUrl={quoteattr(row.page)}/>"
+        )
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _text(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,124 @@
+"""State database (SQLAlchemy Core): what the program remembers between runs.
+
+Config is what people edit; state is what the program writes. The schema is
+versioned: ``MIGRATIONS[n]`` upgrades version n to n+1 and runs inside one
+transaction, so an old database keeps its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from publisher.errors import PublisherError
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+#: One row per post id: the content last published and when it last changed,
+#: so an edited post gets a new ``updated`` date and an unchanged one keeps it.
+post_versions = sa.Table(
+    "post_versions",
+    metadata,
+    sa.Column("id", sa.String(500), primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("updated", sa.String(40), nullable=False),  # RFC 3339
+)
+
+
+def _v0_to_v1(conn: Connection) -> None:
+    post_versions.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class PostVersion:
+    content_hash: str
+    updated: datetime
+
+
+def open_engine(url: str) -> Engine:
+    """Connect and migrate; a SQLite file's folder is created on first use."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(url)
+        migrate(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        raise PublisherError(
+            f"state database {url}: {exc.__class__.__name__}: {exc.orig or exc}",
+            "check [state] url (or PUBLISHER_STATE_URL) and that the database is reachable",
+        ) from None
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    with engine.begin() as conn:
+        if not sa.inspect(conn).has_table("schema_version"):
+            schema_version.create(conn)
+            conn.execute(schema_version.insert().values(version=0))
+        version = conn.execute(sa.select(schema_version.c.version)).scalar_one()
+        if version > SCHEMA_VERSION:
+            raise PublisherError(
+                f"state database is at schema version {version}, newer than this publisher "
+                f"({SCHEMA_VERSION})",
+                "upgrade publisher, or point [state] url at another database",
+            )
+        for step in MIGRATIONS[version:]:
+            step(conn)
+        conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+    return SCHEMA_VERSION
+
+
+def load_versions(engine: Engine) -> dict[str, PostVersion]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(post_versions)).all()
+    return {r.id: PostVersion(r.content_hash, datetime.fromisoformat(r.updated)) for r in rows}
+
+
+def save_versions(engine: Engine, changed: Iterable[tuple[str, PostVersion]]) -> None:
+    rows = [
+        {"id": pid, "content_hash": v.content_hash, "updated": v.updated.isoformat()}
+        for pid, v in changed
+    ]
+    if not rows:
+        return
+    with engine.begin() as conn:
+        ids = [r["id"] for r in rows]
+        for i in range(0, len(ids), 500):
+            conn.execute(post_versions.delete().where(post_versions.c.id.in_(ids[i : i + 500])))
+        conn.execute(post_versions.insert(), rows)
+
+
+def resolve_updated(
+    posts: Iterable[tuple[str, str, datetime]],
+    known: dict[str, PostVersion],
+    now: datetime,
+) -> tuple[dict[str, datetime], list[tuple[str, PostVersion]]]:
+    """(id, content hash, published) -> updated dates, and the rows to save.
+
+    A post seen for the first time was last updated when it was published; a
+    post whose content changed since the last build was updated ``now``.
+    """
+    updated: dict[str, datetime] = {}
+    changed: list[tuple[str, PostVersion]] = []
+    for pid, digest, published in posts:
+        old = known.get(pid)
+        if old is not None and old.content_hash == digest:
+            updated[pid] = old.updated
+            continue
+        when = published if old is None else max(now, published)
+        updated[pid] = when
+        changed.append((pid, PostVersion(digest, when)))
+    return updated, changed
