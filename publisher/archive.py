@@ -17,10 +17,8 @@ from pathlib import Path
 from publisher.errors import Problem, PublisherError, error, warning
 from publisher.text import XML_FORBIDDEN, squash
 
-MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
-WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _MONTH_NO = {m.casefold(): i + 1 for i, m in enumerate(MONTHS)}
 
 _Q_OPEN = "[‘'\"“`]"
@@ -301,8 +299,19 @@ def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
         page.rejected.append((t + 1, title))
         return
     page.posts.append(
-        RawPost(page.file, t + 1, 0, title, None, "", paragraphs, tuple(tags), tuple(cats),
-                excerpt=excerpt, at_eof=True)
+        RawPost(
+            page.file,
+            t + 1,
+            0,
+            title,
+            None,
+            "",
+            paragraphs,
+            tuple(tags),
+            tuple(cats),
+            excerpt=excerpt,
+            at_eof=True,
+        )
     )
 
 

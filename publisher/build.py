@@ -20,7 +20,7 @@ from time import perf_counter
 from publisher import __version__
 from publisher.archive import archive_files, read_pages
 from publisher.errors import PublisherError
-from publisher.feeds import FORMATS, MEDIA_TYPES, FeedDoc, FeedRenderer, doc_path, paginate
+from publisher.feeds import FORMATS, MEDIA_TYPES, FeedRenderer, doc_path, paginate
 from publisher.output import OutputWriter
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term, normalize
@@ -105,8 +105,15 @@ def build(
     inputs = fingerprint(settings, files, skip_invalid)
     writer = OutputWriter(out)
     if writer.up_to_date(inputs):
-        return BuildResult(0, 0, writer.counts.unchanged or len(writer._old), 0,
-                           perf_counter() - start, (), up_to_date=True)
+        return BuildResult(
+            0,
+            0,
+            writer.counts.unchanged or len(writer._old),
+            0,
+            perf_counter() - start,
+            (),
+            up_to_date=True,
+        )
     site = settings.site
     stream = normalize(read_pages(files), site.tzinfo, site.id_domain, settings.ids)
     for problem in stream.problems:
@@ -139,8 +146,13 @@ def build(
         ping_hub(site.websub_hub, feeds)
     c = writer.counts
     return BuildResult(
-        len(stream.posts), c.written, c.unchanged, c.removed, perf_counter() - start,
-        tuple(writer.changed), tuple(stream.skipped),
+        len(stream.posts),
+        c.written,
+        c.unchanged,
+        c.removed,
+        perf_counter() - start,
+        tuple(writer.changed),
+        tuple(stream.skipped),
     )
 
 
@@ -160,8 +172,12 @@ def _render_all(writer: OutputWriter, pending: list[Artifact], progress: bool) -
 
 def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
     return [
-        FeedLink(renderer.url(doc_path(key, fmt)), MEDIA_TYPES[fmt], f"{title} ({FORMAT_LABELS[fmt]})",
-                 FORMAT_LABELS[fmt])
+        FeedLink(
+            renderer.url(doc_path(key, fmt)),
+            MEDIA_TYPES[fmt],
+            f"{title} ({FORMAT_LABELS[fmt]})",
+            FORMAT_LABELS[fmt],
+        )
         for fmt in FORMATS
     ]
 
@@ -172,8 +188,9 @@ def _artifacts(
     site = settings.site
     feeds = FeedRenderer(site, updated)
     pages = PageRenderer(settings)
-    base_key = _digest(__version__, repr(site), settings.build.feed_max_items,
-                       _templates_digest(settings))
+    base_key = _digest(
+        __version__, repr(site), settings.build.feed_max_items, _templates_digest(settings)
+    )
 
     def post_key(p: Post) -> tuple[str, str, str, str, str]:
         return (p.id, p.slug, p.content_hash, p.published.isoformat(), updated[p.id].isoformat())
@@ -184,17 +201,33 @@ def _artifacts(
     for kind, label in (("tag", "Posts tagged ‘{}’"), ("category", "Posts in ‘{}’")):
         for term in stream.terms_of(kind):
             heading = label.format(term.name)
-            families.append((f"{kind}/{term.slug}", f"{site.title}: {heading}",
-                             heading, feeds.term_url(kind, term.slug), stream.posts_with(term)))
+            families.append(
+                (
+                    f"{kind}/{term.slug}",
+                    f"{site.title}: {heading}",
+                    heading,
+                    feeds.term_url(kind, term.slug),
+                    stream.posts_with(term),
+                )
+            )
 
     rows: list[FeedRow] = []
     site_links = _feed_links(feeds, "all", site.title)
     for key, title, description, page_url, posts in families:
         links = _feed_links(feeds, key, title)
         rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
-        for doc in paginate(key, title, description, page_url, posts, settings.build.feed_max_items):
-            doc_key = _digest(base_key, doc.key, doc.page, doc.pages, title, description,
-                              [post_key(p) for p in doc.posts])
+        for doc in paginate(
+            key, title, description, page_url, posts, settings.build.feed_max_items
+        ):
+            doc_key = _digest(
+                base_key,
+                doc.key,
+                doc.page,
+                doc.pages,
+                title,
+                description,
+                [post_key(p) for p in doc.posts],
+            )
             for fmt in FORMATS:
                 yield Artifact(doc.path(fmt), doc_key, _bind(feeds.render, doc, fmt))
         if key != "all":
@@ -208,16 +241,23 @@ def _artifacts(
     for p in stream.posts:
         terms = _terms_of(stream, p)
         post_links = site_links + [
-            link for t in terms for link in _feed_links(feeds, f"{t.kind}/{t.slug}", t.name)
+            link
+            for t in terms
+            for link in _feed_links(feeds, f"{t.kind}/{t.slug}", t.name)
             if link.type == MEDIA_TYPES["atom"]
         ]
-        yield Artifact(f"posts/{p.slug}/index.html", _digest(base_key, post_key(p)),
-                       _bind(pages.post, p, terms, post_links))
+        yield Artifact(
+            f"posts/{p.slug}/index.html",
+            _digest(base_key, post_key(p)),
+            _bind(pages.post, p, terms, post_links),
+        )
 
     recent = list(stream.posts[: settings.build.feed_max_items])
-    yield Artifact("index.html",
-                   _digest(base_key, rows, [post_key(p) for p in recent]),
-                   _bind(pages.index, rows, recent, site_links))
+    yield Artifact(
+        "index.html",
+        _digest(base_key, rows, [post_key(p) for p in recent]),
+        _bind(pages.index, rows, recent, site_links),
+    )
     yield Artifact("feeds.opml", _digest(base_key, rows), _bind(opml, site.title, rows))
     for name in STATIC_FILES:
         data = (settings.templates_dir / name).read_bytes()

@@ -78,9 +78,13 @@ class _ExtraLinks(BaseExtension):
     def __init__(self) -> None:
         self.links: list[tuple[str, str]] = []
         self.archive = False
+        self.rss = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"fh": FH_NS} if self.archive else {}
+        ns = {"fh": FH_NS} if self.archive else {}
+        if self.rss:
+            ns["dc"] = DC_NS  # entries carry dc:creator
+        return ns
 
     def extend_rss(self, feed: etree._Element) -> etree._Element:
         channel = feed[0]
@@ -216,13 +220,11 @@ class FeedRenderer:
                 fg.link(href=href, rel=rel)
         # RSS's channel <link> is the last link added: the HTML page.
         fg.link(href=doc.page_url, rel="alternate", type="text/html")
-        if fmt == "rss" and (extra or doc.page):
-            fg.register_extension("publisher_links", _ExtraLinks, None, atom=True, rss=True)
-            ext = fg.publisher_links
-            ext.links, ext.archive = extra, bool(doc.page)
-        elif fmt == "atom" and doc.page:
-            fg.register_extension("publisher_links", _ExtraLinks, None, atom=True, rss=True)
-            fg.publisher_links.archive = True
+        fg.register_extension("publisher_links", _ExtraLinks, None, atom=True, rss=True)
+        ext = fg.publisher_links
+        ext.archive, ext.rss = bool(doc.page), fmt == "rss"
+        if fmt == "rss":
+            ext.links = extra
         return fg
 
     def atom(self, doc: FeedDoc) -> bytes:

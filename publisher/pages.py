@@ -86,7 +86,7 @@ def opml(title: str, rows: list[FeedRow]) -> bytes:
     for row in rows:
         atom = next(f for f in row.feeds if f.type == "application/atom+xml")
         lines.append(
-            f"    <outline type=\"rss\" text={quoteattr(row.title)} title={quoteattr(row.title)}"
+            f'    <outline type="rss" text={quoteattr(row.title)} title={quoteattr(row.title)}'
             f" xmlUrl={quoteattr(atom.href)} htmlUrl={quoteattr(row.page)}/>"
         )
     lines += ["  </body>", "</opml>", ""]

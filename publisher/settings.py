@@ -98,18 +98,14 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         try:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: config file not found", "check the --config path"
-            ) from None
+            raise ConfigError(f"{path}: config file not found", "check the --config path") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the TOML syntax") from None
     sections: dict[str, Any] = {}
     for name, value in raw.items():
         if name != "ids" and name not in _SECTIONS:
             allowed = ", ".join(sorted([*_SECTIONS, "ids"]))
-            raise ConfigError(
-                f"{source}: unknown section [{name}]", f"use one of: {allowed}"
-            )
+            raise ConfigError(f"{source}: unknown section [{name}]", f"use one of: {allowed}")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{name}] must be a table", f"write it as [{name}]")
         sections[name] = value
@@ -168,7 +164,7 @@ def _build_ids(values: dict[str, Any], source: str) -> dict[str, str]:
     for old, new in values.items():
         if not isinstance(new, str) or not _SLUGISH.match(new) or not _SLUGISH.match(old):
             raise ConfigError(
-                f"{source}: [ids] {old} = {new!r} is not an old-slug = \"new-slug\" pair",
+                f'{source}: [ids] {old} = {new!r} is not an old-slug = "new-slug" pair',
                 'write e.g. "old-title-slug" = "new-title-slug" (lowercase slugs)',
             )
         ids[old] = new

@@ -44,7 +44,12 @@ def test_header_kinds(header: str, kind: PageKind, term: str) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["Monday, February 11th, 2019", "February 11th, 2019", "February 11, 2019", "Monday, February 11, 2019"],
+    [
+        "Monday, February 11th, 2019",
+        "February 11th, 2019",
+        "February 11, 2019",
+        "Monday, February 11, 2019",
+    ],
 )
 def test_date_line_forms(line: str) -> None:
     page = parse(f"Posts Tagged ‘x’\n\nA title\n\n{line}\n\nText.\n")
@@ -103,7 +108,9 @@ def test_page_cut_inside_next_title_keeps_fragment_as_text() -> None:
 
 
 def test_empty_file() -> None:
-    assert msgs(parse("")) == ["a.txt:1: error: empty file: no posts to read; remove it or re-save the page"]
+    assert msgs(parse("")) == [
+        "a.txt:1: error: empty file: no posts to read; remove it or re-save the page"
+    ]
     assert parse("  \n\n").problems[0].line == 1
 
 
@@ -140,7 +147,10 @@ def test_weekday_mismatch_is_a_warning_and_date_wins() -> None:
 
 def test_title_absurdly_long() -> None:
     title = "word " * 60
-    page = parse(f"Posts Tagged ‘x’\n\n{title}\n\nMonday, February 11th, 2019\n\nText.\n\n" + POST.format(n=2))
+    page = parse(
+        f"Posts Tagged ‘x’\n\n{title}\n\nMonday, February 11th, 2019\n\nText.\n\n"
+        + POST.format(n=2)
+    )
     assert page.problems[0].line == 3 and "characters long" in page.problems[0].message
     assert [p.title for p in page.posts] == ["Title 2"]
 
@@ -148,7 +158,9 @@ def test_title_absurdly_long() -> None:
 def test_post_with_no_body() -> None:
     text = "Posts Tagged ‘x’\n\nEmpty\n\nMonday, February 11th, 2019\n\n" + POST.format(n=2)
     page = parse(text)
-    assert msgs(page) == ["a.txt:3: error: post 'Empty' has no body: add its text below the date line"]
+    assert msgs(page) == [
+        "a.txt:3: error: post 'Empty' has no body: add its text below the date line"
+    ]
     assert [p.title for p in page.posts] == ["Title 2"]
 
 

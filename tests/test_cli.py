@@ -12,7 +12,11 @@ from tests.conftest import SEEDS, write
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "publisher", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "publisher", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -23,7 +27,10 @@ def test_check_seeds_is_clean(tmp_path: Path) -> None:
 
 
 def test_check_reports_file_line_and_exits_1(tmp_path: Path) -> None:
-    write(tmp_path / "in" / "bad.txt", "Posts Tagged ‘x’\n\nT\n\nMonday, February 30th, 2019\n\nText.\n")
+    write(
+        tmp_path / "in" / "bad.txt",
+        "Posts Tagged ‘x’\n\nT\n\nMonday, February 30th, 2019\n\nText.\n",
+    )
     write(tmp_path / "in" / "ok.txt", "Posts Tagged ‘y’\n\nGood\n\nMay 1, 2018\n\nText.\n")
     r = run("check", "in", cwd=tmp_path)
     assert r.returncode == 1

@@ -136,9 +136,14 @@ def test_term_slugs_are_safe_and_merge_case_variants() -> None:
 
 
 def test_html_is_escaped_and_summary_plain() -> None:
-    a = page("a.txt", tagged("x", post("<b>&</b>", body="Fish & <chips> \"quoted\" 'x'\n\n  • a<b\n")))
+    a = page(
+        "a.txt", tagged("x", post("<b>&</b>", body="Fish & <chips> \"quoted\" 'x'\n\n  • a<b\n"))
+    )
     (p,) = run(a).posts
     assert p.title == "<b>&</b>"
-    assert p.html == "<p>Fish &amp; &lt;chips&gt; &quot;quoted&quot; &#x27;x&#x27;</p>\n<ul><li>a&lt;b</li></ul>"
+    assert (
+        p.html
+        == "<p>Fish &amp; &lt;chips&gt; &quot;quoted&quot; &#x27;x&#x27;</p>\n<ul><li>a&lt;b</li></ul>"
+    )
     assert p.summary == "Fish & <chips> \"quoted\" 'x'…"
     assert p.word_count == 6

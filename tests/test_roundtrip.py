@@ -14,8 +14,28 @@ from publisher.posts import normalize
 from publisher.text import title_key
 
 LONDON = tz.gettz("Europe/London")
-WORDS = ["council", "staff", "thanks", "digital", "café", "naïve", "Ofsted", "&", "<b>", "“quoted”",
-         "it’s", "2019", "week", "people", "skills", "—", "£5", "smart", "working", "résumé"]
+WORDS = [
+    "council",
+    "staff",
+    "thanks",
+    "digital",
+    "café",
+    "naïve",
+    "Ofsted",
+    "&",
+    "<b>",
+    "“quoted”",
+    "it’s",
+    "2019",
+    "week",
+    "people",
+    "skills",
+    "—",
+    "£5",
+    "smart",
+    "working",
+    "résumé",
+]
 TAGS = ["thanks", "digital", "Smart Working", "café", "news & views"]
 
 
@@ -43,8 +63,12 @@ def posts(draw):
     # Distinct days: two same-day posts that never share a page have no archive
     # order to keep (test_posts covers same-day ordering).
     days = draw(
-        st.lists(st.dates(date(2016, 1, 1), date(2019, 12, 31)), min_size=len(titles),
-                 max_size=len(titles), unique=True)
+        st.lists(
+            st.dates(date(2016, 1, 1), date(2019, 12, 31)),
+            min_size=len(titles),
+            max_size=len(titles),
+            unique=True,
+        )
     )
     out = []
     for i, t in enumerate(titles):
@@ -85,20 +109,30 @@ def archive_files(draw):
     for tag in TAGS:
         mine = [p for p in ps if tag in p["tags"]]
         if mine:
-            files.append(f"Posts Tagged ‘{tag}’\n\n" + "\n".join(map(render_post, newest_first(mine))))
+            files.append(
+                f"Posts Tagged ‘{tag}’\n\n" + "\n".join(map(render_post, newest_first(mine)))
+            )
     for cat in ("News", "Blog"):
         mine = [p for p in ps if p["category"] == cat]
         if mine:
-            files.append(f"Archive for the '{cat}' Category\n\n" + "\n".join(map(render_post, newest_first(mine))))
+            files.append(
+                f"Archive for the '{cat}' Category\n\n"
+                + "\n".join(map(render_post, newest_first(mine)))
+            )
     for p in ps:
         if not p["tags"] and not p["category"] or draw(st.booleans()):
             # a date archive or a single post page (dated, or undated if dated elsewhere)
             if draw(st.booleans()):
-                files.append(f"Archive for {MONTHS[p['date'].month - 1]}, {p['date'].year}\n\n" + render_post(p))
+                files.append(
+                    f"Archive for {MONTHS[p['date'].month - 1]}, {p['date'].year}\n\n"
+                    + render_post(p)
+                )
             else:
                 undated = bool(p["tags"] or p["category"]) and draw(st.booleans())
                 chrome = f"Tags: {', '.join(p['tags'])}\n\n" if p["tags"] else ""
-                files.append(render_post(p, dated=not undated) + "\n" + chrome + "Comments are closed.\n")
+                files.append(
+                    render_post(p, dated=not undated) + "\n" + chrome + "Comments are closed.\n"
+                )
     order = draw(st.permutations(range(len(files))))
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     return ps, [(f"f{n:02d}.txt", files[k].replace("\n", newline)) for n, k in enumerate(order)]
@@ -112,13 +146,23 @@ def test_any_split_parses_back_to_the_same_stream(case) -> None:
     stream = normalize(pages, LONDON, "example.org")
     assert stream.problems == []
     expected = [
-        (p["title"], p["date"], tuple(sorted(p["tags"], key=str.casefold)),
-         (p["category"],) if p["category"] else (), p["paras"])
+        (
+            p["title"],
+            p["date"],
+            tuple(sorted(p["tags"], key=str.casefold)),
+            (p["category"],) if p["category"] else (),
+            p["paras"],
+        )
         for p in newest_first(ps)
     ]
     got = [
-        (q.title, q.date, q.tags, q.categories,
-         [("ul", x.items) if x.is_list else ("p", x.text) for x in q.paragraphs])
+        (
+            q.title,
+            q.date,
+            q.tags,
+            q.categories,
+            [("ul", x.items) if x.is_list else ("p", x.text) for x in q.paragraphs],
+        )
         for q in stream.posts
     ]
     assert got == expected

@@ -24,11 +24,16 @@ def test_seeds_give_twelve_unique_posts(settings: Settings) -> None:
 
 def test_shared_post_carries_both_tags(settings: Settings) -> None:
     stream = _stream(settings)
-    (post,) = [p for p in stream.posts if p.title == "Digitisation, and the Children’s Services Ofsted"]
+    (post,) = [
+        p for p in stream.posts if p.title == "Digitisation, and the Children’s Services Ofsted"
+    ]
     assert post.date == date(2019, 2, 11)
     assert post.tags == ("digital", "thanks")
     assert len(post.sources) == 2
-    assert post.id == "tag:publisher.localhost,2019-02-11:digitisation-and-the-childrens-services-ofsted"
+    assert (
+        post.id
+        == "tag:publisher.localhost,2019-02-11:digitisation-and-the-childrens-services-ofsted"
+    )
 
 
 def test_tag_counts_and_order(settings: Settings) -> None:

@@ -21,8 +21,12 @@ def test_defaults_without_config_file(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_toml_and_environment_override(tmp_path: Path) -> None:
     cfg = tmp_path / "p.toml"
-    cfg.write_text('[site]\ntitle = "Blog"\nbase_url = "https://b.example"\n[build]\nfeed_max_items = 5\n')
-    s = load_settings(cfg, environ={"PUBLISHER_BUILD_FEED_MAX_ITEMS": "7", "PUBLISHER_SITE_TITLE": "Env"})
+    cfg.write_text(
+        '[site]\ntitle = "Blog"\nbase_url = "https://b.example"\n[build]\nfeed_max_items = 5\n'
+    )
+    s = load_settings(
+        cfg, environ={"PUBLISHER_BUILD_FEED_MAX_ITEMS": "7", "PUBLISHER_SITE_TITLE": "Env"}
+    )
     assert s.site.title == "Env" and s.build.feed_max_items == 7
     assert s.site.base_url == "https://b.example/"
 
@@ -33,14 +37,20 @@ def test_toml_and_environment_override(tmp_path: Path) -> None:
         ("[site]\ntitel = 'x'\n", {}, "unknown key 'titel' in [site]"),
         ("[sight]\n", {}, "unknown section [sight]"),
         ("[build]\nfeed_max_items = 'many'\n", {}, "[build] feed_max_items must be a whole number"),
-        ("", {"PUBLISHER_BUILD_FEED_MAX_ITEMS": "x"}, "PUBLISHER_BUILD_FEED_MAX_ITEMS: [build] feed_max_items"),
+        (
+            "",
+            {"PUBLISHER_BUILD_FEED_MAX_ITEMS": "x"},
+            "PUBLISHER_BUILD_FEED_MAX_ITEMS: [build] feed_max_items",
+        ),
         ("[site]\ntimezone = 'Mars/Base'\n", {}, "not a known IANA time zone"),
         ("[site]\nbase_url = 'ftp://x'\n", {}, "not an absolute http(s) URL"),
         ("[site\n", {}, "not valid TOML"),
         ("[ids]\n'Old Title' = 'new'\n", {}, "[ids]"),
     ],
 )
-def test_bad_config_names_file_key_and_fix(tmp_path: Path, toml: str, env: dict, needle: str) -> None:
+def test_bad_config_names_file_key_and_fix(
+    tmp_path: Path, toml: str, env: dict, needle: str
+) -> None:
     cfg = tmp_path / "p.toml"
     cfg.write_text(toml)
     with pytest.raises(ConfigError) as exc:

@@ -1,0 +1,317 @@
+"""How build writes: determinism, incremental rebuilds, atomicity, stale files, history."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import feedparser
+import pytest
+
+from publisher.build import build
+from publisher.errors import PublisherError
+from publisher.settings import Settings, load_settings
+from tests.conftest import ROOT, SEEDS, write
+from tests.feedcheck import assert_valid_atom
+
+GOLDEN = Path(__file__).parent / "golden"
+EDIT_NOW = datetime.fromisoformat("2026-11-23T09:30:00+00:00")
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    dst = tmp_path / "seeds"
+    shutil.copytree(SEEDS, dst)
+    return dst
+
+
+def settings_with(tmp_path: Path, extra: str = "", name: str = "p.toml") -> Settings:
+    cfg = tmp_path / name
+    cfg.write_text(
+        f'[state]\nurl = "sqlite:///{(tmp_path / (name + ".db")).as_posix()}"\n{extra}',
+        encoding="utf-8",
+    )
+    return load_settings(cfg, environ={})
+
+
+def test_two_builds_are_byte_identical(tmp_path: Path, seeds: Path) -> None:
+    a = build(settings_with(tmp_path, name="a.toml"), [seeds], tmp_path / "a")
+    b = build(settings_with(tmp_path, name="b.toml"), [seeds], tmp_path / "b")
+    assert a.written == b.written > 20
+    sa = {k: v[0] for k, v in snapshot(tmp_path / "a").items() if not k.startswith(".")}
+    sb = {k: v[0] for k, v in snapshot(tmp_path / "b").items() if not k.startswith(".")}
+    assert sa == sb
+
+
+def test_unchanged_rebuild_touches_nothing(tmp_path: Path, seeds: Path) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    before = snapshot(out)
+    again = build(s, [seeds], out)
+    assert again.up_to_date and "nothing changed" in again.summary()
+    os.utime(seeds / "000_5c47147349eb2bcc.txt")  # touched, not changed: parses, writes nothing
+    third = build(s, [seeds], out)
+    assert not third.up_to_date and third.written == 0 and third.removed == 0
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if not k.startswith(".")} == {
+        k: v for k, v in before.items() if not k.startswith(".")
+    }
+
+
+def test_edited_post_rewrites_only_files_that_carry_it(tmp_path: Path, seeds: Path) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    f = seeds / "000_5c47147349eb2bcc.txt"
+    # "Thanks to our gritting crews" is only in the thanks archive: tag thanks + site feeds
+    f.write_text(
+        f.read_text(encoding="utf-8").replace("flat out", "working flat out"), encoding="utf-8"
+    )
+    result = build(s, [seeds], out, now=EDIT_NOW)
+    # the index shows titles only: re-rendered, found identical, not rewritten
+    assert sorted(result.changed) == [
+        "all.atom",
+        "all.json",
+        "all.rss",
+        "posts/thanks-to-our-gritting-crews-a-ministerial-visit-and/index.html",
+        "tag/thanks.atom",
+        "tag/thanks.json",
+        "tag/thanks.rss",
+        "tag/thanks/index.html",
+    ]
+    feed = feedparser.parse(str(out / "tag" / "thanks.atom"))
+    edited = next(e for e in feed.entries if e.title.startswith("Thanks to our gritting"))
+    assert edited.updated == "2026-11-23T09:30:00+00:00"
+    assert edited.published == "2018-03-05T12:00:00+00:00"
+    others = [e for e in feed.entries if e is not edited]
+    assert all(e.updated == e.published for e in others)
+    assert feed.feed.updated == "2026-11-23T09:30:00+00:00"
+    # a later unchanged rebuild keeps the stored updated date (no wall clock)
+    os.utime(f)
+    build(s, [seeds], out, now=datetime.fromisoformat("2030-01-01T00:00:00+00:00"))
+    feed = feedparser.parse(str(out / "tag" / "thanks.atom"))
+    assert feed.feed.updated == "2026-11-23T09:30:00+00:00"
+
+
+def test_errors_write_nothing_unless_skip_invalid(tmp_path: Path, seeds: Path) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    before = snapshot(out)
+    write(
+        seeds / "bad.txt",
+        "Posts Tagged ‘broken’\n\nGood one\n\nMay 1, 2018\n\nText.\n\nBad\n\nFebruary 30, 2019\n\nX.\n",
+    )
+    with pytest.raises(PublisherError, match="nothing was written"):
+        build(s, [seeds], out)
+    assert snapshot(out) == before
+    result = build(s, [seeds], out, skip_invalid=True)
+    assert result.posts == 13 and len(result.skipped) == 1
+    assert result.skipped[0].endswith("seeds/bad.txt:9: Bad")
+    assert (out / "tag" / "broken.atom").is_file()
+
+
+def test_cli_build_exit_status_and_summary(tmp_path: Path, seeds: Path) -> None:
+    write(seeds / "bad.txt", "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    cmd = [sys.executable, "-m", "publisher", "build", "--out", "site", str(seeds)]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+    assert r.returncode == 1 and "bad.txt:1: error: empty file" in r.stderr
+    assert "--skip-invalid" in r.stderr and not (tmp_path / "site").exists()
+    r = subprocess.run(
+        [*cmd, "--skip-invalid"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
+    )
+    assert r.returncode == 0 and "12 posts: 27 files written" in r.stdout
+    assert (tmp_path / "var" / "publisher.db").is_file()
+
+
+def test_stale_files_removed_but_foreign_files_kept(tmp_path: Path, seeds: Path) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    extra = write(
+        seeds / "extra.txt", "Posts Tagged ‘gone soon’\n\nA post\n\nMay 1, 2018\n\nText.\n"
+    )
+    build(s, [seeds], out)
+    assert (out / "tag" / "gone-soon.rss").is_file()
+    mine = write(out / "tag" / "notes.txt", "mine")
+    write(out / "robots.txt", "User-agent: *\n")
+    extra.unlink()
+    result = build(s, [seeds], out)
+    assert result.removed == 5  # 3 feeds, its page and the post page
+    assert not (out / "tag" / "gone-soon.rss").exists() and not (out / "tag" / "gone-soon").exists()
+    assert mine.read_text() == "mine" and (out / "robots.txt").is_file()
+
+
+def test_writes_are_atomic_no_temp_files_left(
+    tmp_path: Path, seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    before = snapshot(out)
+    import publisher.output as output
+
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def dying_replace(src, dst):  # the machine dies after a few files are in place
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(output.os, "replace", dying_replace)
+    f = seeds / "002_58f30e9912765277.txt"
+    f.write_text(f.read_text(encoding="utf-8").replace("cyber", "Cyber"), encoding="utf-8")
+    with pytest.raises(OSError):
+        build(s, [seeds], out)
+    monkeypatch.setattr(output.os, "replace", real_replace)
+    assert not [p for p in out.rglob("*.tmp")]
+    for rel, (data, _) in snapshot(out).items():  # every file is whole: old or new
+        if rel.endswith((".atom", ".rss")):
+            assert not feedparser.parse(data).bozo
+    assert snapshot(out).keys() == before.keys()
+    build(s, [seeds], out)  # the next build completes the job
+    assert "Cyber" in (out / "all.atom").read_text(encoding="utf-8")
+
+
+def test_escaping_and_control_characters_round_trip(tmp_path: Path) -> None:
+    title = "Fish & <chips> \"quoted\" 'single' — café ☕"
+    body = "Tom & Jerry <script>alert('x')</script> “curly” naïve ☃\x07 end."
+    src = write(
+        tmp_path / "in" / "a.txt", f"Posts Tagged ‘R&D <x>’\n\n{title}\n\nMay 1, 2018\n\n{body}\n"
+    )
+    out = tmp_path / "out"
+    build(settings_with(tmp_path), [src.parent], out)
+    clean = body.replace("\x07", "")
+    for fmt in ("atom", "rss"):
+        path = next((out / "tag").glob(f"*.{fmt}"))
+        raw = path.read_bytes()
+        assert b"\x07" not in raw and b"<script>" not in raw
+        entry = feedparser.parse(raw).entries[0]
+        assert entry.title == title
+        assert entry.content[0].value == f"<p>{__import__('html').escape(clean)}</p>"
+    assert_valid_atom(next((out / "tag").glob("*.atom")))
+    page = (out / "posts").glob("*/index.html").__next__().read_text(encoding="utf-8")
+    assert "<script>" not in page and "Fish &amp; &lt;chips&gt;" in page
+    assert [p.name for p in (out / "tag").iterdir() if p.is_dir()] == ["r-d-x"]
+
+
+def test_archived_feeds_give_the_full_history(tmp_path: Path, seeds: Path) -> None:
+    s = settings_with(tmp_path, "[build]\nfeed_max_items = 5\n")
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    base = s.site.base_url
+    for fmt in ("atom", "rss"):
+        doc = feedparser.parse(str(out / f"all.{fmt}"))
+        assert len(doc.entries) == 5
+        seen = [e.id for e in doc.entries]
+        archives = []
+        link = next(lk.href for lk in doc.feed.links if lk.rel == "prev-archive")
+        while link:
+            path = out / link.removeprefix(base)
+            archives.append(path.name)
+            page = feedparser.parse(str(path))
+            assert not page.bozo
+            assert b"<fh:archive/>" in path.read_bytes()
+            seen += [e.id for e in page.entries]
+            link = next((lk.href for lk in page.feed.links if lk.rel == "prev-archive"), None)
+        assert archives == [f"2.{fmt}", f"1.{fmt}"]
+        assert len(set(seen)) == 12
+    for path in (out / "archive").rglob("*.atom"):
+        assert_valid_atom(path)
+
+
+def test_id_alias_keeps_old_id_after_title_fix(tmp_path: Path, seeds: Path) -> None:
+    f = seeds / "002_58f30e9912765277.txt"
+    f.write_text(
+        f.read_text(encoding="utf-8").replace("The Digital Revolution", "The Digital Revolutions"),
+        encoding="utf-8",
+    )
+    s = settings_with(tmp_path, '[ids]\n"the-digital-revolution" = "the-digital-revolutions"\n')
+    build(s, [seeds], tmp_path / "out")
+    feed = feedparser.parse(str(tmp_path / "out" / "all.atom"))
+    entry = next(e for e in feed.entries if e.title == "The Digital Revolutions")
+    assert entry.id == "tag:publisher.localhost,2017-12-04:the-digital-revolution"
+    assert entry.link.endswith("/posts/the-digital-revolutions/")
+
+
+def test_websub_hub_is_linked_and_pinged_for_changed_feeds(tmp_path: Path, seeds: Path) -> None:
+    pings: list[str] = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            form = parse_qs(body)
+            assert form["hub.mode"] == ["publish"]
+            pings.extend(form["hub.url"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hub = f"http://127.0.0.1:{server.server_port}/hub"
+    try:
+        s = settings_with(tmp_path, f'[site]\nwebsub_hub = "{hub}"\n')
+        out = tmp_path / "out"
+        build(s, [seeds], out)
+        base = s.site.base_url
+        assert sorted(pings) == sorted(
+            f"{base}{k}.{f}"
+            for k in ("all", "tag/thanks", "tag/digital")
+            for f in ("atom", "rss", "json")
+        )
+        doc = feedparser.parse(str(out / "all.atom"))
+        assert any(lk.rel == "hub" and lk.href == hub for lk in doc.feed.links)
+        pings.clear()
+        f = seeds / "002_58f30e9912765277.txt"
+        f.write_text(f.read_text(encoding="utf-8").replace("cyber", "cyber-"), encoding="utf-8")
+        build(s, [seeds], out, now=EDIT_NOW)
+        assert sorted(pings) == sorted(
+            f"{base}{k}.{f}" for k in ("all", "tag/digital") for f in ("atom", "rss", "json")
+        )
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("name", ["thanks.atom", "thanks.rss", "thanks.json"])
+def test_golden_feeds(settings: Settings, name: str) -> None:
+    """Reviewed golden copies; regenerate on purpose with UPDATE_GOLDEN=1."""
+    out = Path(settings.build.output)
+    build(settings, [SEEDS], out)
+    got = (out / "tag" / name).read_bytes()
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_bytes(got)
+    assert got == golden.read_bytes()
+
+
+def test_readme_documents_every_config_key() -> None:
+    import dataclasses
+
+    from publisher.settings import _SECTIONS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f"`{f.name}`" in readme, f"[{section}] {f.name} missing from README"
