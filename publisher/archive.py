@@ -17,7 +17,20 @@ from pathlib import Path
 from publisher.errors import Problem, PublisherError, error, warning
 from publisher.text import XML_FORBIDDEN, squash
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _MONTH_NO = {m.casefold(): i + 1 for i, m in enumerate(MONTHS)}
 
@@ -45,6 +58,7 @@ CHROME = re.compile(
 )
 _TERMS_LINE = re.compile(r"(Tags?|Categories|Posted in|Filed (?:under|in))\s*:?\s*(.*)", re.I)
 BULLET = "•"
+_XML_FORBIDDEN_BYTES = bytes([*range(0, 9), 11, 12, *range(14, 32)])
 MAX_TITLE = 200
 #: A last line this short, with no date after it, may be the next post's title cut off.
 MAX_FRAGMENT = 200
@@ -151,13 +165,20 @@ def parse_page(data: bytes, name: str) -> ArchivePage:
         page = ArchivePage(name, PageKind.POST)
         page.problems.extend(problems)
         return page
-    return parse_text(text, name)
+    # a byte-level scan is ~10x faster than the regex over the decoded text
+    maybe_forbidden = (
+        len(data.translate(None, _XML_FORBIDDEN_BYTES)) != len(data)
+        or b"\xef\xbf\xbe" in data
+        or b"\xef\xbf\xbf" in data
+        or data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    )
+    return parse_text(text, name, check_forbidden=maybe_forbidden)
 
 
-def parse_text(text: str, name: str) -> ArchivePage:
+def parse_text(text: str, name: str, check_forbidden: bool = True) -> ArchivePage:
     lines = text.split("\n")
     page = ArchivePage(name, PageKind.POST)
-    if XML_FORBIDDEN.search(text):
+    if check_forbidden and XML_FORBIDDEN.search(text):
         for i, line in enumerate(lines):
             if XML_FORBIDDEN.search(line):
                 page.problems.append(
@@ -378,6 +399,9 @@ def _strip_chrome(blocks: list[tuple[int, list[str]]]) -> tuple[list[str], list[
 def _paragraphs(blocks: list[tuple[int, list[str]]]) -> tuple[tuple[Paragraph, ...], bool]:
     out: list[Paragraph] = []
     for _, lines in blocks:
+        if len(lines) == 1 and BULLET not in lines[0]:
+            out.append(Paragraph(text=lines[0].strip()))
+            continue
         text_lines: list[str] = []
         items: list[str] = []
         for line in lines:
@@ -401,7 +425,9 @@ def _paragraphs(blocks: list[tuple[int, list[str]]]) -> tuple[tuple[Paragraph, .
     excerpt = False
     if out and not out[-1].is_list:
         last = out[-1].text
-        cut = CONTINUE.sub("", last)
+        # only the tail can hold the marker; matching the whole paragraph is slow
+        head, tail = last[:-260], last[-260:]
+        cut = head + CONTINUE.sub("", tail) if ("ead" in tail or "[" in tail) else last
         if cut != last:
             excerpt = True
             out[-1] = Paragraph(text=cut.rstrip())

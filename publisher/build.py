@@ -13,7 +13,7 @@ import hashlib
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from time import perf_counter
 
@@ -23,6 +23,7 @@ from publisher.errors import PublisherError
 from publisher.feeds import FORMATS, MEDIA_TYPES, FeedRenderer, doc_path, paginate
 from publisher.output import OutputWriter
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
+from publisher.pipeline import no_cyclic_gc
 from publisher.posts import Post, Stream, Term, normalize
 from publisher.settings import Settings
 from publisher.state import load_versions, open_engine, resolve_updated, save_versions
@@ -115,7 +116,8 @@ def build(
             up_to_date=True,
         )
     site = settings.site
-    stream = normalize(read_pages(files), site.tzinfo, site.id_domain, settings.ids)
+    with no_cyclic_gc():
+        stream = normalize(read_pages(files), site.tzinfo, site.id_domain, settings.ids)
     for problem in stream.problems:
         print(problem, file=sys.stderr)
     if stream.errors and not skip_invalid:
@@ -128,6 +130,7 @@ def build(
         raise PublisherError("no posts to publish", "check the archive paths")
     engine = open_engine(settings.state.url)
     now = now or datetime.now(site.tzinfo)
+    now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
     updated, changed = resolve_updated(
         ((p.id, p.content_hash, p.published) for p in stream.posts), load_versions(engine), now
     )
@@ -233,7 +236,7 @@ def _artifacts(
         if key != "all":
             heading = description
             yield Artifact(
-                f"{key}/index.html",
+                f"{key}.html",
                 _digest(base_key, heading, [post_key(p) + (p.summary,) for p in posts]),
                 _bind(pages.term, heading, posts, links),
             )
@@ -247,7 +250,7 @@ def _artifacts(
             if link.type == MEDIA_TYPES["atom"]
         ]
         yield Artifact(
-            f"posts/{p.slug}/index.html",
+            f"posts/{p.slug}.html",
             _digest(base_key, post_key(p)),
             _bind(pages.post, p, terms, post_links),
         )

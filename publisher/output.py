@@ -34,6 +34,7 @@ class OutputWriter:
         self._old: dict[str, dict[str, object]] = {}
         self._old_inputs = ""
         self._new: dict[str, dict[str, object]] = {}
+        self._dirs: set[Path] = set()
         data = self._read_manifest()
         if data:
             self._old = data.get("files", {})
@@ -82,14 +83,18 @@ class OutputWriter:
         if rel in self._new:
             raise PublisherError(f"internal: {rel} written twice in one build")
         target = self.path(rel)
-        try:
-            same = target.read_bytes() == data
-        except FileNotFoundError:
-            same = False
+        same = False
+        if rel in self._old:  # only a file we wrote before can be identical already
+            try:
+                same = target.read_bytes() == data
+            except FileNotFoundError:
+                pass
         if same:
             self.counts.unchanged += 1
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._dirs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.add(target.parent)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             try:
                 tmp.write_bytes(data)

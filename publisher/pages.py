@@ -61,7 +61,7 @@ class PageRenderer:
         return self._render(
             "post.html.j2",
             post=post,
-            post_url=f"{self.base}posts/{post.slug}/",
+            post_url=f"{self.base}posts/{post.slug}.html",
             terms=terms,
             feeds=feeds,
         )

@@ -12,7 +12,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from html import escape
 
 from publisher.archive import ArchivePage, Paragraph, RawPost
@@ -49,11 +49,15 @@ class Post:
     paragraphs: tuple[Paragraph, ...]
     html: str
     summary: str
-    word_count: int
     sources: tuple[str, ...]
     excerpt: bool
     #: Digest of everything a reader sees; a change means the post was edited.
     content_hash: str
+
+    @property
+    def word_count(self) -> int:
+        """Whitespace-separated words of the body (computed on demand: it is costly)."""
+        return sum(len(p.plain().split()) for p in self.paragraphs)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,6 +89,7 @@ class Stream:
     #: Copies left out because of an error, as "FILE:LINE: title".
     skipped: list[str] = field(default_factory=list)
     terms: dict[tuple[str, str], Term] = field(default_factory=dict)
+    _index: dict[tuple[str, str], list[Post]] | None = field(default=None, repr=False)
 
     @property
     def errors(self) -> list[Problem]:
@@ -97,9 +102,16 @@ class Stream:
         return sorted((t for (k, _), t in self.terms.items() if k == kind), key=lambda t: t.slug)
 
     def posts_with(self, term: Term) -> list[Post]:
-        names = {term.slug}
-        pick = (lambda p: p.tags) if term.kind == "tag" else (lambda p: p.categories)
-        return [p for p in self.posts if any(slugify(n, term.kind) in names for n in pick(p))]
+        """The term's posts, newest first (indexed once: builds ask for every term)."""
+        if self._index is None:
+            index: dict[tuple[str, str], list[Post]] = defaultdict(list)
+            for p in self.posts:
+                for n in p.tags:
+                    index[("tag", slugify(n, "tag"))].append(p)
+                for n in p.categories:
+                    index[("category", slugify(n, "category"))].append(p)
+            self._index = index
+        return list(self._index.get((term.kind, term.slug), []))
 
 
 @dataclass
@@ -146,7 +158,9 @@ def normalize(
     for (best, group), slug in zip(ordered, slugs, strict=True):
         n = minute_in_day[group.date]
         minute_in_day[group.date] += 1
-        published = datetime.combine(group.date, PUBLISH_TIME, tz) - timedelta(minutes=n)
+        local = datetime.combine(group.date, PUBLISH_TIME, tz) - timedelta(minutes=n)
+        # a fixed offset: same instant and output, without per-call zone lookups
+        published = local.astimezone(timezone(local.utcoffset() or timedelta(0)))
         posts.append(_make_post(best, group, slug, published, id_domain, alias_of, terms))
     problems.sort(key=lambda p: (p.file, p.line, p.severity, p.message))
     return Stream(tuple(posts), problems, sorted(skipped), terms)
@@ -193,6 +207,10 @@ def _merge_copies(copies: list[RawPost], problems: list[Problem]) -> RawPost | N
     """Pick the full copy; any copy that is not a cut-off or excerpt of it is a conflict."""
     if len(copies) == 1:
         return copies[0]
+    first = copies[0]
+    if all(c.paragraphs == first.paragraphs and c.caption == first.caption for c in copies):
+        # the usual case: identical copies; pick deterministically, skip normalizing
+        return max(copies, key=lambda c: (c.title, len(c.tags), c.file))
     keyed = [(c, _body_key(c)) for c in copies]
     keyed = [_drop_swallowed_title(c, key, keyed) for c, key in keyed]
     best, best_key = max(keyed, key=lambda ck: (len(ck[1]), ck[1], len(ck[0].tags), ck[0].file))
@@ -336,7 +354,6 @@ def _make_post(
 
     tags, categories = names("tag", "tags"), names("category", "categories")
     html = render_html(best.caption, best.paragraphs)
-    words = sum(len(p.plain().split()) for p in best.paragraphs)
     id_slug = alias_of.get(slug, slug)
     content = "\x1f".join([best.title, html, *tags, "\x1e", *categories])
     return Post(
@@ -351,7 +368,6 @@ def _make_post(
         paragraphs=best.paragraphs,
         html=html,
         summary=summarize(best.paragraphs),
-        word_count=words,
         sources=tuple(sorted({f"{c.file}:{c.line}" for c in group.copies})),
         excerpt=all(c.excerpt for c in group.copies),
         content_hash=hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(),

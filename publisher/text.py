@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 #: Characters XML 1.0 forbids (C0 controls but tab and newline; CR is folded
 #: earlier), plus the non-characters U+FFFE/U+FFFF.
@@ -39,6 +40,7 @@ def title_key(title: str) -> str:
     return compare_key(title).casefold()
 
 
+@lru_cache(maxsize=65536)
 def slugify(text: str, fallback_prefix: str = "post") -> str:
     """ASCII, lowercase, dash-separated; never empty, never a path or reserved name.
 
@@ -46,9 +48,12 @@ def slugify(text: str, fallback_prefix: str = "post") -> str:
     slugs read like WordPress's. Text with no ASCII letters (e.g. CJK) gets a
     stable hash so it is still a valid, unique file name.
     """
-    folded = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    folded = _APOSTROPHES.sub("", folded.casefold())
+    if text.isascii():
+        folded = text.lower().replace("'", "").replace("`", "")
+    else:
+        folded = unicodedata.normalize("NFKD", text)
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
+        folded = _APOSTROPHES.sub("", folded.casefold())
     slug = _NON_SLUG.sub("-", folded.encode("ascii", "ignore").decode()).strip("-")
     if len(slug) > MAX_SLUG:
         slug = slug[:MAX_SLUG].rsplit("-", 1)[0] or slug[:MAX_SLUG]

@@ -89,11 +89,11 @@ def test_edited_post_rewrites_only_files_that_carry_it(tmp_path: Path, seeds: Pa
         "all.atom",
         "all.json",
         "all.rss",
-        "posts/thanks-to-our-gritting-crews-a-ministerial-visit-and/index.html",
+        "posts/thanks-to-our-gritting-crews-a-ministerial-visit-and.html",
         "tag/thanks.atom",
+        "tag/thanks.html",
         "tag/thanks.json",
         "tag/thanks.rss",
-        "tag/thanks/index.html",
     ]
     feed = feedparser.parse(str(out / "tag" / "thanks.atom"))
     edited = next(e for e in feed.entries if e.title.startswith("Thanks to our gritting"))
@@ -154,7 +154,10 @@ def test_stale_files_removed_but_foreign_files_kept(tmp_path: Path, seeds: Path)
     extra.unlink()
     result = build(s, [seeds], out)
     assert result.removed == 5  # 3 feeds, its page and the post page
-    assert not (out / "tag" / "gone-soon.rss").exists() and not (out / "tag" / "gone-soon").exists()
+    assert (
+        not (out / "tag" / "gone-soon.rss").exists()
+        and not (out / "tag" / "gone-soon.html").exists()
+    )
     assert mine.read_text() == "mine" and (out / "robots.txt").is_file()
 
 
@@ -208,9 +211,11 @@ def test_escaping_and_control_characters_round_trip(tmp_path: Path) -> None:
         assert entry.title == title
         assert entry.content[0].value == f"<p>{__import__('html').escape(clean)}</p>"
     assert_valid_atom(next((out / "tag").glob("*.atom")))
-    page = (out / "posts").glob("*/index.html").__next__().read_text(encoding="utf-8")
+    page = (out / "posts").glob("*.html").__next__().read_text(encoding="utf-8")
     assert "<script>" not in page and "Fish &amp; &lt;chips&gt;" in page
-    assert [p.name for p in (out / "tag").iterdir() if p.is_dir()] == ["r-d-x"]
+    assert sorted(p.name for p in (out / "tag").iterdir()) == [
+        f"r-d-x.{x}" for x in ("atom", "html", "json", "rss")
+    ]
 
 
 def test_archived_feeds_give_the_full_history(tmp_path: Path, seeds: Path) -> None:
@@ -249,7 +254,7 @@ def test_id_alias_keeps_old_id_after_title_fix(tmp_path: Path, seeds: Path) -> N
     feed = feedparser.parse(str(tmp_path / "out" / "all.atom"))
     entry = next(e for e in feed.entries if e.title == "The Digital Revolutions")
     assert entry.id == "tag:publisher.localhost,2017-12-04:the-digital-revolution"
-    assert entry.link.endswith("/posts/the-digital-revolutions/")
+    assert entry.link.endswith("/posts/the-digital-revolutions.html")
 
 
 def test_websub_hub_is_linked_and_pinged_for_changed_feeds(tmp_path: Path, seeds: Path) -> None:

@@ -37,7 +37,7 @@ def test_feed_entries_equal_the_stream(
     for entry, post in zip(parsed.entries, posts, strict=True):
         assert entry.id == post.id
         assert entry.title == post.title
-        assert entry.link == f"{settings.site.base_url}posts/{post.slug}/"
+        assert entry.link == f"{settings.site.base_url}posts/{post.slug}.html"
         assert (
             entry.published_parsed[:6]
             == post.published.astimezone(__import__("datetime").UTC).timetuple()[:6]
@@ -67,7 +67,7 @@ def test_json_feed_items_equal_the_stream(
     for item, post in zip(data["items"], posts, strict=True):
         assert (item["id"], item["title"], item["content_html"]) == (post.id, post.title, post.html)
         assert item["date_published"] == post.published.isoformat()
-        assert item["url"] == f"{settings.site.base_url}posts/{post.slug}/"
+        assert item["url"] == f"{settings.site.base_url}posts/{post.slug}.html"
 
 
 def test_every_feed_file_is_read_by_an_independent_parser(built: Path) -> None:
