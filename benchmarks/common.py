@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -21,18 +20,31 @@ def corpus(posts: int, tags: int = 100, formats: str = "tagtxt") -> Path:
         (out / f).is_dir() for f in formats.split(",")
     ):
         subprocess.run(
-            [sys.executable, str(PEERS / "make_corpus.py"), "--out", str(out), "--posts",
-             str(posts), "--tags", str(tags), "--format", formats],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(PEERS / "make_corpus.py"),
+                "--out",
+                str(out),
+                "--posts",
+                str(posts),
+                "--tags",
+                str(tags),
+                "--format",
+                formats,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return out
 
 
 def timed(cmd: list[str], **kw: object) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds and peak RSS (MB) of one child process (its own rusage, via wait4)."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)  # type: ignore[arg-type]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)  # type: ignore[arg-type]
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_maxrss / 1024

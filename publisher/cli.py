@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         help="publish the good posts even if some archives have errors",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument(
+        "--jobs", type=int, default=0, help="worker processes for rendering (default: CPU count)"
+    )
     return parser
 
 

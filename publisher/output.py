@@ -48,6 +48,38 @@ class OutputWriter:
             return {}
         return data if data.get("version") == MANIFEST_VERSION else {}
 
+    @property
+    def known_files(self) -> int:
+        return len(self._old)
+
+    # -- for forked workers: what was written since a mark, merged by the parent --
+    def mark(self) -> tuple[int, int, int, set[str]]:
+        return (len(self.changed), self.counts.written, self.counts.unchanged, set(self._new))
+
+    def since(
+        self, mark: tuple[int, int, int, set[str]]
+    ) -> tuple[dict[str, dict[str, object]], list[str], int, int]:
+        n_changed, written, unchanged, known = mark
+        entries = {k: v for k, v in self._new.items() if k not in known}
+        return (
+            entries,
+            self.changed[n_changed:],
+            self.counts.written - written,
+            self.counts.unchanged - unchanged,
+        )
+
+    def merge(
+        self,
+        entries: dict[str, dict[str, object]],
+        changed: list[str],
+        written: int,
+        unchanged: int,
+    ) -> None:
+        self._new.update(entries)
+        self.changed.extend(changed)
+        self.counts.written += written
+        self.counts.unchanged += unchanged
+
     def path(self, rel: str) -> Path:
         """The file for ``rel``; refuses anything that would land outside the folder."""
         pure = PurePosixPath(rel)

@@ -63,3 +63,12 @@ def slugify(text: str, fallback_prefix: str = "post") -> str:
     if slug in _RESERVED:
         slug = f"{slug}-{fallback_prefix}"
     return slug
+
+
+def digest(*parts: object) -> str:
+    """A short stable digest of ``parts`` (their ``str``), for change detection."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(str(part).encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()

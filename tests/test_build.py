@@ -320,3 +320,33 @@ def test_readme_documents_every_config_key() -> None:
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):
             assert f"`{f.name}`" in readme, f"[{section}] {f.name} missing from README"
+
+
+def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:
+    from datetime import date, timedelta
+
+    from tests.test_roundtrip import long_date
+
+    by_tag: dict[int, list[str]] = {t: [] for t in range(tags)}
+    for i in range(posts):
+        day = date(2019, 12, 31) - timedelta(days=i)
+        text = (
+            f"Post number {i} & <more>\n\n{long_date(day)}\n\nBody {i} café “q”.\n\nSecond {i}.\n"
+        )
+        for t in {i % tags, (i * 7) % tags}:
+            by_tag[t].append(text)
+    for t, texts in by_tag.items():
+        write(folder / f"t{t}.txt", f"Posts Tagged ‘topic {t}’\n\n" + "\n".join(texts))
+
+
+def test_parallel_render_matches_serial(tmp_path: Path) -> None:
+    _synthetic_archives(tmp_path / "in", posts=300, tags=6)
+    s = settings_with(tmp_path, "[build]\nfeed_max_items = 5\n")
+    one = build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
+    two = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
+    assert one.written == two.written > 400  # enough to take the forked path
+    a = {k: v[0] for k, v in snapshot(tmp_path / "one").items() if not k.startswith(".")}
+    b = {k: v[0] for k, v in snapshot(tmp_path / "two").items() if not k.startswith(".")}
+    assert a == b
+    again = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
+    assert again.up_to_date and again.unchanged == two.written

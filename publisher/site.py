@@ -1,0 +1,136 @@
+"""The site's artifacts: every output file as (path, key of its inputs, renderer).
+
+Keys digest everything a file is made from, so the writer can skip files whose
+inputs did not change without rendering them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from publisher import __version__
+from publisher.feeds import FORMATS, MEDIA_TYPES, FeedRenderer, doc_path, paginate
+from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
+from publisher.posts import Post, Stream, Term
+from publisher.settings import Settings
+from publisher.text import digest, slugify
+
+STATIC_FILES = ("feed.xsl", "style.css")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str
+    key: str
+    render: Callable[[], bytes]
+
+
+def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
+    return [
+        FeedLink(
+            renderer.url(doc_path(key, fmt)),
+            MEDIA_TYPES[fmt],
+            f"{title} ({FORMAT_LABELS[fmt]})",
+            FORMAT_LABELS[fmt],
+        )
+        for fmt in FORMATS
+    ]
+
+
+def artifacts(
+    settings: Settings, stream: Stream, updated: dict[str, datetime]
+) -> Iterator[Artifact]:
+    site = settings.site
+    feeds = FeedRenderer(site, updated)
+    pages = PageRenderer(settings)
+    base_key = digest(
+        __version__, repr(site), settings.build.feed_max_items, _templatesdigest(settings)
+    )
+
+    def post_key(p: Post) -> tuple[str, str, str, str, str]:
+        return (p.id, p.slug, p.content_hash, p.published.isoformat(), updated[p.id].isoformat())
+
+    families: list[tuple[str, str, str, str, list[Post]]] = [
+        ("all", site.title, site.description, site.base_url, list(stream.posts))
+    ]
+    for kind, label in (("tag", "Posts tagged ‘{}’"), ("category", "Posts in ‘{}’")):
+        for term in stream.terms_of(kind):
+            heading = label.format(term.name)
+            families.append(
+                (
+                    f"{kind}/{term.slug}",
+                    f"{site.title}: {heading}",
+                    heading,
+                    feeds.term_url(kind, term.slug),
+                    stream.posts_with(term),
+                )
+            )
+
+    rows: list[FeedRow] = []
+    site_links = _feed_links(feeds, "all", site.title)
+    for key, title, description, page_url, posts in families:
+        links = _feed_links(feeds, key, title)
+        rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
+        for doc in paginate(
+            key, title, description, page_url, posts, settings.build.feed_max_items
+        ):
+            doc_key = digest(
+                base_key,
+                doc.key,
+                doc.page,
+                doc.pages,
+                title,
+                description,
+                [post_key(p) for p in doc.posts],
+            )
+            for fmt in FORMATS:
+                yield Artifact(doc.path(fmt), doc_key, _bind(feeds.render, doc, fmt))
+        if key != "all":
+            heading = description
+            yield Artifact(
+                f"{key}.html",
+                digest(base_key, heading, [post_key(p) + (p.summary,) for p in posts]),
+                _bind(pages.term, heading, posts, links),
+            )
+
+    for p in stream.posts:
+        terms = _terms_of(stream, p)
+        post_links = site_links + [
+            link
+            for t in terms
+            for link in _feed_links(feeds, f"{t.kind}/{t.slug}", t.name)
+            if link.type == MEDIA_TYPES["atom"]
+        ]
+        yield Artifact(
+            f"posts/{p.slug}.html",
+            digest(base_key, post_key(p)),
+            _bind(pages.post, p, terms, post_links),
+        )
+
+    recent = list(stream.posts[: settings.build.feed_max_items])
+    yield Artifact(
+        "index.html",
+        digest(base_key, rows, [post_key(p) for p in recent]),
+        _bind(pages.index, rows, recent, site_links),
+    )
+    yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
+    for name in STATIC_FILES:
+        data = (settings.templates_dir / name).read_bytes()
+        yield Artifact(name, digest(data), _bind(lambda d: d, data))
+
+
+def _terms_of(stream: Stream, post: Post) -> list[Term]:
+    return [stream.terms[("tag", slugify(n, "tag"))] for n in post.tags] + [
+        stream.terms[("category", slugify(n, "category"))] for n in post.categories
+    ]
+
+
+def _bind(fn: Callable[..., bytes], *args: object) -> Callable[[], bytes]:
+    return lambda: fn(*args)
+
+
+def _templatesdigest(settings: Settings) -> str:
+    d = settings.templates_dir
+    return digest(sorted((p.name, p.read_bytes()) for p in d.iterdir() if p.is_file()))
