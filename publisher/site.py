@@ -95,19 +95,21 @@ def artifacts(
                 _bind(pages.term, heading, posts, links),
             )
 
-    for p in stream.posts:
+    term_atom = {
+        (row_key, title): link
+        for row_key, title in {(f"{t.kind}/{t.slug}", t.name) for t in stream.terms.values()}
+        for link in _feed_links(feeds, row_key, title)
+        if link.type == MEDIA_TYPES["atom"]
+    }
+
+    def post_page(p: Post) -> bytes:
+        # built only when the page is (re)rendered: most rebuilds skip most posts
         terms = _terms_of(stream, p)
-        post_links = site_links + [
-            link
-            for t in terms
-            for link in _feed_links(feeds, f"{t.kind}/{t.slug}", t.name)
-            if link.type == MEDIA_TYPES["atom"]
-        ]
-        yield Artifact(
-            f"posts/{p.slug}.html",
-            digest(base_key, post_key(p)),
-            _bind(pages.post, p, terms, post_links),
-        )
+        links = site_links + [term_atom[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
+        return pages.post(p, terms, links)
+
+    for p in stream.posts:
+        yield Artifact(f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p))
 
     recent = list(stream.posts[: settings.build.feed_max_items])
     yield Artifact(
