@@ -39,7 +39,7 @@ class FeedRow:
 def environment(templates: Path) -> Environment:
     return Environment(
         loader=FileSystemLoader(templates),
-        autoescape=select_autoescape(["html", "j2", "xml"]),
+        autoescape=select_autoescape(["html", "xml", "html.j2", "xml.j2"], default=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

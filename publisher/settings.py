@@ -62,10 +62,53 @@ class StateSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    #: "outbox" (a Maildir a mail client can open) or "smtp"
+    method: str = "outbox"
+    outbox: str = "var/outbox"
+    #: attempts per message within one run for transient (4xx) failures
+    max_attempts: int = 4
+    #: permanent (5xx) failures after which a subscriber is marked bounced
+    bounce_limit: int = 3
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    #: "starttls", "tls" (implicit, usually port 465) or "none"
+    security: str = "starttls"
+    username: str = ""
+    #: messages per second at most (0 = no limit)
+    rate_per_second: float = 0.0
+    timeout: float = 30.0
+
+    @property
+    def password(self) -> str:
+        """From the environment only, never from the config file."""
+        return os.environ.get("PUBLISHER_SMTP_PASSWORD", "")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    #: sender, e.g. "Staff blog <digest@blog.example.org>"
+    sender: str = "Staff blog <digest@publisher.localhost>"
+    #: Jinja2 template; variables: site, week, posts
+    subject: str = "{{ site.title }}: {{ posts|length }} new post{{ 's' if posts|length != 1 }}, week of {{ week.start.strftime('%-d %B %Y') }}"
+    #: "summary" or "full" text of each post
+    content: str = "summary"
+    #: HTML part budget in bytes; past it, long posts switch to summaries (Gmail clips at 102 KB)
+    html_budget: int = 90_000
+
+
+@dataclass(frozen=True)
 class Settings:
     site: SiteSettings = field(default_factory=SiteSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
     #: Id aliases: old slug -> new slug, so a renamed post keeps its feed id.
     ids: Mapping[str, str] = field(default_factory=dict)
     source: str = "defaults"
@@ -81,7 +124,12 @@ _SECTIONS: dict[str, type] = {
     "site": SiteSettings,
     "build": BuildSettings,
     "state": StateSettings,
+    "delivery": DeliverySettings,
+    "smtp": SmtpSettings,
+    "digest": DigestSettings,
 }
+#: TOML spellings that are Python keywords
+_KEY_ALIASES = {("digest", "from"): "sender"}
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _SLUGISH = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -125,6 +173,7 @@ def _build_section(
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
+        key = _KEY_ALIASES.get((name, key), key)
         if key not in fields:
             raise ConfigError(
                 f"{source}: unknown key '{key}' in [{name}]",
@@ -132,7 +181,8 @@ def _build_section(
             )
         kwargs[key] = _coerce(name, key, value, type(fields[key].default), source)
     for key in fields:
-        env_name = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+        spelled = next((k for (sec, k), v in _KEY_ALIASES.items() if sec == name and v == key), key)
+        env_name = f"{ENV_PREFIX}{name.upper()}_{spelled.upper()}"
         if env_name in environ:
             kwargs[key] = _coerce(
                 name, key, environ[env_name], type(fields[key].default), env_name, from_env=True
@@ -152,6 +202,15 @@ def _coerce(
         if from_env and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             return int(value)
         raise ConfigError(f"{where} must be a whole number, not {value!r}", "e.g. 20")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} must be a number, not {value!r}", "e.g. 10 or 2.5")
     if kind is str:
         if isinstance(value, str):
             return value
@@ -169,6 +228,14 @@ def _build_ids(values: dict[str, Any], source: str) -> dict[str, str]:
             )
         ids[old] = new
     return ids
+
+
+def _choice(src: str, section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{src}: [{section}] {key} = {value!r} is not allowed",
+            f"use one of: {', '.join(allowed)}",
+        )
 
 
 def _validate(s: Settings) -> None:
@@ -200,6 +267,21 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"{src}: [site] websub_hub {s.site.websub_hub!r} is not an http(s) URL",
             'e.g. websub_hub = "https://pubsubhubbub.appspot.com/"',
+        )
+    _choice(src, "delivery", "method", s.delivery.method, ("outbox", "smtp"))
+    _choice(src, "smtp", "security", s.smtp.security, ("starttls", "tls", "none"))
+    _choice(src, "digest", "content", s.digest.content, ("summary", "full"))
+    if not 1 <= s.smtp.port <= 65535:
+        raise ConfigError(f"{src}: [smtp] port {s.smtp.port} is not a TCP port", "use 1-65535")
+    if s.smtp.rate_per_second < 0 or s.delivery.max_attempts < 1 or s.delivery.bounce_limit < 1:
+        raise ConfigError(
+            f"{src}: [smtp] rate_per_second, [delivery] max_attempts and bounce_limit must be positive",
+            "e.g. rate_per_second = 10, max_attempts = 4, bounce_limit = 3",
+        )
+    if "@" not in s.digest.sender or "\n" in s.digest.sender or "\r" in s.digest.sender:
+        raise ConfigError(
+            f"{src}: [digest] from {s.digest.sender!r} is not an email address",
+            'e.g. from = "Staff blog <digest@blog.example.org>"',
         )
     if not 1 <= s.build.feed_max_items <= 10_000:
         raise ConfigError(

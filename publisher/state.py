@@ -34,11 +34,60 @@ post_versions = sa.Table(
 )
 
 
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    #: lowercase form: addresses compare case-insensitively
+    sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    #: JSON list of tag names; empty = every post
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("bounces", sa.Integer, nullable=False, default=0),
+    sa.Column("created", sa.String(40), nullable=False),
+    sa.Column("updated", sa.String(40), nullable=False),
+)
+
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("week", sa.String(10), nullable=False, unique=True),  # ISO week, 2019-W07
+    sa.Column("created", sa.String(40), nullable=False),
+    #: JSON list of the post ids the week held when the digest was planned
+    sa.Column("post_ids", sa.Text, nullable=False),
+)
+
+#: The delivery ledger: one row per (digest, subscriber). A row is ``sent``
+#: only after the server accepted the message (or it is in the outbox).
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("message_id", sa.String(250), nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),
+    sa.Column("sent_at", sa.String(40)),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.UniqueConstraint("digest_id", "subscriber_id"),
+)
+
+
 def _v0_to_v1(conn: Connection) -> None:
     post_versions.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1]
+def _v1_to_v2(conn: Connection) -> None:
+    for table in (subscribers, digests, deliveries):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -54,6 +103,8 @@ def open_engine(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(url)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
         migrate(engine)
     except sa.exc.SQLAlchemyError as exc:
         raise PublisherError(
@@ -61,6 +112,17 @@ def open_engine(url: str) -> Engine:
             "check [state] url (or PUBLISHER_STATE_URL) and that the database is reachable",
         ) from None
     return engine
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    """WAL with synchronous=NORMAL: a commit survives a killed process without an
+    fsync per message, and readers (the web app) never block the sender."""
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
 
 
 def migrate(engine: Engine) -> int:

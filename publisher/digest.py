@@ -1,0 +1,125 @@
+"""Digest content: which posts each subscriber gets for a week, rendered once per distinct list.
+
+Pure: no database, no network, no clock. Personal links (unsubscribe,
+preferences) are placeholders replaced per subscriber, so 10,000 subscribers
+spread over a handful of tag choices cost a handful of renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import css_inline
+from jinja2 import Environment, StrictUndefined
+
+from publisher.pages import environment
+from publisher.posts import Post
+from publisher.settings import Settings
+from publisher.text import slugify
+from publisher.weeks import Week
+
+UNSUBSCRIBE_MARK = "https://publisher.invalid/__unsubscribe__"
+PREFERENCES_MARK = "https://publisher.invalid/__preferences__"
+
+
+@dataclass(frozen=True)
+class FeedRef:
+    title: str
+    href: str
+
+
+@dataclass(frozen=True)
+class Item:
+    post: Post
+    url: str
+    full: bool
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+    post_ids: tuple[str, ...]
+
+    def personal(self, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
+        def fill(s: str) -> str:
+            return s.replace(UNSUBSCRIBE_MARK, unsubscribe_url).replace(
+                PREFERENCES_MARK, preferences_url
+            )
+
+        return fill(self.html), fill(self.text)
+
+
+def week_posts(posts: Sequence[Post], week: Week) -> list[Post]:
+    """Posts published in the week, newest first (the stream's order)."""
+    return [p for p in posts if week.contains(p.published)]
+
+
+def posts_for(posts: Sequence[Post], tags: Sequence[str]) -> list[Post]:
+    """The posts carrying one of ``tags`` (compared by slug); no tags = every post."""
+    if not tags:
+        return list(posts)
+    wanted = {slugify(t, "tag") for t in tags}
+    return [p for p in posts if any(slugify(t, "tag") in wanted for t in p.tags)]
+
+
+class DigestRenderer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.site = settings.site
+        self.env: Environment = environment(settings.templates_dir)
+        self.subject_template = Environment(
+            undefined=StrictUndefined, autoescape=False
+        ).from_string(settings.digest.subject)
+
+    def heading(self, week: Week) -> str:
+        first, last = week.start.date(), week.last_day
+        return f"Posts from the week of {first:%A %-d %B} to {last:%A %-d %B %Y} ({week.label})"
+
+    def feeds(self, tags: Sequence[str]) -> list[FeedRef]:
+        base = self.site.base_url
+        if not tags:
+            return [FeedRef(f"{self.site.title} (Atom)", f"{base}all.atom")]
+        return [FeedRef(f"‘{t}’ (Atom)", f"{base}tag/{slugify(t, 'tag')}.atom") for t in tags]
+
+    def render(
+        self, week: Week, posts: Sequence[Post], tags: Sequence[str] = (), personal: bool = True
+    ) -> Rendered:
+        """Render, switching the longest posts to summaries until the HTML fits the budget."""
+        full = self.settings.digest.content == "full"
+        modes = {p.id: full for p in posts}
+        by_length = sorted(posts, key=lambda p: len(p.html), reverse=True)
+        while True:
+            rendered = self._render(week, posts, tags, personal, modes)
+            if len(rendered.html.encode("utf-8")) <= self.settings.digest.html_budget:
+                return rendered
+            longest = next((p for p in by_length if modes[p.id]), None)
+            if longest is None:
+                return rendered  # all summaries already: nothing more to trim
+            modes[longest.id] = False
+
+    def _render(self, week, posts, tags, personal, modes) -> Rendered:  # type: ignore[no-untyped-def]
+        base = self.site.base_url
+        items = [Item(p, f"{base}posts/{p.slug}.html", modes[p.id]) for p in posts]
+        subject = " ".join(
+            self.subject_template.render(site=self.site, week=week, posts=list(posts)).split()
+        )
+        ctx = {
+            "site": self.site,
+            "week": week,
+            "heading": self.heading(week),
+            "items": items,
+            "feeds": self.feeds(tags),
+            "tags": list(tags),
+            "personal": personal,
+            "subject": subject,
+            "unsubscribe_url": UNSUBSCRIBE_MARK,
+            "preferences_url": PREFERENCES_MARK,
+        }
+        html = self.env.get_template("digest.html.j2").render(**ctx)
+        # clients that drop <style> still get the look
+        html = css_inline.inline(html)
+        text = self.env.get_template("digest.txt.j2").render(**ctx)
+        return Rendered(subject, html, text, tuple(p.id for p in posts))

@@ -1,0 +1,212 @@
+"""Subscribers: validated addresses, tag choices and status, kept in the state database."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TextIO
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.engine import Engine
+
+from publisher.errors import Problem, PublisherError, error
+from publisher.state import subscribers as table
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_TAG_SPLIT = re.compile(r"[;|,]")
+MAX_NAME = 200
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # signed up, not yet confirmed (double opt-in)
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    tags: tuple[str, ...]  # empty = every post
+    status: Status
+    bounces: int = 0
+
+
+def normalize_email(text: str) -> str:
+    """Syntax check only (no DNS): the address as email-validator normalizes it."""
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise PublisherError(
+            f"'{text}' is not a valid email address: {exc}", "check the address for typos"
+        ) from None
+
+
+def clean_name(name: str) -> str:
+    """Names go into mail headers: no line breaks or control characters, bounded length."""
+    return " ".join(_CONTROL.sub(" ", name).split())[:MAX_NAME]
+
+
+def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for tag in tags:
+        t = " ".join(_CONTROL.sub(" ", tag).split())
+        if t:
+            seen.setdefault(t.casefold(), t)
+    return tuple(sorted(seen.values(), key=str.casefold))
+
+
+def _row(r: sa.Row) -> Subscriber:
+    return Subscriber(r.id, r.email, r.name, tuple(json.loads(r.tags)), Status(r.status), r.bounces)
+
+
+class SubscriberStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(
+        self,
+        email: str,
+        name: str = "",
+        tags: Iterable[str] = (),
+        *,
+        status: Status = Status.ACTIVE,
+        now: datetime,
+    ) -> tuple[Subscriber, bool]:
+        """Add or update by address (case-insensitive); returns (subscriber, created)."""
+        address = normalize_email(email)
+        values = {
+            "email": address,
+            "name": clean_name(name),
+            "tags": json.dumps(list(clean_tags(tags)), ensure_ascii=False),
+            "status": status.value,
+            "updated": now.isoformat(),
+        }
+        with self.engine.begin() as conn:
+            key = address.casefold()
+            row = conn.execute(sa.select(table).where(table.c.email_key == key)).first()
+            if row is None:
+                conn.execute(
+                    table.insert().values(
+                        email_key=key, created=now.isoformat(), bounces=0, **values
+                    )
+                )
+                created = True
+            else:
+                if row.status == Status.ACTIVE and status == Status.PENDING:
+                    values["status"] = Status.ACTIVE.value  # never downgrade a confirmed address
+                conn.execute(table.update().where(table.c.id == row.id).values(bounces=0, **values))
+                created = False
+            row = conn.execute(sa.select(table).where(table.c.email_key == key)).one()
+        return _row(row), created
+
+    def get(self, subscriber_id: int) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id == subscriber_id)).first()
+        return _row(row) if row else None
+
+    def by_email(self, email: str) -> Subscriber | None:
+        key = normalize_email(email).casefold()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.email_key == key)).first()
+        return _row(row) if row else None
+
+    def all(self, status: Status | None = None) -> list[Subscriber]:
+        query = sa.select(table).order_by(table.c.email_key)
+        if status is not None:
+            query = query.where(table.c.status == status.value)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def set_status(self, subscriber_id: int, status: Status, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id == subscriber_id)
+                .values(status=status.value, updated=now.isoformat())
+            )
+
+    def set_tags(self, subscriber_id: int, tags: Iterable[str], now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id == subscriber_id)
+                .values(
+                    tags=json.dumps(list(clean_tags(tags)), ensure_ascii=False),
+                    updated=now.isoformat(),
+                )
+            )
+
+    def remove(self, email: str, now: datetime) -> bool:
+        """Unsubscribe (the row stays so the delivery ledger keeps its history)."""
+        sub = self.by_email(email)
+        if sub is None:
+            return False
+        self.set_status(sub.id, Status.UNSUBSCRIBED, now)
+        return True
+
+    def import_csv(
+        self, stream: TextIO, name: str, now: datetime
+    ) -> tuple[int, int, list[Problem]]:
+        """Rows ``email,name,tags`` (tags separated by ``;``); a header row is optional.
+
+        A bad row is reported with its line number and skipped; good rows go in.
+        """
+        added = updated = 0
+        problems: list[Problem] = []
+        for line, row in _csv_rows(stream):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if line == 1 and row[0].strip().lower() in ("email", "e-mail", "address"):
+                continue
+            email = row[0]
+            person = row[1] if len(row) > 1 else ""
+            tags = _TAG_SPLIT.split(row[2]) if len(row) > 2 else []
+            if len(row) > 3:
+                problems.append(
+                    error(
+                        name,
+                        line,
+                        f"{len(row)} columns; expected email,name,tags "
+                        "(quote names or tags that contain commas)",
+                    )
+                )
+                continue
+            try:
+                _, created = self.add(email, person, tags, now=now)
+            except PublisherError as exc:
+                problems.append(error(name, line, exc.message))
+                continue
+            added += created
+            updated += not created
+        return added, updated, problems
+
+    def export_csv(self, out: TextIO) -> int:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["email", "name", "tags", "status"])
+        subs = self.all()
+        for s in subs:
+            writer.writerow([s.email, s.name, ";".join(s.tags), s.status.value])
+        return len(subs)
+
+
+def _csv_rows(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(stream)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise PublisherError(
+                f"line {reader.line_num}: bad CSV: {exc}", "fix the quoting"
+            ) from None
+        yield reader.line_num, row

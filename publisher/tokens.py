@@ -1,0 +1,91 @@
+"""HMAC-signed tokens for unsubscribe, preferences and confirmation links.
+
+A link carries ``base64url(payload).base64url(HMAC-SHA256(secret, payload))``;
+the payload names the purpose, the subscriber id and an optional expiry, never
+the address. The secret comes from the environment (``PUBLISHER_SECRET``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+from publisher.errors import PublisherError
+
+#: Used only when no secret is set and mail goes to the local outbox for review.
+DEV_SECRET = "publisher-development-secret-not-for-real-mail"
+
+
+class TokenError(PublisherError):
+    """A token that is malformed, tampered with, expired or for another purpose."""
+
+
+@dataclass(frozen=True)
+class Token:
+    purpose: str  # "unsubscribe" | "preferences" | "confirm"
+    subscriber: int
+    expires: int = 0  # POSIX seconds; 0 = never
+
+
+def secret_from_env(allow_dev: bool) -> str:
+    secret = os.environ.get("PUBLISHER_SECRET", "")
+    if secret:
+        if len(secret) < 16:
+            raise PublisherError(
+                "PUBLISHER_SECRET is too short to sign links safely",
+                "use at least 32 random characters, e.g. `python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`",
+            )
+        return secret
+    if allow_dev:
+        print(
+            "warning: PUBLISHER_SECRET is not set; links are signed with a development "
+            "secret (fine for the outbox, refused for real delivery)",
+            file=sys.stderr,
+        )
+        return DEV_SECRET
+    raise PublisherError(
+        "PUBLISHER_SECRET is not set: unsubscribe links cannot be signed",
+        "export PUBLISHER_SECRET=<32+ random characters> (keep it out of the repo)",
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(token: Token, secret: str) -> str:
+    payload = json.dumps([token.purpose, token.subscriber, token.expires], separators=(",", ":"))
+    raw = payload.encode()
+    mac = hmac.new(secret.encode(), raw, hashlib.sha256).digest()
+    return f"{_b64(raw)}.{_b64(mac)}"
+
+
+def verify(text: str, secret: str, purpose: str, now: int) -> Token:
+    """The token's contents, or :class:`TokenError` if it is not genuine and current."""
+    try:
+        payload_b64, mac_b64 = text.split(".")
+        raw, mac = _unb64(payload_b64), _unb64(mac_b64)
+    except (ValueError, TypeError):
+        raise TokenError("malformed link token", "use the link from your latest email") from None
+    expected = hmac.new(secret.encode(), raw, hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, expected):
+        raise TokenError("link token does not verify", "use the link from your latest email")
+    try:
+        kind, subscriber, expires = json.loads(raw)
+    except ValueError:
+        raise TokenError("malformed link token", "use the link from your latest email") from None
+    if kind != purpose:
+        raise TokenError(f"this link is for {kind}, not {purpose}", "use the matching link")
+    if expires and now > expires:
+        raise TokenError("this link has expired", "ask for a new one")
+    return Token(kind, int(subscriber), int(expires))
