@@ -46,6 +46,30 @@ def _parser() -> argparse.ArgumentParser:
         help="publish the good posts even if some archives have errors",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    subs = sub.add_parser("subscribers", help="manage digest subscribers")
+    subs_cmd = subs.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    add = subs_cmd.add_parser("add", help="add or update a subscriber (active at once)")
+    add.add_argument("email")
+    add.add_argument("--name", default="")
+    add.add_argument("--tag", action="append", default=[], help="repeat; none = every post")
+    rm = subs_cmd.add_parser("remove", help="unsubscribe an address")
+    rm.add_argument("email")
+    ls = subs_cmd.add_parser("list", help="list subscribers")
+    ls.add_argument("--status", choices=["pending", "active", "unsubscribed", "bounced"])
+    imp = subs_cmd.add_parser("import", help="import email,name,tags rows from CSV")
+    imp.add_argument("file", type=Path)
+    subs_cmd.add_parser("export", help="write every subscriber as CSV to stdout")
+
+    digest = sub.add_parser("digest", help="the weekly email digest")
+    digest.add_argument("--week", help="ISO week like 2019-W07 (default: last completed week)")
+    mode = digest.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print who would get what (default)")
+    mode.add_argument("--send", action="store_true", help="deliver through [delivery] method")
+    mode.add_argument("--draft", action="store_true", help="render every message to the outbox")
+    mode.add_argument("--preview", metavar="EMAIL", help="write one subscriber's digest to --out")
+    digest.add_argument("--out", type=Path, help="with --preview: FILE.html or FILE.eml")
+    digest.add_argument("--quiet", action="store_true", help="no progress bar")
     build.add_argument(
         "--jobs", type=int, default=0, help="worker processes for rendering (default: CPU count)"
     )
@@ -115,4 +139,85 @@ def cmd_build(settings: Settings, args: argparse.Namespace) -> int:
     return run_build(settings, args)
 
 
-COMMANDS = {"check": cmd_check, "posts": cmd_posts, "build": cmd_build}
+def _now(settings: Settings):  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    return datetime.now(settings.site.tzinfo)
+
+
+def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.state import open_engine
+    from publisher.subscribers import Status, SubscriberStore
+
+    store = SubscriberStore(open_engine(settings.state.url))
+    now = _now(settings)
+    if args.subcommand == "add":
+        sub, created = store.add(args.email, args.name, args.tag, now=now)
+        tags = ", ".join(sub.tags) or "all posts"
+        print(f"{'added' if created else 'updated'} {sub.email} ({tags})")
+    elif args.subcommand == "remove":
+        if not store.remove(args.email, now):
+            raise PublisherError(f"no subscriber {args.email}", "see `publisher subscribers list`")
+        print(f"unsubscribed {args.email}")
+    elif args.subcommand == "list":
+        status = Status(args.status) if args.status else None
+        for s in store.all(status):
+            print(f"{s.email}\t{s.name}\t{';'.join(s.tags) or '*'}\t{s.status.value}")
+    elif args.subcommand == "import":
+        try:
+            with args.file.open(encoding="utf-8-sig", newline="") as f:
+                added, updated, problems = store.import_csv(f, str(args.file), now)
+        except FileNotFoundError:
+            raise PublisherError(f"{args.file}: no such file", "check the path") from None
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"imported {added} new, {updated} updated, {len(problems)} bad row(s) skipped")
+        return 1 if problems else 0
+    else:
+        store.export_csv(sys.stdout)
+    return 0
+
+
+def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher import newsletter
+    from publisher.weeks import last_completed_week, parse_week
+
+    tz = settings.site.tzinfo
+    now = _now(settings)
+    week = parse_week(args.week, tz) if args.week else last_completed_week(now, tz)
+    real = bool(args.send) and settings.delivery.method == "smtp"
+    run = newsletter.open_run(settings, week, real_delivery=real)
+    if args.preview:
+        if not args.out or args.out.suffix not in (".html", ".eml"):
+            raise PublisherError("--preview needs --out FILE.html or FILE.eml")
+        print(f"wrote {newsletter.preview(run, args.preview, args.out, now)}")
+        return 0
+    if args.draft:
+        n = newsletter.draft(
+            run, newsletter.transport_for(settings, Path(settings.delivery.outbox)), now
+        )
+        print(f"{week.label}: {n} draft message(s) in {settings.delivery.outbox}")
+        return 0
+    if not args.send:
+        print(f"{week.label}: {len(run.posts)} post(s) in the week")
+        for line in newsletter.dry_run(run):
+            print(line)
+        print("(dry run: nothing sent; use --send to deliver)", file=sys.stderr)
+        return 0
+    summary = newsletter.send(
+        run,
+        newsletter.transport_for(settings),
+        lambda: _now(settings),
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
+    print(f"{week.label}: {summary}")
+    return 1 if summary.failed or summary.deferred else 0
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "posts": cmd_posts,
+    "build": cmd_build,
+    "subscribers": cmd_subscribers,
+    "digest": cmd_digest,
+}

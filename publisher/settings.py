@@ -70,6 +70,8 @@ class DeliverySettings:
     max_attempts: int = 4
     #: permanent (5xx) failures after which a subscriber is marked bounced
     bounce_limit: int = 3
+    #: seconds before the first retry of a transient failure; doubles each time
+    retry_backoff: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,12 @@ def _validate(s: Settings) -> None:
     _choice(src, "digest", "content", s.digest.content, ("summary", "full"))
     if not 1 <= s.smtp.port <= 65535:
         raise ConfigError(f"{src}: [smtp] port {s.smtp.port} is not a TCP port", "use 1-65535")
-    if s.smtp.rate_per_second < 0 or s.delivery.max_attempts < 1 or s.delivery.bounce_limit < 1:
+    if (
+        s.smtp.rate_per_second < 0
+        or s.delivery.max_attempts < 1
+        or s.delivery.bounce_limit < 1
+        or s.delivery.retry_backoff < 0
+    ):
         raise ConfigError(
             f"{src}: [smtp] rate_per_second, [delivery] max_attempts and bounce_limit must be positive",
             "e.g. rate_per_second = 10, max_attempts = 4, bounce_limit = 3",

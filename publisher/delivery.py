@@ -1,0 +1,202 @@
+"""Delivery: transports (Maildir outbox, SMTP) and the loop that feeds them from the ledger.
+
+The loop talks to a ledger and a ``Transport``; it holds no SQL and no SMTP.
+Transient failures (4xx, dropped connections) are retried with exponential
+backoff; permanent ones (5xx) are recorded and count towards a bounce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mailbox
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from publisher.ledger import Delivery, Ledger
+from publisher.settings import SmtpSettings
+
+
+class TransientError(Exception):
+    """Try again later: 4xx reply, dropped connection, timeout."""
+
+
+class PermanentError(Exception):
+    """Do not try again: 5xx reply."""
+
+
+class Transport(Protocol):
+    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class OutboxTransport:
+    """A Maildir any mail client can open; the default, and the place for --draft."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.box = mailbox.Maildir(path, create=True)
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
+        self.box.add(msg)
+
+    def close(self) -> None:
+        self.box.close()
+
+
+class SmtpTransport:
+    """One connection reused for many messages, reopened after a drop; a rate limit."""
+
+    def __init__(
+        self,
+        cfg: SmtpSettings,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = cfg
+        self.conn: smtplib.SMTP | None = None
+        self.clock, self.sleep = clock, sleep
+        self.next_at = 0.0
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.cfg
+        try:
+            if cfg.security == "tls":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context()
+                )
+            else:
+                conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                if cfg.security == "starttls":
+                    conn.starttls(context=ssl.create_default_context())
+            if cfg.username:
+                conn.login(cfg.username, cfg.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentError(
+                f"SMTP login refused: {exc.smtp_code} {exc.smtp_error!r}"
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
+        return conn
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
+        if self.cfg.rate_per_second:
+            wait = self.next_at - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+            self.next_at = max(self.clock(), self.next_at) + 1 / self.cfg.rate_per_second
+        if self.conn is None:
+            self.conn = self._connect()
+        try:
+            self.conn.send_message(msg, from_addr=sender, to_addrs=[recipient])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise _by_code(code, text) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _by_code(exc.smtp_code, exc.smtp_error) from None
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.conn = None  # reconnect on the next attempt
+            raise TransientError(f"connection lost: {exc}") from None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self.conn.quit()
+            self.conn = None
+
+
+def _by_code(code: int, text: bytes | str) -> Exception:
+    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    if 400 <= code < 500:
+        return TransientError(f"{code} {detail}")
+    return PermanentError(f"{code} {detail}")
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    stopped: bool = False
+
+    def __str__(self) -> str:
+        text = (
+            f"sent {self.sent}, skipped {self.skipped}, failed {self.failed}, "
+            f"retried {self.retried}, deferred {self.deferred}"
+        )
+        if self.bounced:
+            text += f", {self.bounced} subscriber(s) now marked bounced"
+        return text + (" (stopped early)" if self.stopped else "")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    delivery: Delivery
+    sender: str
+    recipient: str
+    build: Callable[[], EmailMessage | None]  # None: skip (e.g. unsubscribed since planning)
+
+
+def deliver(
+    ledger: Ledger,
+    transport: Transport,
+    outgoing: Iterable[Outgoing],
+    *,
+    now: Callable[[], datetime],
+    max_attempts: int,
+    bounce_limit: int,
+    backoff: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[], None] = lambda: None,
+    summary: Summary | None = None,
+) -> Summary:
+    """Send each message, recording each state change after it happened."""
+    summary = summary or Summary()
+    try:
+        for item in outgoing:
+            if should_stop():
+                summary.stopped = True
+                break
+            msg = item.build()
+            if msg is None:
+                ledger.mark_skipped(item.delivery.id, "no longer subscribed")
+                summary.skipped += 1
+                on_progress()
+                continue
+            for attempt in range(1, max_attempts + 1):
+                ledger.mark_sending(item.delivery.id)
+                try:
+                    transport.send(msg, item.sender, item.recipient)
+                except TransientError as exc:
+                    if attempt == max_attempts:
+                        ledger.mark_deferred(item.delivery.id, str(exc))
+                        summary.deferred += 1
+                        break
+                    summary.retried += 1
+                    sleep(backoff * 2 ** (attempt - 1))
+                    continue
+                except PermanentError as exc:
+                    summary.failed += 1
+                    if ledger.mark_failed(
+                        item.delivery.id, item.delivery.subscriber_id, str(exc), bounce_limit
+                    ):
+                        summary.bounced += 1
+                    break
+                ledger.mark_sent(item.delivery.id, now())
+                summary.sent += 1
+                break
+            on_progress()
+    finally:
+        transport.close()
+    return summary

@@ -1,0 +1,181 @@
+"""The delivery ledger: what was planned, sent, skipped or failed, per (digest, subscriber).
+
+State changes are recorded after the effect: a row becomes ``sent`` only
+after the server accepted the message. A row left ``sending`` by a crash is
+sent again on the next run, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from publisher.state import deliveries, digests, subscribers
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # handed to the transport; no answer recorded yet
+    SENT = "sent"
+    SKIPPED = "skipped"  # nothing for this subscriber this week, or no longer subscribed
+    DEFERRED = "deferred"  # transient failures used up this run's attempts; retried next run
+    FAILED = "failed"  # permanent (5xx) failure
+
+
+TO_SEND = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    subscriber_id: int
+    status: DeliveryStatus
+    attempts: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    id: int
+    week: str
+    created: str
+    post_ids: tuple[str, ...]
+
+
+class Ledger:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def digest(self, week: str) -> DigestRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(digests).where(digests.c.week == week)).first()
+        return (
+            DigestRecord(row.id, row.week, row.created, tuple(json.loads(row.post_ids)))
+            if row
+            else None
+        )
+
+    def plan(
+        self,
+        week: str,
+        post_ids: list[str],
+        rows: list[tuple[int, DeliveryStatus, str, str]],
+        now: datetime,
+    ) -> DigestRecord:
+        """Record the digest and one ledger row per subscriber, in one transaction.
+
+        ``rows`` are (subscriber id, status, Message-ID, note). If the week was
+        already planned (a rerun, or another process won the race), that plan stands.
+        """
+        stamp = now.isoformat()
+        try:
+            with self.engine.begin() as conn:
+                digest_id = conn.execute(
+                    digests.insert().values(week=week, created=stamp, post_ids=json.dumps(post_ids))
+                ).inserted_primary_key[0]
+                if rows:
+                    conn.execute(
+                        deliveries.insert(),
+                        [
+                            {
+                                "digest_id": digest_id,
+                                "subscriber_id": sid,
+                                "status": status.value,
+                                "attempts": 0,
+                                "message_id": mid,
+                                "created": stamp,
+                                "error": note,
+                            }
+                            for sid, status, mid, note in rows
+                        ],
+                    )
+        except sa.exc.IntegrityError:
+            pass
+        record = self.digest(week)
+        assert record is not None
+        return record
+
+    def to_send(self, digest_id: int) -> list[Delivery]:
+        query = (
+            sa.select(deliveries)
+            .where(deliveries.c.digest_id == digest_id)
+            .where(deliveries.c.status.in_([s.value for s in TO_SEND]))
+            .order_by(deliveries.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                Delivery(r.id, r.subscriber_id, DeliveryStatus(r.status), r.attempts, r.message_id)
+                for r in conn.execute(query)
+            ]
+
+    def _set(self, delivery_id: int, **values: object) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(**values))
+
+    def mark_sending(self, delivery_id: int) -> None:
+        self._set(
+            delivery_id, status=DeliveryStatus.SENDING.value, attempts=deliveries.c.attempts + 1
+        )
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        self._set(delivery_id, status=DeliveryStatus.SENT.value, sent_at=now.isoformat(), error="")
+
+    def mark_skipped(self, delivery_id: int, why: str) -> None:
+        self._set(delivery_id, status=DeliveryStatus.SKIPPED.value, error=why)
+
+    def mark_deferred(self, delivery_id: int, why: str) -> None:
+        self._set(delivery_id, status=DeliveryStatus.DEFERRED.value, error=why)
+
+    def mark_failed(
+        self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
+    ) -> bool:
+        """Record a permanent failure; returns True when the subscriber is now bounced."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(status=DeliveryStatus.FAILED.value, error=why)
+            )
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == subscriber_id)
+                .values(bounces=subscribers.c.bounces + 1)
+            )
+            bounces = conn.execute(
+                sa.select(subscribers.c.bounces).where(subscribers.c.id == subscriber_id)
+            ).scalar_one()
+            if bounces >= bounce_limit:
+                conn.execute(
+                    subscribers.update()
+                    .where(subscribers.c.id == subscriber_id)
+                    .values(status="bounced")
+                )
+                return True
+        return False
+
+    def counts(self, digest_id: int) -> Counter[str]:
+        query = (
+            sa.select(deliveries.c.status, sa.func.count())
+            .where(deliveries.c.digest_id == digest_id)
+            .group_by(deliveries.c.status)
+        )
+        with self.engine.connect() as conn:
+            return Counter({status: n for status, n in conn.execute(query)})
+
+    def sent_digests(self) -> list[DigestRecord]:
+        """Digests at least one subscriber received, oldest first (for the web archive)."""
+        sent = sa.select(deliveries.c.digest_id).where(
+            deliveries.c.status == DeliveryStatus.SENT.value
+        )
+        query = sa.select(digests).where(digests.c.id.in_(sent)).order_by(digests.c.week)
+        with self.engine.connect() as conn:
+            return [
+                DigestRecord(r.id, r.week, r.created, tuple(json.loads(r.post_ids)))
+                for r in conn.execute(query)
+            ]

@@ -1,0 +1,234 @@
+"""``publisher digest``: plan a week's digest, render it, and deliver it through the ledger.
+
+I/O and the clock live here (and in the CLI); digest.py, mail.py and the
+delivery loop stay testable on their own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from publisher.delivery import (
+    OutboxTransport,
+    Outgoing,
+    SmtpTransport,
+    Summary,
+    Transport,
+    deliver,
+)
+from publisher.digest import DigestRenderer, Rendered, posts_for, week_posts
+from publisher.errors import PublisherError
+from publisher.ledger import DeliveryStatus, Ledger
+from publisher.mail import build_message, mailto_unsubscribe, message_id, parse_sender
+from publisher.pipeline import load_stream
+from publisher.posts import Post
+from publisher.settings import Settings
+from publisher.state import open_engine
+from publisher.subscribers import Status, Subscriber, SubscriberStore
+from publisher.text import slugify
+from publisher.tokens import Token, secret_from_env, sign
+from publisher.weeks import Week
+
+TOKEN_LIFETIME = 0  # unsubscribe links in mail never expire (RFC 8058 clients may be slow)
+
+
+@dataclass
+class DigestRun:
+    """Everything one digest command needs, opened once."""
+
+    settings: Settings
+    week: Week
+    posts: list[Post]
+    ledger: Ledger
+    store: SubscriberStore
+    renderer: DigestRenderer
+    secret: str
+
+    def tag_key(self, sub: Subscriber) -> tuple[str, ...]:
+        return tuple(sorted({slugify(t, "tag") for t in sub.tags}))
+
+    def rendered_for(self) -> Callable[[Subscriber], Rendered | None]:
+        """Render once per distinct tag choice; None when the choice has no posts."""
+        cache: dict[tuple[str, ...], Rendered | None] = {}
+
+        def get(sub: Subscriber) -> Rendered | None:
+            key = self.tag_key(sub)
+            if key not in cache:
+                theirs = posts_for(self.posts, sub.tags)
+                cache[key] = self.renderer.render(self.week, theirs, sub.tags) if theirs else None
+            return cache[key]
+
+        return get
+
+    def links(self, sub: Subscriber) -> tuple[str, str, str]:
+        base = self.settings.site.base_url
+        unsub = sign(Token("unsubscribe", sub.id, TOKEN_LIFETIME), self.secret)
+        prefs = sign(Token("preferences", sub.id, TOKEN_LIFETIME), self.secret)
+        return f"{base}unsubscribe?token={unsub}", f"{base}preferences?token={prefs}", unsub
+
+    def message(self, sub: Subscriber, rendered: Rendered, msg_id: str, now: datetime):  # type: ignore[no-untyped-def]
+        unsub_url, prefs_url, token = self.links(sub)
+        html, text = rendered.personal(unsub_url, prefs_url)
+        sender = parse_sender(self.settings.digest.sender)
+        return build_message(
+            sender=sender,
+            to_email=sub.email,
+            to_name=sub.name,
+            subject=rendered.subject,
+            text=text,
+            html=html,
+            msg_id=msg_id,
+            date=now,
+            list_id=f"{self.settings.site.title} weekly digest <digest.{self.settings.site.id_domain}>",
+            unsubscribe_https=unsub_url,
+            unsubscribe_mailto=mailto_unsubscribe(sender, token),
+        )
+
+
+def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRun:
+    stream = load_stream(settings)
+    if stream.errors:
+        for problem in stream.problems:
+            print(problem, file=sys.stderr)
+        raise PublisherError(
+            f"{len(stream.errors)} error(s) in the archives: no digest is sent from a broken source",
+            "fix them (see `publisher check`), then run the digest again",
+        )
+    engine = open_engine(settings.state.url)
+    secret = secret_from_env(allow_dev=not real_delivery)
+    ledger = Ledger(engine)
+    record = ledger.digest(week.label)
+    posts = week_posts(stream.posts, week)
+    if record is not None:  # a rerun: the planned posts, whatever the archives say now
+        by_id = {p.id: p for p in stream.posts}
+        posts = [by_id[i] for i in record.post_ids if i in by_id]
+    return DigestRun(
+        settings, week, posts, ledger, SubscriberStore(engine), DigestRenderer(settings), secret
+    )
+
+
+def transport_for(settings: Settings, outbox: Path | None = None) -> Transport:
+    if outbox is not None or settings.delivery.method == "outbox":
+        return OutboxTransport(outbox or Path(settings.delivery.outbox))
+    return SmtpTransport(settings.smtp)
+
+
+def dry_run(run: DigestRun) -> Iterator[str]:
+    """Who would get what, without writing anything."""
+    for sub in run.store.all(Status.ACTIVE):
+        theirs = posts_for(run.posts, sub.tags)
+        if theirs:
+            yield f"{sub.email}: {len(theirs)} post(s): " + "; ".join(p.title for p in theirs)
+        else:
+            yield f"{sub.email}: skipped (no posts{' tagged ' + ', '.join(sub.tags) if sub.tags else ''})"
+
+
+def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
+    """Render every message into the outbox for review; the ledger is not touched."""
+    get = run.rendered_for()
+    n = 0
+    try:
+        for sub in run.store.all(Status.ACTIVE):
+            rendered = get(sub)
+            if rendered is None:
+                continue
+            msg = run.message(
+                sub, rendered, message_id(run.week.label, sub.id, run.settings.site.id_domain), now
+            )
+            transport.send(msg, msg["From"].addresses[0].addr_spec, sub.email)
+            n += 1
+    finally:
+        transport.close()
+    return n
+
+
+def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
+    sub = run.store.by_email(email)
+    if sub is None:
+        raise PublisherError(f"no subscriber {email}", "see `publisher subscribers list`")
+    rendered = run.rendered_for()(sub)
+    if rendered is None:
+        raise PublisherError(
+            f"{email} gets no digest for {run.week.label}: no posts for their tags"
+        )
+    msg = run.message(
+        sub, rendered, message_id(run.week.label, sub.id, run.settings.site.id_domain), now
+    )
+    if out.suffix == ".html":
+        html = msg.get_body(("html",))
+        out.write_text(html.get_content(), encoding="utf-8")  # type: ignore[union-attr]
+    else:
+        out.write_bytes(bytes(msg))
+    return out
+
+
+def plan(run: DigestRun, now: datetime) -> int:
+    """Create the ledger for the week (once); returns the digest id."""
+    existing = run.ledger.digest(run.week.label)
+    if existing is not None:
+        return existing.id
+    rows = []
+    domain = run.settings.site.id_domain
+    for sub in run.store.all(Status.ACTIVE):
+        theirs = posts_for(run.posts, sub.tags)
+        status = DeliveryStatus.PENDING if theirs else DeliveryStatus.SKIPPED
+        rows.append(
+            (
+                sub.id,
+                status,
+                message_id(run.week.label, sub.id, domain),
+                "" if theirs else "no posts for this subscriber's tags",
+            )
+        )
+    return run.ledger.plan(run.week.label, [p.id for p in run.posts], rows, now).id
+
+
+def send(
+    run: DigestRun,
+    transport: Transport,
+    now: Callable[[], datetime],
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: bool = False,
+) -> Summary:
+    digest_id = plan(run, now())
+    counts = run.ledger.counts(digest_id)
+    summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))
+    todo = run.ledger.to_send(digest_id)
+    get = run.rendered_for()
+    sender = parse_sender(run.settings.digest.sender).addr_spec
+
+    def outgoing() -> Iterator[Outgoing]:
+        for d in todo:
+            sub = run.store.get(d.subscriber_id)
+
+            def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
+                if sub is None or sub.status is not Status.ACTIVE:
+                    return None
+                rendered = get(sub)
+                return None if rendered is None else run.message(sub, rendered, d.message_id, now())
+
+            yield Outgoing(d, sender, sub.email if sub else "", build)
+
+    cfg = run.settings.delivery
+    kwargs = dict(
+        now=now,
+        max_attempts=cfg.max_attempts,
+        bounce_limit=cfg.bounce_limit,
+        backoff=cfg.retry_backoff,
+        should_stop=should_stop,
+        summary=summary,
+    )
+    if progress and len(todo) > 20:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"sending {run.week.label}", total=len(todo))
+            return deliver(
+                run.ledger, transport, outgoing(), on_progress=lambda: bar.advance(task), **kwargs
+            )  # type: ignore[arg-type]
+    return deliver(run.ledger, transport, outgoing(), **kwargs)  # type: ignore[arg-type]

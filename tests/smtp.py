@@ -1,0 +1,63 @@
+"""A real SMTP server (aiosmtpd) on loopback that records what it accepts.
+
+``replies`` scripts answers per recipient: a list of SMTP replies consumed in
+order (e.g. ["451 4.3.0 try later"] then the default 250).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Recorder:
+    messages: list[EmailMessage] = field(default_factory=list)
+    replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    always: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+        rcpt = envelope.rcpt_tos[0].lower()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            if rcpt in self.always:
+                return self.always[rcpt]
+            if self.replies.get(rcpt):
+                return self.replies[rcpt].pop(0)
+            msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+            self.messages.append(msg)  # type: ignore[arg-type]
+        return "250 2.0.0 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in m["To"]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.recorder = Recorder()
+        self.port = free_port()
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()

@@ -1,0 +1,254 @@
+"""Digests delivered to a real SMTP server (aiosmtpd on loopback), never a mock."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from publisher.build import build
+from publisher.ledger import Ledger
+from publisher.newsletter import open_run, send
+from publisher.settings import Settings, load_settings
+from publisher.state import deliveries, open_engine
+from publisher.subscribers import Status, SubscriberStore
+from publisher.tokens import TokenError, verify
+from publisher.weeks import parse_week
+from tests.conftest import SEEDS
+from tests.smtp import SmtpServer
+
+SECRET = "test-secret-0123456789abcdef0123456789"
+NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
+DIGITISATION = "Digitisation, and the Children’s Services Ofsted"
+
+
+@pytest.fixture
+def smtp() -> SmtpServer:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    path = tmp_path / "publisher.toml"
+    path.write_text(
+        f'[build]\nseeds = "{SEEDS.as_posix()}"\noutput = "site"\n'
+        f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n'
+        '[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\nbounce_limit = 2\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
+        '[digest]\nfrom = "Staff blog <digest@blog.example.org>"\n',
+        encoding="utf-8",
+    )
+    return load_settings(path, environ={})
+
+
+def subscribe(cfg: Settings, email: str, name: str = "", tags: tuple[str, ...] = ()) -> int:
+    store = SubscriberStore(open_engine(cfg.state.url))
+    return store.add(email, name, tags, now=NOW)[0].id
+
+
+def run_week(cfg: Settings, week: str):
+    from publisher.delivery import SmtpTransport
+
+    run = open_run(cfg, parse_week(week, cfg.site.tzinfo), real_delivery=True)
+    return send(run, SmtpTransport(cfg.smtp), lambda: NOW)
+
+
+def test_week_07_digest_arrives_complete(cfg: Settings, smtp: SmtpServer) -> None:
+    sid = subscribe(cfg, "Alice@Example.org", "Alice Ärger")
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.failed) == (1, 0)
+    (msg,) = smtp.recorder.messages
+    assert msg["To"].addresses[0].addr_spec == "Alice@example.org"
+    assert msg["To"].addresses[0].display_name == "Alice Ärger"
+    assert msg["From"] == "Staff blog <digest@blog.example.org>"
+    assert "week of 11 February 2019" in msg["Subject"]
+    assert msg["Date"] and msg["Message-ID"].endswith("@publisher.localhost>")
+    assert msg["List-Id"] == "Staff blog weekly digest <digest.publisher.localhost>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
+    assert https.startswith("http://127.0.0.1:8000/unsubscribe?token=") and mailto.startswith(
+        "mailto:"
+    )
+    token = https.split("token=")[1]
+    assert verify(token, SECRET, "unsubscribe", now=0).subscriber == sid
+    assert "alice" not in https.lower()  # the address never travels in the link
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = [part.get_content_type() for part in msg.iter_parts()]
+    assert (text, html) == ("text/plain", "text/html")
+    text_body = msg.get_body(("plain",)).get_content()
+    html_body = msg.get_body(("html",)).get_content()
+    assert (
+        DIGITISATION in text_body
+        and "Digitisation, and the Children’s Services Ofsted" in html_body
+    )
+    assert "<style" not in html_body and 'style="' in html_body  # CSS inlined
+    assert len(html_body.encode()) < 100_000
+    assert "img" not in html_body  # no tracking pixel
+    # every site link in the message resolves to a file the build wrote
+    build(cfg, [SEEDS], Path("site"))
+    links = set(re.findall(r'href="(http://127\.0\.0\.1:8000/[^"]*)"', html_body))
+    links |= set(re.findall(r"(http://127\.0\.0\.1:8000/\S+)", text_body))
+    site_links = {u for u in links if "token=" not in u}
+    assert any(
+        u.endswith("digitisation-and-the-childrens-services-ofsted.html") for u in site_links
+    )
+    for url in site_links:
+        assert (Path("site") / url.removeprefix("http://127.0.0.1:8000/")).is_file(), url
+
+
+def test_per_tag_filtering_and_skips(cfg: Settings, smtp: SmtpServer) -> None:
+    subscribe(cfg, "all@example.org")
+    subscribe(cfg, "thanks@example.org", tags=("thanks",))
+    subscribe(cfg, "digital@example.org", tags=("Digital",))
+    # 2018-W21: only "The relationship between the private and public sectors" (thanks)
+    summary = run_week(cfg, "2018-W21")
+    assert (summary.sent, summary.skipped) == (2, 1)
+    assert {m["To"].addresses[0].addr_spec for m in smtp.recorder.messages} == {
+        "all@example.org",
+        "thanks@example.org",
+    }
+    assert not smtp.recorder.to("digital@example.org")
+
+
+def test_empty_week_sends_nothing_and_is_recorded(cfg: Settings, smtp: SmtpServer) -> None:
+    subscribe(cfg, "all@example.org")
+    summary = run_week(cfg, "2020-W01")
+    assert (summary.sent, summary.skipped) == (0, 1) and not smtp.recorder.messages
+    record = Ledger(open_engine(cfg.state.url)).digest("2020-W01")
+    assert record is not None and record.post_ids == ()
+
+
+def test_rerun_sends_nothing_new(cfg: Settings, smtp: SmtpServer) -> None:
+    subscribe(cfg, "a@example.org")
+    subscribe(cfg, "b@example.org")
+    assert run_week(cfg, "2019-W07").sent == 2
+    assert run_week(cfg, "2019-W07").sent == 0
+    assert len(smtp.recorder.messages) == 2
+
+
+def test_transient_451_then_250_delivers_once(cfg: Settings, smtp: SmtpServer) -> None:
+    subscribe(cfg, "slow@example.org")
+    smtp.recorder.replies["slow@example.org"] = ["451 4.3.0 try again later"]
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.retried, summary.failed) == (1, 1, 0)
+    assert len(smtp.recorder.to("slow@example.org")) == 1
+    with open_engine(cfg.state.url).connect() as conn:
+        row = conn.execute(sa.select(deliveries)).one()
+    assert (row.status, row.attempts) == ("sent", 2) and row.sent_at
+
+
+def test_permanent_550_fails_and_bounces_after_limit(cfg: Settings, smtp: SmtpServer) -> None:
+    sid = subscribe(cfg, "gone@example.org")
+    subscribe(cfg, "ok@example.org")
+    smtp.recorder.always["gone@example.org"] = "550 5.1.1 no such user"
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.failed) == (1, 1)
+    store = SubscriberStore(open_engine(cfg.state.url))
+    assert store.get(sid).status is Status.ACTIVE and store.get(sid).bounces == 1
+    summary = run_week(cfg, "2018-W21")  # second 5xx reaches bounce_limit = 2
+    assert summary.failed == 1 and summary.bounced == 1
+    assert store.get(sid).status is Status.BOUNCED
+    assert run_week(cfg, "2018-W10").sent == 1  # bounced address no longer planned
+
+
+def test_killed_mid_send_then_rerun_delivers_each_once(
+    cfg: Settings, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    emails = [f"user{i:02d}@example.org" for i in range(30)]
+    for e in emails:
+        subscribe(cfg, e)
+    smtp.recorder.delay = 0.05
+    env = {**os.environ, "PUBLISHER_SECRET": SECRET}
+    cmd = [sys.executable, "-m", "publisher", "digest", "--week", "2019-W07", "--send", "--quiet"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while len(smtp.recorder.messages) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = len(smtp.recorder.messages)
+    assert 8 <= first < 30
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    got = Counter(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages)
+    assert set(got) == set(emails)
+    dupes = [e for e, n in got.items() if n > 1]
+    assert len(dupes) <= 1  # at most the one message in flight at the kill
+    for e in dupes:
+        ids = {m["Message-ID"] for m in smtp.recorder.to(e)}
+        assert len(ids) == 1  # resent with the same Message-ID
+    with open_engine(cfg.state.url).connect() as conn:
+        statuses = Counter(r.status for r in conn.execute(sa.select(deliveries)))
+    assert statuses == {"sent": 30}
+
+
+def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None:
+    subscribe(cfg, "victim@example.org", "Eve\r\nBcc: attacker@evil.example\r\nX-Evil: 1")
+    assert run_week(cfg, "2019-W07").sent == 1
+    (msg,) = smtp.recorder.messages
+    assert msg["Bcc"] is None and msg["X-Evil"] is None
+    assert "attacker" not in "".join(f"{k}" for k in msg.keys())
+    assert msg["To"].addresses[0].display_name == "Eve Bcc: attacker@evil.example X-Evil: 1"
+
+
+def test_title_with_newline_cannot_inject(cfg: Settings) -> None:
+    from publisher.mail import build_message, parse_sender
+
+    msg: EmailMessage = build_message(
+        sender=parse_sender("A <a@example.org>"),
+        to_email="b@example.org",
+        to_name="B\nX-Evil: 1",
+        subject="Hi\r\nBcc: c@evil.example",
+        text="t",
+        html="<p>h</p>",
+        msg_id="<1@x>",
+        date=NOW,
+        list_id="L <l.x>",
+        unsubscribe_https="https://x/u?token=1",
+        unsubscribe_mailto="mailto:a@example.org?subject=u",
+    )
+    raw = bytes(msg)
+    assert b"\nBcc:" not in raw and b"\nX-Evil:" not in raw
+
+
+def test_refuses_real_delivery_without_secret(
+    cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from publisher.errors import PublisherError
+
+    monkeypatch.delenv("PUBLISHER_SECRET")
+    with pytest.raises(PublisherError, match="PUBLISHER_SECRET"):
+        open_run(cfg, parse_week("2019-W07", cfg.site.tzinfo), real_delivery=True)
+
+
+def test_tampered_and_misused_tokens_rejected() -> None:
+    from publisher.tokens import Token, sign
+
+    token = sign(Token("unsubscribe", 7), SECRET)
+    assert verify(token, SECRET, "unsubscribe", now=0).subscriber == 7
+    payload, mac = token.split(".")
+    forged = sign(Token("unsubscribe", 8), SECRET).split(".")[0] + "." + mac
+    for bad in (forged, payload + "." + mac[:-2] + "AA", "garbage", token + "x"):
+        with pytest.raises(TokenError):
+            verify(bad, SECRET, "unsubscribe", now=0)
+    with pytest.raises(TokenError, match="not unsubscribe"):
+        verify(sign(Token("confirm", 7), SECRET), SECRET, "unsubscribe", now=0)
+    with pytest.raises(TokenError, match="expired"):
+        verify(sign(Token("confirm", 7, expires=100), SECRET), SECRET, "confirm", now=101)
+    with pytest.raises(TokenError):
+        verify(token, "another-secret-0123456789abcdef", "unsubscribe", now=0)

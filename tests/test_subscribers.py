@@ -1,0 +1,102 @@
+"""Subscribers in a real SQLite database: validation, CSV import/export, the CLI."""
+
+from __future__ import annotations
+
+import io
+import mailbox
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from publisher.errors import PublisherError
+from publisher.state import open_engine
+from publisher.subscribers import Status, SubscriberStore
+from tests.conftest import SEEDS
+
+NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SubscriberStore:
+    return SubscriberStore(open_engine(f"sqlite:///{tmp_path / 's.db'}"))
+
+
+def test_addresses_validated_and_case_insensitive(store: SubscriberStore) -> None:
+    a, created = store.add("Ann@Example.ORG", "Ann", ["Digital", "digital", "thanks"], now=NOW)
+    assert created and a.email == "Ann@example.org" and a.tags == ("Digital", "thanks")
+    b, created = store.add("ann@example.org", "Ann B", [], now=NOW)
+    assert not created and b.id == a.id and b.tags == () and b.name == "Ann B"
+    assert len(store.all()) == 1
+    for bad in ("not-an-address", "a@b@c", "x@", "@example.org", "a b@example.org"):
+        with pytest.raises(PublisherError, match="not a valid email"):
+            store.add(bad, now=NOW)
+
+
+def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) -> None:
+    csv_text = (
+        "email,name,tags\n"
+        "ok1@example.org,One,thanks;digital\n"
+        "broken-address,Two,\n"
+        '"ok2@example.org","Smith, Jane",\n'
+        "ok3@example.org,Three,a,b,c\n"
+        "\n"
+        "OK1@example.org,One again,\n"
+    )
+    added, updated, problems = store.import_csv(io.StringIO(csv_text), "subs.csv", NOW)
+    assert (added, updated) == (2, 1)
+    assert [(p.line, p.file) for p in problems] == [(3, "subs.csv"), (5, "subs.csv")]
+    assert "not a valid email" in problems[0].message and "columns" in problems[1].message
+    people = {s.email.casefold(): s for s in store.all()}
+    assert people["ok2@example.org"].name == "Smith, Jane"
+    assert people["ok1@example.org"].tags == () and people["ok1@example.org"].name == "One again"
+    out = io.StringIO()
+    assert store.export_csv(out) == 2
+    assert out.getvalue().splitlines()[0] == "email,name,tags,status"
+
+
+def test_remove_keeps_history_but_stops_mail(store: SubscriberStore) -> None:
+    sub, _ = store.add("x@example.org", now=NOW)
+    assert store.remove("X@EXAMPLE.ORG", NOW)
+    assert store.get(sub.id).status is Status.UNSUBSCRIBED
+    assert store.all(Status.ACTIVE) == [] and not store.remove("nobody@example.org", NOW)
+
+
+def test_cli_subscribers_and_outbox_digest_on_defaults(tmp_path: Path) -> None:
+    """No config, no server, no secret: the outbox (a Maildir) receives the digest."""
+    import shutil
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PUBLISHER_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "publisher", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    (tmp_path / "in.csv").write_text("a@example.org,A,thanks\nbad,B,\n", encoding="utf-8")
+    r = cli("subscribers", "import", "in.csv")
+    assert r.returncode == 1 and "in.csv:2: error:" in r.stderr and "1 new" in r.stdout
+    assert cli("subscribers", "add", "b@example.org", "--tag", "digital").returncode == 0
+    listing = cli("subscribers", "list").stdout.splitlines()
+    assert listing == ["a@example.org\tA\tthanks\tactive", "b@example.org\t\tdigital\tactive"]
+    dry = cli("digest", "--week", "2018-W21")
+    assert "a@example.org: 1 post(s)" in dry.stdout and "b@example.org: skipped" in dry.stdout
+    r = cli("digest", "--week", "2019-W07", "--send")
+    assert r.returncode == 0 and "sent 2" in r.stdout
+    box = mailbox.Maildir(tmp_path / "var" / "outbox", create=False)
+    msgs = list(box)
+    assert len(msgs) == 2 and all(m["List-Unsubscribe-Post"] for m in msgs)
+    assert cli("digest", "--week", "2019-W07", "--send").stdout.count("sent 0") == 1
+    assert len(list(mailbox.Maildir(tmp_path / "var" / "outbox", create=False))) == 2
+    r = cli("digest", "--week", "2019-W07", "--preview", "a@example.org", "--out", "p.eml")
+    assert r.returncode == 0 and (tmp_path / "p.eml").read_bytes().startswith(b"From: ")
+    assert cli("subscribers", "remove", "a@example.org").returncode == 0
+    assert "a@example.org" not in cli("digest", "--week", "2018-W21").stdout
