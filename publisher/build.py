@@ -27,6 +27,7 @@ from publisher.output import OutputWriter
 from publisher.pipeline import no_cyclic_gc
 from publisher.posts import normalize
 from publisher.settings import Settings
+from publisher.state_stamp import stamp_path
 from publisher.text import digest
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ def fingerprint(settings: Settings, files: list[Path], skip_invalid: bool) -> st
     for f in files:
         st = f.stat()
         stats.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
+    stamp = stamp_path(settings.state.url)
+    if stamp.exists():
+        st = stamp.stat()
+        stats.append((str(stamp), st.st_size, st.st_mtime_ns))
     templates = sorted(
         (p.name, p.read_bytes()) for p in settings.templates_dir.iterdir() if p.is_file()
     )
@@ -120,6 +125,7 @@ def build(
         )
     if not stream.posts:
         raise PublisherError("no posts to publish", "check the archive paths")
+    from publisher.ledger import Ledger
     from publisher.site import artifacts
     from publisher.state import load_versions, open_engine, resolve_updated, save_versions
 
@@ -129,8 +135,11 @@ def build(
     updated, changed = resolve_updated(
         ((p.id, p.content_hash, p.published) for p in stream.posts), load_versions(engine), now
     )
+    sent = Ledger(engine).sent_digests()
     pending = [
-        a for a in artifacts(settings, stream, updated) if not writer.is_current(a.path, a.key)
+        a
+        for a in artifacts(settings, stream, updated, sent)
+        if not writer.is_current(a.path, a.key)
     ]
     _render_all(writer, pending, progress, jobs or os.cpu_count() or 1)
     writer.finish(inputs)

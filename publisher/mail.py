@@ -7,6 +7,7 @@ subscriber name or post title can inject a header.
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import re
 from datetime import datetime
@@ -17,6 +18,9 @@ from urllib.parse import quote
 
 from publisher.errors import PublisherError
 
+#: RFC 5322 allows 998-character header lines. Python's default of 78 folds a
+#: long List-Unsubscribe into RFC 2047 encoded words, which providers cannot use.
+POLICY = email.policy.default.clone(max_line_length=998)
 _BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -68,8 +72,12 @@ def build_message(
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg["Precedence"] = "list"
-    msg.set_content(text, charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
+    # quoted-printable: safe through servers without 8BITMIME, still readable raw
+    msg.set_content(text, charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # bodies were encoded above with 76-character lines (RFC 2045); only the
+    # top-level headers are serialized with the long-line policy
+    msg.policy = POLICY
     return msg
 
 

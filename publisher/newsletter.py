@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from publisher.pipeline import load_stream
 from publisher.posts import Post
 from publisher.settings import Settings
 from publisher.state import open_engine
+from publisher.state_stamp import touch_stamp
 from publisher.subscribers import Status, Subscriber, SubscriberStore
 from publisher.text import slugify
 from publisher.tokens import Token, secret_from_env, sign
@@ -215,20 +217,26 @@ def send(
             yield Outgoing(d, sender, sub.email if sub else "", build)
 
     cfg = run.settings.delivery
-    kwargs = dict(
-        now=now,
-        max_attempts=cfg.max_attempts,
-        bounce_limit=cfg.bounce_limit,
-        backoff=cfg.retry_backoff,
-        should_stop=should_stop,
-        summary=summary,
-    )
-    if progress and len(todo) > 20:
-        from rich.progress import Progress
+    with ExitStack() as stack:
+        on_progress: Callable[[], None] = lambda: None  # noqa: E731
+        if progress and len(todo) > 20:
+            from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
+            bar = stack.enter_context(Progress(transient=True))
             task = bar.add_task(f"sending {run.week.label}", total=len(todo))
+            on_progress = lambda: bar.advance(task)  # noqa: E731
+        try:
             return deliver(
-                run.ledger, transport, outgoing(), on_progress=lambda: bar.advance(task), **kwargs
-            )  # type: ignore[arg-type]
-    return deliver(run.ledger, transport, outgoing(), **kwargs)  # type: ignore[arg-type]
+                run.ledger,
+                transport,
+                outgoing(),
+                now=now,
+                max_attempts=cfg.max_attempts,
+                bounce_limit=cfg.bounce_limit,
+                backoff=cfg.retry_backoff,
+                should_stop=should_stop,
+                on_progress=on_progress,
+                summary=summary,
+            )
+        finally:
+            touch_stamp(run.settings.state.url)  # the site's digest archive may have changed

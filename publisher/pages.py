@@ -69,8 +69,16 @@ class PageRenderer:
     def term(self, heading: str, posts: list[Post], feeds: list[FeedLink]) -> bytes:
         return self._render("term.html.j2", heading=heading, posts=posts, feeds=feeds)
 
-    def index(self, rows: list[FeedRow], recent: list[Post], feeds: list[FeedLink]) -> bytes:
-        return self._render("index.html.j2", rows=rows, recent=recent, feeds=feeds)
+    def index(
+        self,
+        rows: list[FeedRow],
+        recent: list[Post],
+        feeds: list[FeedLink],
+        digests: list[tuple[str, str, int]] = (),  # type: ignore[assignment]
+    ) -> bytes:
+        return self._render(
+            "index.html.j2", rows=rows, recent=recent, feeds=feeds, digests=list(digests)
+        )
 
 
 def opml(title: str, rows: list[FeedRow]) -> bytes:

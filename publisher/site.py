@@ -6,12 +6,14 @@ inputs did not change without rendering them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from publisher import __version__
+from publisher.digest_archive import digest_files, sent_digests
 from publisher.feeds import FORMATS, MEDIA_TYPES, FeedRenderer, doc_path, paginate
+from publisher.ledger import DigestRecord
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
 from publisher.settings import Settings
@@ -40,13 +42,16 @@ def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
 
 
 def artifacts(
-    settings: Settings, stream: Stream, updated: dict[str, datetime]
+    settings: Settings,
+    stream: Stream,
+    updated: dict[str, datetime],
+    sent: Sequence[DigestRecord] = (),
 ) -> Iterator[Artifact]:
     site = settings.site
     feeds = FeedRenderer(site, updated)
     pages = PageRenderer(settings)
     base_key = digest(
-        __version__, repr(site), settings.build.feed_max_items, _templatesdigest(settings)
+        __version__, repr(site), settings.build.feed_max_items, _templates_digest(settings)
     )
 
     def post_key(p: Post) -> tuple[str, str, str, str, str]:
@@ -111,11 +116,15 @@ def artifacts(
     for p in stream.posts:
         yield Artifact(f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p))
 
+    weeks = sent_digests(settings, stream, sent)
+    for path, key, render in digest_files(settings, weeks, updated, base_key):
+        yield Artifact(path, key, render)
+    archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
     recent = list(stream.posts[: settings.build.feed_max_items])
     yield Artifact(
         "index.html",
-        digest(base_key, rows, [post_key(p) for p in recent]),
-        _bind(pages.index, rows, recent, site_links),
+        digest(base_key, rows, [post_key(p) for p in recent], archive),
+        _bind(pages.index, rows, recent, site_links, archive),
     )
     yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
     for name in STATIC_FILES:
@@ -133,6 +142,6 @@ def _bind(fn: Callable[..., bytes], *args: object) -> Callable[[], bytes]:
     return lambda: fn(*args)
 
 
-def _templatesdigest(settings: Settings) -> str:
+def _templates_digest(settings: Settings) -> str:
     d = settings.templates_dir
     return digest(sorted((p.name, p.read_bytes()) for p in d.iterdir() if p.is_file()))

@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 @dataclass
 class Recorder:
     messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
     replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     always: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
@@ -37,6 +38,7 @@ class Recorder:
                 return self.replies[rcpt].pop(0)
             msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
             self.messages.append(msg)  # type: ignore[arg-type]
+            self.raw.append(envelope.original_content)
         return "250 2.0.0 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -314,12 +314,15 @@ def test_golden_feeds(settings: Settings, name: str) -> None:
 def test_readme_documents_every_config_key() -> None:
     import dataclasses
 
-    from publisher.settings import _SECTIONS
+    from publisher.settings import _KEY_ALIASES, _SECTIONS
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    spelled = {(sec, field): key for (sec, key), field in _KEY_ALIASES.items()}
     for section, cls in _SECTIONS.items():
+        assert f"`[{section}]`" in readme
         for f in dataclasses.fields(cls):
-            assert f"`{f.name}`" in readme, f"[{section}] {f.name} missing from README"
+            key = spelled.get((section, f.name), f.name)
+            assert f"`{key}`" in readme, f"[{section}] {key} missing from README"
 
 
 def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:

@@ -202,7 +202,7 @@ def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None
     assert run_week(cfg, "2019-W07").sent == 1
     (msg,) = smtp.recorder.messages
     assert msg["Bcc"] is None and msg["X-Evil"] is None
-    assert "attacker" not in "".join(f"{k}" for k in msg.keys())
+    assert all("attacker" not in k for k in msg)
     assert msg["To"].addresses[0].display_name == "Eve Bcc: attacker@evil.example X-Evil: 1"
 
 
@@ -252,3 +252,88 @@ def test_tampered_and_misused_tokens_rejected() -> None:
         verify(sign(Token("confirm", 7, expires=100), SECRET), SECRET, "confirm", now=101)
     with pytest.raises(TokenError):
         verify(token, "another-secret-0123456789abcdef", "unsubscribe", now=0)
+
+
+def test_sent_digests_are_published_in_the_site(cfg: Settings, smtp: SmtpServer) -> None:
+    from tests.feedcheck import assert_valid_atom
+
+    out = Path("site")
+    build(cfg, [SEEDS], out)
+    assert not (out / "digests.atom").exists()
+    subscribe(cfg, "a@example.org")
+    run_week(cfg, "2019-W07")
+    run_week(cfg, "2020-W01")  # empty: nothing sent, nothing published
+    result = build(cfg, [SEEDS], out)  # the state stamp defeats the "nothing changed" shortcut
+    assert not result.up_to_date
+    page = (out / "digests" / "2019-W07.html").read_text(encoding="utf-8")
+    assert DIGITISATION in page and "unsubscribe" not in page.lower()
+    assert not (out / "digests" / "2020-W01.html").exists()
+    assert_valid_atom(out / "digests.atom")
+    import feedparser
+
+    feed = feedparser.parse(str(out / "digests.atom"))
+    assert [e.link for e in feed.entries] == ["http://127.0.0.1:8000/digests/2019-W07.html"]
+    assert "digests/2019-W07.html" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_long_posts_switch_to_summaries_under_the_budget(tmp_path: Path) -> None:
+    from publisher.digest import DigestRenderer
+    from publisher.pipeline import load_stream
+
+    path = tmp_path / "p.toml"
+    path.write_text('[digest]\ncontent = "full"\nhtml_budget = 12000\n', encoding="utf-8")
+    s = load_settings(path, environ={})
+    posts = list(load_stream(s, [SEEDS]).posts[:6])
+    from dataclasses import replace
+
+    unlimited = replace(s, digest=replace(s.digest, html_budget=10**9))
+    full = DigestRenderer(unlimited).render(parse_week("2019-W07", s.site.tzinfo), posts)
+    cut = DigestRenderer(s).render(parse_week("2019-W07", s.site.tzinfo), posts)
+    assert len(full.html.encode()) > 12000 >= len(cut.html.encode())
+    assert cut.html.count("Read the whole post") >= 1
+    assert all(p.title.replace("’", "&#8217;") in cut.html or p.title in cut.html for p in posts)
+
+
+def test_rendered_once_per_distinct_tag_choice(
+    cfg: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from publisher.digest import DigestRenderer
+
+    calls: list[tuple[str, ...]] = []
+    real = DigestRenderer.render
+
+    def counting(self, week, posts, tags=(), personal=True):  # type: ignore[no-untyped-def]
+        calls.append(tuple(tags))
+        return real(self, week, posts, tags, personal)
+
+    monkeypatch.setattr(DigestRenderer, "render", counting)
+    for i in range(6):
+        subscribe(cfg, f"all{i}@example.org")
+        subscribe(cfg, f"t{i}@example.org", tags=("thanks",))
+    assert run_week(cfg, "2019-W07").sent == 12
+    assert sorted(calls) == [(), ("thanks",)]
+    tokens = {
+        re.findall(r"token=([\w.-]+)", m["List-Unsubscribe"])[0] for m in smtp.recorder.messages
+    }
+    assert len(tokens) == 12  # personal links differ even though the body was rendered twice
+
+
+def test_golden_eml(cfg: Settings, smtp: SmtpServer) -> None:
+    """The reviewed message for 2019-W07, with the volatile parts scrubbed."""
+    subscribe(cfg, "reader@example.org", "Reader")
+    run_week(cfg, "2019-W07")
+    (raw,) = smtp.recorder.raw  # the bytes as sent, not a re-serialization
+    raw = raw.replace(b"\r\n", b"\n")
+    raw = re.sub(rb"=+\d{10,}==", b"==BOUNDARY==", raw)
+    assert re.search(
+        rb"^List-Unsubscribe: <http://127.0.0.1:8000/unsubscribe\?token=[\w.-]+>, <mailto:",
+        raw,
+        re.M,
+    )
+    head, body = raw.split(b"\n\n", 1)
+    assert max(len(line) for line in body.split(b"\n")) <= 76  # RFC 2045 quoted-printable
+    assert b"=?utf-8?" not in head.split(b"\nSubject:")[0]
+    golden = Path(__file__).parent / "golden" / "digest-2019-W07.eml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_bytes(raw)
+    assert raw == golden.read_bytes()

@@ -1,0 +1,109 @@
+"""Sent digests on the web: a page per sent week and an Atom feed of past digests,
+so people can read or link to an issue they missed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+from feedgen.feed import FeedGenerator
+
+from publisher import __version__
+from publisher.digest import DigestRenderer
+from publisher.ledger import DigestRecord
+from publisher.posts import Post, Stream
+from publisher.settings import Settings
+from publisher.text import digest
+from publisher.weeks import Week, parse_week
+
+FEED_PATH = "digests.atom"
+
+
+@dataclass(frozen=True)
+class SentDigest:
+    week: Week
+    posts: tuple[Post, ...]
+
+    @property
+    def path(self) -> str:
+        return f"digests/{self.week.label}.html"
+
+
+def sent_digests(
+    settings: Settings, stream: Stream, records: Sequence[DigestRecord]
+) -> list[SentDigest]:
+    """Newest first; posts that have since left the archives are left out."""
+    by_id = {p.id: p for p in stream.posts}
+    tz = settings.site.tzinfo
+    out = [
+        SentDigest(parse_week(r.week, tz), tuple(by_id[i] for i in r.post_ids if i in by_id))
+        for r in records
+    ]
+    return sorted((d for d in out if d.posts), key=lambda d: d.week.start, reverse=True)
+
+
+def digest_files(
+    settings: Settings,
+    sent: list[SentDigest],
+    updated: dict[str, datetime],
+    base_key: str,
+) -> Iterator[tuple[str, str, Callable[[], bytes]]]:
+    """(path, key, render) for each week's page and the digests feed."""
+    renderer = DigestRenderer(settings)
+
+    def key_of(d: SentDigest) -> str:
+        return digest(
+            base_key, d.week.label, [(p.id, p.content_hash, updated[p.id]) for p in d.posts]
+        )
+
+    for d in sent:
+        yield (
+            d.path,
+            key_of(d),
+            lambda d=d: renderer.render(d.week, d.posts, (), personal=False).html.encode("utf-8"),
+        )
+    if sent:
+        yield (
+            FEED_PATH,
+            digest(base_key, [key_of(d) for d in sent]),
+            lambda: _feed(settings, sent, renderer, updated),
+        )
+
+
+def _feed(
+    settings: Settings,
+    sent: list[SentDigest],
+    renderer: DigestRenderer,
+    updated: dict[str, datetime],
+) -> bytes:
+    site = settings.site
+    base = site.base_url
+    fg = FeedGenerator()
+    fg.id(base + FEED_PATH)
+    fg.title(f"{site.title}: weekly digests")
+    fg.subtitle(f"Every weekly email digest of {site.title}")
+    fg.language(site.language)
+    fg.author(name=site.author_name)
+    fg.generator("publisher", version=__version__)
+    fg.link(href=base + FEED_PATH, rel="self", type="application/atom+xml")
+    fg.link(href=base, rel="alternate", type="text/html")
+
+    def when(d: SentDigest) -> datetime:
+        return max(updated.get(p.id, p.published) for p in d.posts)
+
+    fg.updated(max(when(d) for d in sent))
+    for d in reversed(sent):  # feedgen prepends: oldest first gives newest on top
+        fe = fg.add_entry()
+        fe.id(f"tag:{site.id_domain},{d.week.start.date().isoformat()}:digest-{d.week.label}")
+        fe.title(renderer.render(d.week, d.posts, (), personal=False).subject)
+        fe.link(href=base + d.path, rel="alternate", type="text/html")
+        fe.published(max(p.published for p in d.posts))
+        fe.updated(when(d))
+        items = "".join(
+            f'<li><a href="{escape(base)}posts/{escape(p.slug)}.html">{escape(p.title)}</a></li>'
+            for p in d.posts
+        )
+        fe.content(f"<p>{escape(renderer.heading(d.week))}</p><ul>{items}</ul>", type="html")
+    return fg.atom_str(pretty=True)
