@@ -21,6 +21,8 @@ from publisher.errors import PublisherError
 #: RFC 5322 allows 998-character header lines. Python's default of 78 folds a
 #: long List-Unsubscribe into RFC 2047 encoded words, which providers cannot use.
 POLICY = email.policy.default.clone(max_line_length=998)
+#: Quoted-printable lines at most 76 characters (RFC 2045); Python's default is 78.
+BODY_POLICY = email.policy.default.clone(max_line_length=76)
 _BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -60,7 +62,7 @@ def build_message(
     unsubscribe_mailto: str,
 ) -> EmailMessage:
     user, domain = to_email.rsplit("@", 1)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=BODY_POLICY)
     msg["From"] = sender
     msg["To"] = Address(display_name=one_line(to_name), username=user, domain=domain)
     msg["Subject"] = one_line(subject)
