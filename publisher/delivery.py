@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
 from publisher.ledger import Delivery, Ledger
+from publisher.mail import as_bytes
 from publisher.settings import SmtpSettings
 
 
@@ -32,7 +33,7 @@ class PermanentError(Exception):
 
 
 class Transport(Protocol):
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None: ...
+    def send(self, msg: Message, sender: str, recipient: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -44,7 +45,7 @@ class OutboxTransport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(path, create=True)
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, msg: Message, sender: str, recipient: str) -> None:
         self.box.add(msg)
 
     def close(self) -> None:
@@ -86,7 +87,7 @@ class SmtpTransport:
             raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
         return conn
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, msg: Message, sender: str, recipient: str) -> None:
         if self.cfg.rate_per_second:
             wait = self.next_at - self.clock()
             if wait > 0:
@@ -95,7 +96,7 @@ class SmtpTransport:
         if self.conn is None:
             self.conn = self._connect()
         try:
-            self.conn.send_message(msg, from_addr=sender, to_addrs=[recipient])
+            self.conn.sendmail(sender, [recipient], as_bytes(msg))
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _by_code(code, text) from None
@@ -144,7 +145,7 @@ class Outgoing:
     delivery: Delivery
     sender: str
     recipient: str
-    build: Callable[[], EmailMessage | None]  # None: skip (e.g. unsubscribed since planning)
+    build: Callable[[], Message | None]  # None: skip (e.g. unsubscribed since planning)
 
 
 def deliver(
@@ -199,4 +200,5 @@ def deliver(
             on_progress()
     finally:
         transport.close()
+        ledger.close()
     return summary

@@ -24,7 +24,7 @@ from publisher.delivery import (
 from publisher.digest import DigestRenderer, Rendered, posts_for, week_posts
 from publisher.errors import PublisherError
 from publisher.ledger import DeliveryStatus, Ledger
-from publisher.mail import build_message, mailto_unsubscribe, message_id, parse_sender
+from publisher.mail import as_bytes, build_message, mailto_unsubscribe, message_id, parse_sender
 from publisher.pipeline import load_stream
 from publisher.posts import Post
 from publisher.settings import Settings
@@ -141,7 +141,7 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
             msg = run.message(
                 sub, rendered, message_id(run.week.label, sub.id, run.settings.site.id_domain), now
             )
-            transport.send(msg, msg["From"].addresses[0].addr_spec, sub.email)
+            transport.send(msg, parse_sender(run.settings.digest.sender).addr_spec, sub.email)
             n += 1
     finally:
         transport.close()
@@ -161,10 +161,10 @@ def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
         sub, rendered, message_id(run.week.label, sub.id, run.settings.site.id_domain), now
     )
     if out.suffix == ".html":
-        html = msg.get_body(("html",))
-        out.write_text(html.get_content(), encoding="utf-8")  # type: ignore[union-attr]
+        html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
+        out.write_bytes(html.get_payload(decode=True))
     else:
-        out.write_bytes(bytes(msg))
+        out.write_bytes(as_bytes(msg))
     return out
 
 
@@ -204,9 +204,11 @@ def send(
     get = run.rendered_for()
     sender = parse_sender(run.settings.digest.sender).addr_spec
 
+    people = {s.id: s for s in run.store.all()}  # one query, not one per message
+
     def outgoing() -> Iterator[Outgoing]:
         for d in todo:
-            sub = run.store.get(d.subscriber_id)
+            sub = people.get(d.subscriber_id)
 
             def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
                 if sub is None or sub.status is not Status.ACTIVE:

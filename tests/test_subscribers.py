@@ -97,6 +97,7 @@ def test_cli_subscribers_and_outbox_digest_on_defaults(tmp_path: Path) -> None:
     assert cli("digest", "--week", "2019-W07", "--send").stdout.count("sent 0") == 1
     assert len(list(mailbox.Maildir(tmp_path / "var" / "outbox", create=False))) == 2
     r = cli("digest", "--week", "2019-W07", "--preview", "a@example.org", "--out", "p.eml")
-    assert r.returncode == 0 and (tmp_path / "p.eml").read_bytes().startswith(b"From: ")
+    eml = __import__("email").message_from_bytes((tmp_path / "p.eml").read_bytes())
+    assert r.returncode == 0 and eml["To"] == "A <a@example.org>" and eml.is_multipart()
     assert cli("subscribers", "remove", "a@example.org").returncode == 0
     assert "a@example.org" not in cli("digest", "--week", "2018-W21").stdout
