@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--preview", metavar="EMAIL", help="write one subscriber's digest to --out")
     digest.add_argument("--out", type=Path, help="with --preview: FILE.html or FILE.eml")
     digest.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
+    group = sched.add_mutually_exclusive_group()
+    group.add_argument("--list", action="store_true", help="print jobs and next run times")
+    group.add_argument("--run-now", choices=["publish", "digest"], help="run one job now")
     build.add_argument(
         "--jobs", type=int, default=0, help="worker processes for rendering (default: CPU count)"
     )
@@ -214,10 +219,31 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.deferred else 0
 
 
+def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
+    import logging
+
+    from publisher import schedule
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.list:
+        for line in schedule.describe(settings):
+            print(line)
+        return 0
+    if args.run_now:
+        return schedule.run_now(settings, args.run_now)
+    return schedule.run_scheduler(settings)
+
+
 COMMANDS = {
     "check": cmd_check,
     "posts": cmd_posts,
     "build": cmd_build,
     "subscribers": cmd_subscribers,
     "digest": cmd_digest,
+    "schedule": cmd_schedule,
 }

@@ -104,6 +104,15 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    #: crontab syntax in the site time zone; a sixth leading field means seconds
+    publish_cron: str = "*/15 * * * *"
+    digest_cron: str = "0 7 * * mon"
+    #: a slot missed by less than this (process down, machine asleep) still runs, once
+    misfire_grace_seconds: int = 6 * 3600
+
+
+@dataclass(frozen=True)
 class Settings:
     site: SiteSettings = field(default_factory=SiteSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
@@ -111,6 +120,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     #: Id aliases: old slug -> new slug, so a renamed post keeps its feed id.
     ids: Mapping[str, str] = field(default_factory=dict)
     source: str = "defaults"
@@ -129,6 +139,7 @@ _SECTIONS: dict[str, type] = {
     "delivery": DeliverySettings,
     "smtp": SmtpSettings,
     "digest": DigestSettings,
+    "schedule": ScheduleSettings,
 }
 #: TOML spellings that are Python keywords
 _KEY_ALIASES = {("digest", "from"): "sender"}
@@ -290,6 +301,19 @@ def _validate(s: Settings) -> None:
             f"{src}: [digest] from {s.digest.sender!r} is not an email address",
             'e.g. from = "Staff blog <digest@blog.example.org>"',
         )
+    for key in ("publish_cron", "digest_cron"):
+        from publisher.schedule import parse_cron  # late: keeps APScheduler out of startup
+
+        try:
+            parse_cron(getattr(s.schedule, key), s.site.tzinfo)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{src}: [schedule] {key} = {getattr(s.schedule, key)!r} is not a crontab "
+                f"expression: {exc}",
+                'five fields: minute hour day month weekday, e.g. "0 7 * * mon"',
+            ) from None
+    if s.schedule.misfire_grace_seconds < 0:
+        raise ConfigError(f"{src}: [schedule] misfire_grace_seconds must be >= 0", "e.g. 21600")
     if not 1 <= s.build.feed_max_items <= 10_000:
         raise ConfigError(
             f"{src}: [build] feed_max_items {s.build.feed_max_items} is out of range",

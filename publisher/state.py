@@ -78,6 +78,16 @@ deliveries = sa.Table(
 )
 
 
+#: Which scheduler process may act (a lease renewed by heartbeat).
+scheduler_lease = sa.Table(
+    "scheduler_lease",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+)
+
+
 def _v0_to_v1(conn: Connection) -> None:
     post_versions.create(conn)
 
@@ -87,7 +97,11 @@ def _v1_to_v2(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2]
+def _v2_to_v3(conn: Connection) -> None:
+    scheduler_lease.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

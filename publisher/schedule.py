@@ -1,0 +1,309 @@
+"""``publisher schedule``: one long-lived process that publishes and sends digests on time.
+
+APScheduler 3 with a persistent SQLAlchemyJobStore on the state database.
+Restarting keeps a job's pending run time, so a slot missed while the process
+was down runs once on start if within ``misfire_grace_seconds`` (and is logged
+as missed otherwise). The delivery ledger, not the job store, decides what was
+sent: a week already sent is never sent again. A lease row in the database lets
+only one scheduler act at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+
+import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from publisher.errors import PublisherError
+from publisher.settings import Settings
+from publisher.state import open_engine, scheduler_lease
+
+log = logging.getLogger("publisher.schedule")
+JOB_IDS = ("publish", "digest")
+LEASE_SECONDS = 90
+HEARTBEAT_SECONDS = 20
+
+
+def parse_cron(expr: str, tz: tzinfo) -> CronTrigger:
+    """Five crontab fields, or six with seconds first (for tests and fast demos)."""
+    fields = expr.split()
+    if len(fields) == 5:
+        return CronTrigger.from_crontab(expr, timezone=tz)
+    if len(fields) == 6:
+        second, minute, hour, day, month, dow = fields
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=dow,
+            timezone=tz,
+        )
+    raise ValueError(f"expected 5 fields, got {len(fields)}")
+
+
+# -- the jobs (module-level functions: the job store keeps a reference to them) --
+
+
+@dataclass
+class _Context:
+    settings: Settings
+    stop: threading.Event
+
+
+_CTX: _Context | None = None
+
+
+def _ctx() -> _Context:
+    if _CTX is None:
+        raise RuntimeError("publisher job run outside `publisher schedule`")
+    return _CTX
+
+
+def publish_job() -> str:
+    """Rebuild the site; cheap when nothing changed."""
+    from publisher.build import build
+
+    ctx = _ctx()
+    s = ctx.settings
+    start = time.monotonic()
+    try:
+        # jobs=1: no forking from a threaded process
+        result = build(s, [Path(s.build.seeds)], Path(s.build.output), jobs=1)
+    except PublisherError as exc:
+        log.warning(
+            "job=publish outcome=failed duration=%.2fs reason=%r fix=%r",
+            time.monotonic() - start,
+            exc.message,
+            exc.remedy,
+        )
+        return "failed"
+    outcome = (
+        "unchanged" if result.up_to_date or not result.written + result.removed else "published"
+    )
+    log.info(
+        "job=publish outcome=%s posts=%d written=%d unchanged=%d removed=%d duration=%.2fs",
+        outcome,
+        result.posts,
+        result.written,
+        result.unchanged,
+        result.removed,
+        time.monotonic() - start,
+    )
+    return outcome
+
+
+def digest_job() -> str:
+    """Send the last completed week's digest, unless the archives have errors."""
+    from publisher import newsletter
+    from publisher.weeks import last_completed_week
+
+    ctx = _ctx()
+    s = ctx.settings
+    start = time.monotonic()
+    now = datetime.now(s.site.tzinfo)
+    week = last_completed_week(now, s.site.tzinfo)
+    try:
+        run = newsletter.open_run(s, week, real_delivery=s.delivery.method == "smtp")
+        summary = newsletter.send(
+            run,
+            newsletter.transport_for(s),
+            lambda: datetime.now(s.site.tzinfo),
+            should_stop=ctx.stop.is_set,
+        )
+    except PublisherError as exc:
+        log.warning(
+            "job=digest week=%s outcome=not-sent duration=%.2fs reason=%r fix=%r "
+            "(tried again at the next slot)",
+            week.label,
+            time.monotonic() - start,
+            exc.message,
+            exc.remedy,
+        )
+        return "not-sent"
+    outcome = (
+        "stopped"
+        if summary.stopped
+        else ("partial" if summary.failed or summary.deferred else "sent")
+    )
+    log.info(
+        "job=digest week=%s outcome=%s sent=%d skipped=%d failed=%d retried=%d deferred=%d "
+        "duration=%.2fs",
+        week.label,
+        outcome,
+        summary.sent,
+        summary.skipped,
+        summary.failed,
+        summary.retried,
+        summary.deferred,
+        time.monotonic() - start,
+    )
+    return outcome
+
+
+JOBS: dict[str, Callable[[], str]] = {"publish": publish_job, "digest": digest_job}
+
+
+# -- the lease: one acting scheduler per database --
+
+
+class Lease:
+    def __init__(self, engine: sa.Engine, owner: str) -> None:
+        self.engine, self.owner = engine, owner
+
+    def acquire(self) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(scheduler_lease)).first()
+            if row is not None and row.owner != self.owner and row.heartbeat > now - LEASE_SECONDS:
+                raise PublisherError(
+                    f"another scheduler ({row.owner}) is running against this database "
+                    f"(last seen {now - row.heartbeat:.0f} s ago)",
+                    "stop it first, or wait "
+                    f"{LEASE_SECONDS} s after it died; only one scheduler may send digests",
+                    exit_code=3,
+                )
+            conn.execute(scheduler_lease.delete())
+            conn.execute(scheduler_lease.insert().values(id=1, owner=self.owner, heartbeat=now))
+
+    def renew(self) -> bool:
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                scheduler_lease.update()
+                .where(scheduler_lease.c.owner == self.owner)
+                .values(heartbeat=time.time())
+            ).rowcount
+        return n == 1
+
+    def release(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(scheduler_lease.delete().where(scheduler_lease.c.owner == self.owner))
+
+
+# -- the scheduler --
+
+
+def make_scheduler(settings: Settings) -> BackgroundScheduler:
+    tz = settings.site.tzinfo
+    return BackgroundScheduler(
+        jobstores={
+            "default": SQLAlchemyJobStore(url=settings.state.url, tablename="apscheduler_jobs")
+        },
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": settings.schedule.misfire_grace_seconds,
+        },
+        timezone=tz,
+    )
+
+
+def install_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
+    """Add or replace both jobs by id; a job whose schedule is unchanged keeps its
+    pending run time, so a slot missed while the process was down is not lost."""
+    crons = {"publish": settings.schedule.publish_cron, "digest": settings.schedule.digest_cron}
+    for job_id in JOB_IDS:
+        trigger = parse_cron(crons[job_id], settings.site.tzinfo)
+        old = scheduler.get_job(job_id)
+        kwargs = {}
+        if old is not None and str(old.trigger) == str(trigger) and old.next_run_time is not None:
+            kwargs["next_run_time"] = old.next_run_time
+        scheduler.add_job(
+            JOBS[job_id], trigger, id=job_id, name=job_id, replace_existing=True, **kwargs
+        )
+
+
+def describe(settings: Settings, now: datetime | None = None) -> list[str]:
+    """Each job with its schedule and next run time in the site time zone."""
+    tz = settings.site.tzinfo
+    now = now or datetime.now(tz)
+    crons = {"publish": settings.schedule.publish_cron, "digest": settings.schedule.digest_cron}
+    lines = []
+    for job_id in JOB_IDS:
+        trigger = parse_cron(crons[job_id], tz)
+        nxt = trigger.get_next_fire_time(None, now)
+        lines.append(f"{job_id}\t{crons[job_id]}\tnext {nxt.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}")
+    return lines
+
+
+def _listener(event: JobExecutionEvent) -> None:
+    if event.code == EVENT_JOB_MISSED:
+        log.warning(
+            "job=%s outcome=missed scheduled=%s: the process was down or busy for longer "
+            "than [schedule] misfire_grace_seconds; run `publisher schedule --run-now %s` "
+            "if it should still happen",
+            event.job_id,
+            event.scheduled_run_time,
+            event.job_id,
+        )
+    elif event.code == EVENT_JOB_ERROR:
+        log.warning(
+            "job=%s outcome=error scheduled=%s error=%r: retried at the next slot; "
+            "see the traceback above",
+            event.job_id,
+            event.scheduled_run_time,
+            event.exception,
+        )
+
+
+def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT: finish the message in flight, record it, exit 0."""
+    global _CTX
+    stop = stop or threading.Event()
+    engine = open_engine(settings.state.url)
+    lease = Lease(engine, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    lease.acquire()
+    _CTX = _Context(settings, stop)
+    scheduler = make_scheduler(settings)
+    scheduler.add_listener(_listener, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        scheduler.start(paused=True)
+        install_jobs(scheduler, settings)
+        for line in describe(settings):
+            log.info("scheduled %s", line.replace("\t", " "))
+        scheduler.resume()
+        while not stop.wait(HEARTBEAT_SECONDS):
+            if not lease.renew():
+                log.error("lost the scheduler lease to another process; stopping")
+                break
+    finally:
+        stop.set()  # running jobs see it between messages
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        lease.release()
+        _CTX = None
+        log.info("scheduler stopped cleanly")
+    return 0
+
+
+def run_now(settings: Settings, job_id: str) -> int:
+    """Run one job at once, through the same function the scheduler calls."""
+    global _CTX
+    _CTX = _Context(settings, threading.Event())
+    try:
+        outcome = JOBS[job_id]()
+    finally:
+        _CTX = None
+    return 0 if outcome in ("published", "unchanged", "sent", "stopped") else 1
+
+
+def grace(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.schedule.misfire_grace_seconds)

@@ -1,0 +1,268 @@
+"""The scheduler: APScheduler jobs on the state database, real SMTP, real processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dateutil import tz
+
+from publisher import schedule
+from publisher.errors import PublisherError
+from publisher.settings import Settings, load_settings
+from publisher.state import deliveries, open_engine
+from publisher.subscribers import SubscriberStore
+from publisher.weeks import last_completed_week
+from tests.conftest import write
+from tests.smtp import SmtpServer
+from tests.test_roundtrip import long_date
+
+SECRET = "test-secret-0123456789abcdef0123456789"
+LONDON = tz.gettz("Europe/London")
+
+
+@pytest.fixture
+def smtp() -> SmtpServer:
+    with SmtpServer() as server:
+        yield server
+
+
+def make_site(tmp: Path, smtp_port: int, extra: str = "") -> Settings:
+    """Archives with a post in the last completed week (relative to now) and one older."""
+    last_week = last_completed_week(datetime.now(LONDON), LONDON).start.date() + timedelta(days=2)
+    write(
+        tmp / "seeds" / "news.txt",
+        f"Posts Tagged ‘news’\n\nFresh news\n\n{long_date(last_week)}\n\nIt happened.\n\n"
+        f"Old news\n\n{long_date(date(2019, 2, 11))}\n\nLong ago.\n",
+    )
+    cfg = tmp / "publisher.toml"
+    cfg.write_text(
+        f'[build]\nseeds = "{(tmp / "seeds").as_posix()}"\noutput = "{(tmp / "site").as_posix()}"\n'
+        f'[state]\nurl = "sqlite:///{(tmp / "state.db").as_posix()}"\n'
+        f'[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n{extra}',
+        encoding="utf-8",
+    )
+    s = load_settings(cfg, environ={})
+    SubscriberStore(open_engine(s.state.url)).add("reader@example.org", now=datetime.now(LONDON))
+    return s
+
+
+def test_jobs_created_replaced_and_listed_across_dst(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'[state]\nurl = "sqlite:///{tmp_path / "s.db"}"\n', encoding="utf-8")
+    s = load_settings(cfg, environ={})
+    sched = schedule.make_scheduler(s)
+    sched.start(paused=True)
+    schedule.install_jobs(sched, s)
+    assert sorted(j.id for j in sched.get_jobs()) == ["digest", "publish"]
+    sched.shutdown()
+    cfg.write_text(cfg.read_text() + '[schedule]\ndigest_cron = "30 8 * * tue"\n', encoding="utf-8")
+    s2 = load_settings(cfg, environ={})
+    sched = schedule.make_scheduler(s2)
+    sched.start(paused=True)
+    schedule.install_jobs(sched, s2)
+    jobs = {j.id: j for j in sched.get_jobs()}
+    assert len(jobs) == 2 and "hour='8'" in str(jobs["digest"].trigger)
+    nxt = jobs["digest"].next_run_time.astimezone(LONDON)
+    assert (nxt.weekday(), nxt.hour, nxt.minute) == (1, 8, 30)
+    sched.shutdown()
+    # DST: Monday 07:00 stays 07:00 local after the March and October changes
+    spring = schedule.describe(s, datetime(2026, 3, 27, 12, 0, tzinfo=LONDON))
+    autumn = schedule.describe(s, datetime(2026, 10, 24, 12, 0, tzinfo=LONDON))
+    assert "digest\t0 7 * * mon\tnext 2026-03-30 07:00:00 BST" in spring
+    assert "digest\t0 7 * * mon\tnext 2026-10-26 07:00:00 GMT" in autumn
+    trigger = schedule.parse_cron("0 7 * * mon", LONDON)
+    march = trigger.get_next_fire_time(None, datetime(2026, 3, 27, tzinfo=LONDON))
+    assert march.utcoffset() == timedelta(hours=1) and march.hour == 7
+
+
+def test_bad_cron_is_a_config_error(tmp_path: Path) -> None:
+    from publisher.errors import ConfigError
+
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[schedule]\ndigest_cron = "every monday"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[schedule\] digest_cron"):
+        load_settings(cfg, environ={})
+
+
+def _run_in_thread(s: Settings) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    t = threading.Thread(target=schedule.run_scheduler, args=(s, stop), daemon=True)
+    t.start()
+    return t, stop
+
+
+def _set_pending(s: Settings, job_id: str, when: datetime) -> None:
+    """Pretend the process was down: the job store holds a run time in the past."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    sched = schedule.make_scheduler(s)
+    sched.start(paused=True)
+    schedule.install_jobs(sched, s)
+    sched.shutdown()
+    # edit the stored job directly: a running scheduler would move it on at once
+    store = SQLAlchemyJobStore(url=s.state.url, tablename="apscheduler_jobs")
+    store.start(schedule.make_scheduler(s), "default")
+    job = store.lookup_job(job_id)
+    job._modify(next_run_time=when)
+    store.update_job(job)
+    store.shutdown()
+
+
+def _wait(cond, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_missed_slot_within_grace_sent_once_and_not_after_restart(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    s = make_site(tmp_path, smtp.port, '[schedule]\npublish_cron = "0 0 1 1 *"\n')
+    _set_pending(s, "digest", datetime.now(LONDON) - timedelta(minutes=30))
+    t, stop = _run_in_thread(s)
+    assert _wait(lambda: len(smtp.recorder.messages) == 1)
+    time.sleep(0.5)
+    stop.set()
+    t.join(10)
+    assert "Fresh news" in smtp.recorder.messages[0].get_body(("plain",)).get_content()
+    # restart with the slot pending again: the ledger says sent, nothing goes out
+    _set_pending(s, "digest", datetime.now(LONDON) - timedelta(minutes=5))
+    t, stop = _run_in_thread(s)
+    time.sleep(2)
+    stop.set()
+    t.join(10)
+    assert len(smtp.recorder.messages) == 1
+
+
+def test_missed_slot_beyond_grace_is_skipped_and_logged(
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    s = make_site(
+        tmp_path,
+        smtp.port,
+        '[schedule]\npublish_cron = "0 0 1 1 *"\nmisfire_grace_seconds = 3600\n',
+    )
+    _set_pending(s, "digest", datetime.now(LONDON) - timedelta(hours=3))
+    caplog.set_level(logging.WARNING, logger="publisher.schedule")
+    t, stop = _run_in_thread(s)
+    assert _wait(lambda: "outcome=missed" in caplog.text)
+    stop.set()
+    t.join(10)
+    assert not smtp.recorder.messages
+    assert "job=digest outcome=missed" in caplog.text and "--run-now digest" in caplog.text
+
+
+def test_broken_archives_block_the_digest(
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    s = make_site(tmp_path, smtp.port)
+    write(tmp_path / "seeds" / "bad.txt", "")
+    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    assert schedule.run_now(s, "digest") == 1
+    assert not smtp.recorder.messages
+    assert "job=digest" in caplog.text and "outcome=not-sent" in caplog.text
+
+
+def test_two_schedulers_only_one_acts(tmp_path: Path, smtp: SmtpServer) -> None:
+    s = make_site(tmp_path, smtp.port)
+    engine = open_engine(s.state.url)
+    first = schedule.Lease(engine, "first")
+    first.acquire()
+    with pytest.raises(PublisherError, match="another scheduler") as exc:
+        schedule.Lease(engine, "second").acquire()
+    assert exc.value.exit_code == 3
+    first.release()
+    schedule.Lease(engine, "second").acquire()  # free once the first is gone
+
+
+def test_publish_job_rebuilds_only_what_changed(
+    tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = make_site(tmp_path, smtp.port)
+    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    assert schedule.run_now(s, "publish") == 0
+    assert "job=publish outcome=published" in caplog.text
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "site").rglob("*.html")}
+    caplog.clear()
+    assert schedule.run_now(s, "publish") == 0
+    assert "outcome=unchanged" in caplog.text
+    f = tmp_path / "seeds" / "news.txt"
+    f.write_text(
+        f.read_text(encoding="utf-8").replace("Long ago.", "Long, long ago."), encoding="utf-8"
+    )
+    caplog.clear()
+    assert schedule.run_now(s, "publish") == 0
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "site").rglob("*.html")}
+    changed = sorted(p.name for p in after if after[p] != before.get(p))
+    assert changed == ["news.html", "old-news.html"]  # the tag page and the post page
+
+
+def test_real_scheduler_process_sends_then_stops_cleanly_on_sigterm(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    s = make_site(
+        tmp_path,
+        smtp.port,
+        '[schedule]\npublish_cron = "*/2 * * * * *"\ndigest_cron = "*/3 * * * * *"\n',
+    )
+    smtp.recorder.delay = 0.3  # a slow server, so SIGTERM can land mid-send
+    store = SubscriberStore(open_engine(s.state.url))
+    for i in range(5):
+        store.add(f"more{i}@example.org", now=datetime.now(LONDON))
+    env = {**os.environ, "PUBLISHER_SECRET": SECRET}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "schedule"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait(lambda: len(smtp.recorder.messages) >= 2, timeout=30)
+        second = subprocess.run(
+            [sys.executable, "-m", "publisher", "schedule"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 3 and "another scheduler" in second.stderr
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "scheduler stopped cleanly" in err and "job=publish" in err
+    with open_engine(s.state.url).connect() as conn:
+        rows = conn.execute(sa.select(deliveries.c.status)).scalars().all()
+    assert "sending" not in rows  # the message in flight was finished and recorded
+    sent = rows.count("sent")
+    assert sent == len(smtp.recorder.messages) >= 2
+    assert len({m["To"] for m in smtp.recorder.messages}) == sent  # nobody got it twice
+    assert (tmp_path / "site" / "index.html").is_file()
