@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument("--out", type=Path, help="with --preview: FILE.html or FILE.eml")
     digest.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    srv = sub.add_parser("serve", help="serve the site and the subscription pages")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+
     sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
     group = sched.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="print jobs and next run times")
@@ -239,6 +243,12 @@ def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
     return schedule.run_scheduler(settings)
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.webapp import serve
+
+    return serve(settings, args.host, args.port)
+
+
 COMMANDS = {
     "check": cmd_check,
     "posts": cmd_posts,
@@ -246,4 +256,5 @@ COMMANDS = {
     "subscribers": cmd_subscribers,
     "digest": cmd_digest,
     "schedule": cmd_schedule,
+    "serve": cmd_serve,
 }

@@ -113,3 +113,25 @@ def as_bytes(msg: Message) -> bytes:
 
 def mailto_unsubscribe(sender: Address, token: str) -> str:
     return f"mailto:{sender.addr_spec}?subject={quote('unsubscribe ' + token)}"
+
+
+def build_plain(
+    *,
+    sender: Address,
+    to_email: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    msg_id: str,
+    date: datetime,
+) -> Message:
+    """A one-part text message (the sign-up confirmation)."""
+    msg = _qp_part(text, "plain")
+    msg["MIME-Version"] = "1.0"
+    msg["From"] = formataddr((sender.display_name, sender.addr_spec), charset="utf-8")
+    msg["To"] = formataddr((one_line(to_name), one_line(to_email)), charset="utf-8")
+    msg["Subject"] = _encode(one_line(subject))
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = one_line(msg_id)
+    msg["Auto-Submitted"] = "auto-generated"
+    return msg

@@ -1,0 +1,230 @@
+"""`publisher serve`, over real HTTP on loopback: static feeds and the subscription flow."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import re
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from publisher.build import build
+from publisher.settings import load_settings
+from publisher.state import open_engine
+from publisher.subscribers import Status, SubscriberStore
+from publisher.tokens import Token, sign
+from publisher.webapp import create_app
+from tests.conftest import SEEDS
+from tests.smtp import SmtpServer, free_port
+from tests.webserver import LiveServer
+
+SECRET = "test-secret-0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def smtp() -> SmtpServer:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def site(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    port = free_port()
+    cfg = tmp_path / "publisher.toml"
+    cfg.write_text(
+        f'[site]\nbase_url = "http://127.0.0.1:{port}/"\n'
+        f'[build]\nseeds = "{SEEDS.as_posix()}"\noutput = "site"\n'
+        f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n'
+        '[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n',
+        encoding="utf-8",
+    )
+    s = load_settings(cfg, environ={})
+    build(s, [SEEDS], Path("site"))
+    server = LiveServer(create_app(s))
+    server.port = port
+    server.server.config.port = port
+    with server:
+        yield s, server
+
+
+@pytest.mark.parametrize(
+    ("path", "ctype"),
+    [
+        ("all.atom", "application/atom+xml; charset=utf-8"),
+        ("tag/thanks.rss", "application/rss+xml; charset=utf-8"),
+        ("tag/digital.json", "application/feed+json; charset=utf-8"),
+        ("feeds.opml", "text/x-opml; charset=utf-8"),
+        ("", "text/html; charset=utf-8"),
+        ("posts/the-digital-revolution.html", "text/html; charset=utf-8"),
+    ],
+)
+def test_feeds_served_with_types_and_conditional_get(site, path: str, ctype: str) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    r = httpx.get(server.url + path)
+    assert r.status_code == 200 and r.headers["content-type"] == ctype
+    assert r.headers["etag"] and r.headers["last-modified"]
+    assert "max-age=" in r.headers["cache-control"]
+    again = httpx.get(server.url + path, headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    since = httpx.get(server.url + path, headers={"If-Modified-Since": r.headers["last-modified"]})
+    assert since.status_code == 304
+    zipped = httpx.get(server.url + path, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers.get("content-encoding") == "gzip" and zipped.content == r.content
+
+
+def test_browser_tab_gets_a_readable_page_for_a_feed(site) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    reader = httpx.get(server.url + "all.rss")
+    tab = httpx.get(server.url + "all.rss", headers={"Sec-Fetch-Dest": "document"})
+    assert reader.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    assert tab.headers["content-type"] == "text/html; charset=utf-8"
+    assert "This is a web feed" in tab.text and tab.text.count("<li>") == 12
+    assert "Sec-Fetch-Dest" in reader.headers["vary"] and "Sec-Fetch-Dest" in tab.headers["vary"]
+
+
+def test_raw_gzip_and_bytes(site) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    conn = http.client.HTTPConnection("127.0.0.1", server.port)
+    conn.request("GET", "/all.atom", headers={"Accept-Encoding": "gzip"})
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(body) == (Path("site") / "all.atom").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/../state.db",
+        "/%2e%2e/state.db",
+        "/..%2fstate.db",
+        "/.publisher-manifest.json",
+        "/tag/../../publisher.toml",
+        "//etc/passwd",
+        "/%2e%2e%2f%2e%2e%2fetc/passwd",
+    ],
+)
+def test_path_traversal_refused(site, raw: str) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    conn = http.client.HTTPConnection("127.0.0.1", server.port)
+    conn.request("GET", raw)
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status == 404, (raw, resp.status)
+    assert b"SQLite" not in body and b"[state]" not in body and b"root:" not in body
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_signup_confirm_preferences_and_unsubscribe(site, smtp: SmtpServer) -> None:  # type: ignore[no-untyped-def]
+    s, server = site
+    with httpx.Client(base_url=server.url) as c:
+        form = c.get("subscribe")
+        assert "thanks" in form.text and "digital" in form.text
+        data = {
+            "csrf": _csrf(form.text),
+            "email": "New@Example.org",
+            "name": "New <b>",
+            "tag": ["thanks", "no-such-tag"],
+        }
+        r = c.post("subscribe", data=data)
+        assert r.status_code == 200 and "Check your inbox" in r.text
+        store = SubscriberStore(open_engine(s.state.url))
+        sub = store.by_email("new@example.org")
+        assert sub.status is Status.PENDING and sub.tags == ("thanks",)
+        (mail,) = smtp.recorder.messages
+        link = re.search(r"(http://\S+/confirm\?token=\S+)", mail.get_content()).group(1)
+        # a duplicate sign-up gets the same answer
+        r2 = c.post("subscribe", data={**data, "csrf": _csrf(c.get("subscribe").text)})
+        assert r2.text == r.text
+        assert "You are subscribed" in c.get(link).text
+        assert store.get(sub.id).status is Status.ACTIVE
+        r3 = c.post("subscribe", data={**data, "csrf": _csrf(c.get("subscribe").text)})
+        assert r3.text == r.text and len(smtp.recorder.messages) == 2  # no mail once active
+        prefs = f"preferences?token={sign(Token('preferences', sub.id), SECRET)}"
+        page = c.get(prefs)
+        r = c.post(prefs, data={"csrf": _csrf(page.text), "tag": ["digital"], "action": "save"})
+        assert "Saved." in r.text and store.get(sub.id).tags == ("digital",)
+        unsub = f"unsubscribe?token={sign(Token('unsubscribe', sub.id), SECRET)}"
+        page = c.get(unsub)  # a GET (link scanner) changes nothing
+        assert "Unsubscribe" in page.text and store.get(sub.id).status is Status.ACTIVE
+        r = c.post(unsub, data={"csrf": _csrf(page.text)})
+        assert "You are unsubscribed" in r.text and store.get(sub.id).status is Status.UNSUBSCRIBED
+        # replaying the confirmation link does not resubscribe
+        assert c.get(link).status_code == 410
+        assert store.get(sub.id).status is Status.UNSUBSCRIBED
+
+
+def test_one_click_post_unsubscribes(site) -> None:  # type: ignore[no-untyped-def]
+    s, server = site
+    store = SubscriberStore(open_engine(s.state.url))
+    sub, _ = store.add("one@example.org", now=datetime.now(s.site.tzinfo))
+    url = f"{server.url}unsubscribe?token={sign(Token('unsubscribe', sub.id), SECRET)}"
+    r = httpx.post(
+        url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and store.get(sub.id).status is Status.UNSUBSCRIBED
+
+
+def test_bad_tokens_and_cross_site_posts(site) -> None:  # type: ignore[no-untyped-def]
+    s, server = site
+    store = SubscriberStore(open_engine(s.state.url))
+    sub, _ = store.add("t@example.org", now=datetime.now(s.site.tzinfo))
+    good = sign(Token("unsubscribe", sub.id), SECRET)
+    with httpx.Client(base_url=server.url) as c:
+        tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
+        for bad in (
+            tampered,
+            "nonsense",
+            sign(Token("unsubscribe", sub.id), "x" * 32),
+            sign(Token("preferences", sub.id), SECRET),
+        ):
+            r = c.get(f"unsubscribe?token={bad}")
+            assert r.status_code == 400 and "This link does not work" in r.text
+        expired = sign(Token("confirm", sub.id, expires=1000), SECRET)
+        r = c.get(f"confirm?token={expired}")
+        assert r.status_code == 400 and "expired" in r.text
+        page = c.get(f"unsubscribe?token={good}")
+        evil = c.post(
+            f"unsubscribe?token={good}",
+            data={"csrf": _csrf(page.text)},
+            headers={"Origin": "http://evil.example"},
+        )
+        assert evil.status_code == 403
+        no_token = c.post(f"unsubscribe?token={good}", data={"csrf": "forged"})
+        assert no_token.status_code == 403
+        form = c.get("subscribe")
+        cross = c.post(
+            "subscribe",
+            data={"csrf": _csrf(form.text), "email": "v@example.org"},
+            headers={"Sec-Fetch-Site": "cross-site"},
+        )
+        assert cross.status_code == 403
+        big = c.post(
+            "subscribe",
+            content=b"email=" + b"a" * 20000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert big.status_code == 413
+    assert store.get(sub.id).status is Status.ACTIVE and store.by_email("v@example.org") is None
+
+
+def test_signup_rate_limit(site) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    with httpx.Client(base_url=server.url) as c:
+        codes = []
+        for i in range(7):
+            form = c.get("subscribe")
+            r = c.post("subscribe", data={"csrf": _csrf(form.text), "email": f"r{i}@example.org"})
+            codes.append(r.status_code)
+    assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
