@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import cached_property
 from html import escape
 
 from publisher.archive import ArchivePage, Paragraph, RawPost
@@ -47,12 +48,16 @@ class Post:
     categories: tuple[str, ...]
     caption: str
     paragraphs: tuple[Paragraph, ...]
-    html: str
     summary: str
     sources: tuple[str, ...]
     excerpt: bool
     #: Digest of everything a reader sees; a change means the post was edited.
     content_hash: str
+
+    @cached_property
+    def html(self) -> str:
+        """Safe HTML of the body, rendered on first use (most runs need few posts' HTML)."""
+        return render_html(self.caption, self.paragraphs)
 
     @property
     def word_count(self) -> int:
@@ -246,7 +251,7 @@ def _drop_swallowed_title(
     if any(o.startswith(key) for o in others):
         return c, key
     if trimmed in others:
-        return replace(c, paragraphs=c.paragraphs[:-1]), trimmed
+        return c._replace(paragraphs=c.paragraphs[:-1]), trimmed
     return c, key
 
 
@@ -353,9 +358,9 @@ def _make_post(
         return tuple(sorted((terms[(kind, s)].name for s in slugs), key=str.casefold))
 
     tags, categories = names("tag", "tags"), names("category", "categories")
-    html = render_html(best.caption, best.paragraphs)
     id_slug = alias_of.get(slug, slug)
-    content = "\x1f".join([best.title, html, *tags, "\x1e", *categories])
+    body = [best.caption, *("\x1d".join(p.items) if p.is_list else p.text for p in best.paragraphs)]
+    content = "\x1f".join([best.title, *body, "\x1e", *tags, "\x1e", *categories])
     return Post(
         id=f"tag:{id_domain},{group.date.isoformat()}:{id_slug}",
         slug=slug,
@@ -366,7 +371,6 @@ def _make_post(
         categories=categories,
         caption=best.caption,
         paragraphs=best.paragraphs,
-        html=html,
         summary=summarize(best.paragraphs),
         sources=tuple(sorted({f"{c.file}:{c.line}" for c in group.copies})),
         excerpt=all(c.excerpt for c in group.copies),
@@ -390,6 +394,6 @@ def summarize(paragraphs: tuple[Paragraph, ...], words: int = SUMMARY_WORDS) -> 
     """Plain text: the first paragraph, cut at a word boundary with an ellipsis."""
     if not paragraphs:
         return ""
-    first = paragraphs[0].plain().split()
+    first = paragraphs[0].plain().split(None, words)  # at most words+1 pieces
     text = " ".join(first[:words])
     return text + "…" if len(first) > words or len(paragraphs) > 1 else text

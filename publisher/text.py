@@ -11,7 +11,6 @@ from functools import lru_cache
 #: earlier), plus the non-characters U+FFFE/U+FFFF.
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]")
 
-_SPACES = re.compile(r"[\s\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "′": "'"})
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 _APOSTROPHES = re.compile(r"['’‘`]")
@@ -27,8 +26,12 @@ def strip_xml_forbidden(text: str) -> str:
 
 
 def squash(text: str) -> str:
-    """Runs of any white space, including non-breaking spaces, become one space."""
-    return _SPACES.sub(" ", text).strip()
+    """Runs of any white space, including non-breaking spaces, become one space.
+
+    ``str.split()`` splits on every Unicode space (NBSP included) in C; only
+    the zero-width space needs adding.
+    """
+    return " ".join(text.replace("\u200b", " ").split())
 
 
 def compare_key(text: str) -> str:
@@ -36,6 +39,7 @@ def compare_key(text: str) -> str:
     return squash(text).translate(_QUOTES)
 
 
+@lru_cache(maxsize=1 << 16)
 def title_key(title: str) -> str:
     return compare_key(title).casefold()
 
