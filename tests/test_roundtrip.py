@@ -138,7 +138,11 @@ def archive_files(draw):
     return ps, [(f"f{n:02d}.txt", files[k].replace("\n", newline)) for n, k in enumerate(order)]
 
 
-@settings(max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "80")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(archive_files())
 def test_any_split_parses_back_to_the_same_stream(case) -> None:
     ps, files = case
