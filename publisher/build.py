@@ -28,7 +28,7 @@ from publisher.pipeline import no_cyclic_gc
 from publisher.posts import normalize
 from publisher.settings import Settings
 from publisher.state_stamp import stamp_path
-from publisher.text import digest
+from publisher.text import digest, folder_digest
 
 if TYPE_CHECKING:
     from publisher.site import Artifact
@@ -68,9 +68,7 @@ def fingerprint(settings: Settings, files: list[Path], skip_invalid: bool) -> st
     if stamp.exists():
         st = stamp.stat()
         stats.append((str(stamp), st.st_size, st.st_mtime_ns))
-    templates = sorted(
-        (p.name, p.read_bytes()) for p in settings.templates_dir.iterdir() if p.is_file()
-    )
+    templates = folder_digest(settings.templates_dir)
     return digest(__version__, repr(settings), stats, templates, skip_invalid)
 
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -303,7 +303,3 @@ def run_now(settings: Settings, job_id: str) -> int:
     finally:
         _CTX = None
     return 0 if outcome in ("published", "unchanged", "sent", "stopped") else 1
-
-
-def grace(settings: Settings) -> timedelta:
-    return timedelta(seconds=settings.schedule.misfire_grace_seconds)

@@ -17,7 +17,7 @@ from publisher.ledger import DigestRecord
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
 from publisher.settings import Settings
-from publisher.text import digest, slugify
+from publisher.text import digest, folder_digest, slugify
 
 STATIC_FILES = ("feed.xsl", "style.css")
 
@@ -51,7 +51,10 @@ def artifacts(
     feeds = FeedRenderer(site, updated)
     pages = PageRenderer(settings)
     base_key = digest(
-        __version__, repr(site), settings.build.feed_max_items, _templates_digest(settings)
+        __version__,
+        repr(site),
+        settings.build.feed_max_items,
+        folder_digest(settings.templates_dir),
     )
 
     def post_key(p: Post) -> tuple[str, str, str, str, str]:
@@ -140,8 +143,3 @@ def _terms_of(stream: Stream, post: Post) -> list[Term]:
 
 def _bind(fn: Callable[..., bytes], *args: object) -> Callable[[], bytes]:
     return lambda: fn(*args)
-
-
-def _templates_digest(settings: Settings) -> str:
-    d = settings.templates_dir
-    return digest(sorted((p.name, p.read_bytes()) for p in d.iterdir() if p.is_file()))

@@ -6,6 +6,7 @@ import hashlib
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 #: Characters XML 1.0 forbids (C0 controls but tab and newline; CR is folded
 #: earlier), plus the non-characters U+FFFE/U+FFFF.
@@ -76,3 +77,8 @@ def digest(*parts: object) -> str:
         h.update(str(part).encode("utf-8"))
         h.update(b"\x1f")
     return h.hexdigest()
+
+
+def folder_digest(folder: Path) -> str:
+    """Digest of every file's name and bytes in ``folder`` (the templates)."""
+    return digest(sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.is_file()))

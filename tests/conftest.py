@@ -32,3 +32,37 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode(encoding))
     return path
+
+
+SECRET = "test-secret-0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    """A real SMTP server (aiosmtpd) on loopback that records what it accepts."""
+    from tests.smtp import SmtpServer
+
+    with SmtpServer() as server:
+        yield server
+
+
+def smtp_settings(
+    tmp: Path,
+    smtp_port: int,
+    *,
+    seeds: Path = SEEDS,
+    output: str = "site",
+    base_url: str = "",
+    extra: str = "",
+) -> Settings:
+    """Settings for delivery through the test SMTP server, state in ``tmp``."""
+    cfg = tmp / "publisher.toml"
+    site = f'[site]\nbase_url = "{base_url}"\n' if base_url else ""
+    cfg.write_text(
+        f'{site}[build]\nseeds = "{seeds.as_posix()}"\noutput = "{output}"\n'
+        f'[state]\nurl = "sqlite:///{(tmp / "state.db").as_posix()}"\n'
+        '[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\nbounce_limit = 2\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n{extra}',
+        encoding="utf-8",
+    )
+    return load_settings(cfg, environ={})

@@ -17,7 +17,7 @@ from publisher.state import open_engine
 from publisher.subscribers import Status, SubscriberStore
 from publisher.weeks import parse_week
 from tests.conftest import ROOT
-from tests.test_webapp import SECRET, site, smtp  # noqa: F401  (fixtures)
+from tests.test_webapp import site  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"

@@ -24,34 +24,20 @@ from publisher.state import deliveries, open_engine
 from publisher.subscribers import Status, SubscriberStore
 from publisher.tokens import TokenError, verify
 from publisher.weeks import parse_week
-from tests.conftest import SEEDS
+from tests.conftest import SECRET, SEEDS, smtp_settings
 from tests.smtp import SmtpServer
 
-SECRET = "test-secret-0123456789abcdef0123456789"
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 DIGITISATION = "Digitisation, and the Children’s Services Ofsted"
-
-
-@pytest.fixture
-def smtp() -> SmtpServer:
-    with SmtpServer() as server:
-        yield server
 
 
 @pytest.fixture
 def cfg(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
-    path = tmp_path / "publisher.toml"
-    path.write_text(
-        f'[build]\nseeds = "{SEEDS.as_posix()}"\noutput = "site"\n'
-        f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n'
-        '[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\nbounce_limit = 2\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
-        '[digest]\nfrom = "Staff blog <digest@blog.example.org>"\n',
-        encoding="utf-8",
+    return smtp_settings(
+        tmp_path, smtp.port, extra='[digest]\nfrom = "Staff blog <digest@blog.example.org>"\n'
     )
-    return load_settings(path, environ={})
 
 
 def subscribe(cfg: Settings, email: str, name: str = "", tags: tuple[str, ...] = ()) -> int:

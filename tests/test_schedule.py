@@ -22,18 +22,11 @@ from publisher.settings import Settings, load_settings
 from publisher.state import deliveries, open_engine
 from publisher.subscribers import SubscriberStore
 from publisher.weeks import last_completed_week
-from tests.conftest import write
+from tests.conftest import SECRET, smtp_settings, write
 from tests.smtp import SmtpServer
 from tests.test_roundtrip import long_date
 
-SECRET = "test-secret-0123456789abcdef0123456789"
 LONDON = tz.gettz("Europe/London")
-
-
-@pytest.fixture
-def smtp() -> SmtpServer:
-    with SmtpServer() as server:
-        yield server
 
 
 def make_site(tmp: Path, smtp_port: int, extra: str = "") -> Settings:
@@ -44,15 +37,9 @@ def make_site(tmp: Path, smtp_port: int, extra: str = "") -> Settings:
         f"Posts Tagged ‘news’\n\nFresh news\n\n{long_date(last_week)}\n\nIt happened.\n\n"
         f"Old news\n\n{long_date(date(2019, 2, 11))}\n\nLong ago.\n",
     )
-    cfg = tmp / "publisher.toml"
-    cfg.write_text(
-        f'[build]\nseeds = "{(tmp / "seeds").as_posix()}"\noutput = "{(tmp / "site").as_posix()}"\n'
-        f'[state]\nurl = "sqlite:///{(tmp / "state.db").as_posix()}"\n'
-        f'[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n{extra}',
-        encoding="utf-8",
+    s = smtp_settings(
+        tmp, smtp_port, seeds=tmp / "seeds", output=(tmp / "site").as_posix(), extra=extra
     )
-    s = load_settings(cfg, environ={})
     SubscriberStore(open_engine(s.state.url)).add("reader@example.org", now=datetime.now(LONDON))
     return s
 

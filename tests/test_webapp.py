@@ -12,22 +12,13 @@ import httpx
 import pytest
 
 from publisher.build import build
-from publisher.settings import load_settings
 from publisher.state import open_engine
 from publisher.subscribers import Status, SubscriberStore
 from publisher.tokens import Token, sign
 from publisher.webapp import create_app
-from tests.conftest import SEEDS
+from tests.conftest import SECRET, SEEDS, smtp_settings
 from tests.smtp import SmtpServer, free_port
 from tests.webserver import LiveServer
-
-SECRET = "test-secret-0123456789abcdef0123456789"
-
-
-@pytest.fixture
-def smtp() -> SmtpServer:
-    with SmtpServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -35,16 +26,7 @@ def site(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch):  # 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     port = free_port()
-    cfg = tmp_path / "publisher.toml"
-    cfg.write_text(
-        f'[site]\nbase_url = "http://127.0.0.1:{port}/"\n'
-        f'[build]\nseeds = "{SEEDS.as_posix()}"\noutput = "site"\n'
-        f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n'
-        '[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n',
-        encoding="utf-8",
-    )
-    s = load_settings(cfg, environ={})
+    s = smtp_settings(tmp_path, smtp.port, base_url=f"http://127.0.0.1:{port}/")
     build(s, [SEEDS], Path("site"))
     server = LiveServer(create_app(s))
     server.port = port
