@@ -46,6 +46,12 @@ def test_toml_and_environment_override(tmp_path: Path) -> None:
         ("[site]\nbase_url = 'ftp://x'\n", {}, "not an absolute http(s) URL"),
         ("[site\n", {}, "not valid TOML"),
         ("[ids]\n'Old Title' = 'new'\n", {}, "[ids]"),
+        ("[delivery]\nmethod = 'pigeon'\n", {}, "[delivery] method = 'pigeon' is not allowed"),
+        ("[smtp]\nsecurity = 'ssl'\n", {}, "use one of: starttls, tls, none"),
+        ("[smtp]\nport = 70000\n", {}, "[smtp] port 70000"),
+        ("[smtp]\nrate_per_second = 'fast'\n", {}, "must be a number"),
+        ("[digest]\nfrom = 'nobody'\n", {}, "[digest] from"),
+        ("[schedule]\ndigest_cron = '0 7 * *'\n", {}, "[schedule] digest_cron"),
     ],
 )
 def test_bad_config_names_file_key_and_fix(
@@ -59,3 +65,18 @@ def test_bad_config_names_file_key_and_fix(
     assert exc.value.remedy and exc.value.exit_code == 2
     if not env:
         assert str(cfg) in exc.value.message
+
+
+def test_digest_from_and_smtp_overrides_from_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[digest]\nfrom = "Blog <a@example.org>"\n[smtp]\nrate_per_second = 5\n')
+    s = load_settings(
+        cfg,
+        environ={
+            "PUBLISHER_DIGEST_FROM": "Other <b@example.org>",
+            "PUBLISHER_SMTP_PORT": "2525",
+            "PUBLISHER_SMTP_RATE_PER_SECOND": "2.5",
+        },
+    )
+    assert s.digest.sender == "Other <b@example.org>"
+    assert (s.smtp.port, s.smtp.rate_per_second) == (2525, 2.5)
