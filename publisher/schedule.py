@@ -19,15 +19,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
+from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.settings import Settings
 from publisher.state import open_engine, scheduler_lease
@@ -36,25 +36,6 @@ log = logging.getLogger("publisher.schedule")
 JOB_IDS = ("publish", "digest")
 LEASE_SECONDS = 90
 HEARTBEAT_SECONDS = 20
-
-
-def parse_cron(expr: str, tz: tzinfo) -> CronTrigger:
-    """Five crontab fields, or six with seconds first (for tests and fast demos)."""
-    fields = expr.split()
-    if len(fields) == 5:
-        return CronTrigger.from_crontab(expr, timezone=tz)
-    if len(fields) == 6:
-        second, minute, hour, day, month, dow = fields
-        return CronTrigger(
-            second=second,
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=dow,
-            timezone=tz,
-        )
-    raise ValueError(f"expected 5 fields, got {len(fields)}")
 
 
 # -- the jobs (module-level functions: the job store keeps a reference to them) --

@@ -301,8 +301,11 @@ def _validate(s: Settings) -> None:
             f"{src}: [digest] from {s.digest.sender!r} is not an email address",
             'e.g. from = "Staff blog <digest@blog.example.org>"',
         )
+    defaults = ScheduleSettings()
     for key in ("publish_cron", "digest_cron"):
-        from publisher.schedule import parse_cron  # late: keeps APScheduler out of startup
+        if getattr(s.schedule, key) == getattr(defaults, key):
+            continue  # known good; skipping keeps APScheduler out of every start-up
+        from publisher.crontab import parse_cron
 
         try:
             parse_cron(getattr(s.schedule, key), s.site.tzinfo)

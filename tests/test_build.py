@@ -353,3 +353,18 @@ def test_parallel_render_matches_serial(tmp_path: Path) -> None:
     assert a == b
     again = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
     assert again.up_to_date and again.unchanged == two.written
+
+
+def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) -> None:
+    """The cheap path must stay cheap: no feed, template, database or scheduler library."""
+    s = settings_with(tmp_path)
+    build(s, [seeds], tmp_path / "out")
+    code = (
+        "import sys; from publisher.cli import main; "
+        f"rc = main(['--config', {str(tmp_path / 'p.toml')!r}, 'build', '--quiet', "
+        f"'--out', {str(tmp_path / 'out')!r}, {str(seeds)!r}]); "
+        "heavy = [m for m in ('feedgen', 'jinja2', 'sqlalchemy', 'apscheduler', 'lxml') "
+        "if m in sys.modules]; print(rc, heavy)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "nothing changed" in r.stdout and r.stdout.strip().endswith("0 []")

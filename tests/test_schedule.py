@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from dateutil import tz
 
 from publisher import schedule
+from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.settings import Settings, load_settings
 from publisher.state import deliveries, open_engine
@@ -68,7 +69,7 @@ def test_jobs_created_replaced_and_listed_across_dst(tmp_path: Path) -> None:
     autumn = schedule.describe(s, datetime(2026, 10, 24, 12, 0, tzinfo=LONDON))
     assert "digest\t0 7 * * mon\tnext 2026-03-30 07:00:00 BST" in spring
     assert "digest\t0 7 * * mon\tnext 2026-10-26 07:00:00 GMT" in autumn
-    trigger = schedule.parse_cron("0 7 * * mon", LONDON)
+    trigger = parse_cron("0 7 * * mon", LONDON)
     march = trigger.get_next_fire_time(None, datetime(2026, 3, 27, tzinfo=LONDON))
     assert march.utcoffset() == timedelta(hours=1) and march.hour == 7
 
