@@ -48,6 +48,20 @@ class DigestRecord:
     post_ids: tuple[str, ...]
 
 
+# The two updates made per message, built once (statement construction and
+# cache-key generation cost more than the SQLite update itself).
+_SENDING = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("did"))
+    .values(status=DeliveryStatus.SENDING.value, attempts=deliveries.c.attempts + 1)
+)
+_SENT = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("did"))
+    .values(status=DeliveryStatus.SENT.value, sent_at=sa.bindparam("at"), error="")
+)
+
+
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -128,21 +142,22 @@ class Ledger:
             ]
 
     def _set(self, delivery_id: int, **values: object) -> None:
+        self._run(deliveries.update().where(deliveries.c.id == delivery_id).values(**values), {})
+
+    def _run(self, stmt: sa.Executable, params: dict[str, object]) -> None:
         conn = self._writer()
         try:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(**values))
+            conn.execute(stmt, params)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
 
     def mark_sending(self, delivery_id: int) -> None:
-        self._set(
-            delivery_id, status=DeliveryStatus.SENDING.value, attempts=deliveries.c.attempts + 1
-        )
+        self._run(_SENDING, {"did": delivery_id})
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
-        self._set(delivery_id, status=DeliveryStatus.SENT.value, sent_at=now.isoformat(), error="")
+        self._run(_SENT, {"did": delivery_id, "at": now.isoformat()})
 
     def mark_skipped(self, delivery_id: int, why: str) -> None:
         self._set(delivery_id, status=DeliveryStatus.SKIPPED.value, error=why)
