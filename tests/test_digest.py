@@ -323,3 +323,23 @@ def test_golden_eml(cfg: Settings, smtp: SmtpServer) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(raw)
     assert raw == golden.read_bytes()
+
+
+def test_draft_renders_every_message_to_the_outbox_without_touching_the_ledger(
+    cfg: Settings, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    import mailbox
+
+    from publisher.newsletter import draft, transport_for
+
+    subscribe(cfg, "a@example.org")
+    subscribe(cfg, "b@example.org", tags=("digital",))
+    subscribe(cfg, "c@example.org", tags=("nothing-this-week",))
+    run = open_run(cfg, parse_week("2019-W07", cfg.site.tzinfo), real_delivery=True)
+    outbox = tmp_path / "drafts"
+    assert draft(run, transport_for(cfg, outbox), NOW) == 2
+    msgs = list(mailbox.Maildir(outbox, create=False))
+    assert sorted(m["To"] for m in msgs) == ["a@example.org", "b@example.org"]
+    assert not smtp.recorder.messages  # nothing went to the real server
+    assert Ledger(open_engine(cfg.state.url)).digest("2019-W07") is None
+    assert run_week(cfg, "2019-W07").sent == 2  # the real send is still to come
