@@ -104,7 +104,7 @@ def build(
         return BuildResult(
             0,
             0,
-            writer.counts.unchanged or len(writer._old),
+            writer.known_files,
             0,
             perf_counter() - start,
             (),
@@ -195,12 +195,16 @@ def _render_all(writer: OutputWriter, pending: list[Artifact], progress: bool, j
             _render_forked(writer, pending, jobs, advance)
         else:
             for i in range(0, len(pending), CHUNK):
-                for a in pending[i : i + CHUNK]:
-                    writer.write(a.path, a.key, a.render())
-                advance(len(pending[i : i + CHUNK]))
+                advance(_write_batch(writer, pending[i : i + CHUNK]))
     finally:
         if bar:
             bar.stop()
+
+
+def _write_batch(writer: OutputWriter, batch: list[Artifact]) -> int:
+    for a in batch:
+        writer.write(a.path, a.key, a.render())
+    return len(batch)
 
 
 def _render_forked(
@@ -219,18 +223,17 @@ def _render_forked(
         try:
             mark = writer.mark()
             for i in range(0, len(mine), CHUNK):
-                for j in mine[i : i + CHUNK]:
-                    writer.write(pending[j].path, pending[j].key, pending[j].render())
-                queue.put(("progress", len(mine[i : i + CHUNK])))
+                queue.put(
+                    ("progress", _write_batch(writer, [pending[j] for j in mine[i : i + CHUNK]]))
+                )
             while True:
                 with cursor.get_lock():
                     start = cursor.value
                     cursor.value += CHUNK
                 if start >= len(shared):
                     break
-                for j in shared[start : start + CHUNK]:
-                    writer.write(pending[j].path, pending[j].key, pending[j].render())
-                queue.put(("progress", len(shared[start : start + CHUNK])))
+                batch = [pending[j] for j in shared[start : start + CHUNK]]
+                queue.put(("progress", _write_batch(writer, batch)))
             queue.put(("done", writer.since(mark)))
         except BaseException:
             queue.put(("error", traceback.format_exc()))

@@ -74,6 +74,12 @@ class DigestRenderer:
             undefined=StrictUndefined, autoescape=False
         ).from_string(settings.digest.subject)
 
+    def subject(self, week: Week, posts: Sequence[Post]) -> str:
+        """The ``[digest] subject`` template, on one line (it becomes a header)."""
+        return " ".join(
+            self.subject_template.render(site=self.site, week=week, posts=list(posts)).split()
+        )
+
     def heading(self, week: Week) -> str:
         first, last = week.start.date(), week.last_day
         return f"Posts from the week of {first:%A %-d %B} to {last:%A %-d %B %Y} ({week.label})"
@@ -103,9 +109,7 @@ class DigestRenderer:
     def _render(self, week, posts, tags, personal, modes) -> Rendered:  # type: ignore[no-untyped-def]
         base = self.site.base_url
         items = [Item(p, f"{base}posts/{p.slug}.html", modes[p.id]) for p in posts]
-        subject = " ".join(
-            self.subject_template.render(site=self.site, week=week, posts=list(posts)).split()
-        )
+        subject = self.subject(week, posts)
         ctx = {
             "site": self.site,
             "week": week,

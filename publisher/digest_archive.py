@@ -97,7 +97,7 @@ def _feed(
     for d in reversed(sent):  # feedgen prepends: oldest first gives newest on top
         fe = fg.add_entry()
         fe.id(f"tag:{site.id_domain},{d.week.start.date().isoformat()}:digest-{d.week.label}")
-        fe.title(renderer.render(d.week, d.posts, (), personal=False).subject)
+        fe.title(renderer.subject(d.week, d.posts))  # the subject alone; no second render
         fe.link(href=base + d.path, rel="alternate", type="text/html")
         fe.published(max(p.published for p in d.posts))
         fe.updated(when(d))

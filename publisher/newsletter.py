@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import Address
 from pathlib import Path
 
 from publisher.delivery import (
@@ -49,6 +50,10 @@ class DigestRun:
     store: SubscriberStore
     renderer: DigestRenderer
     secret: str
+    sender: Address  # parsed once, not per message
+
+    def message_id_for(self, sub: Subscriber) -> str:
+        return message_id(self.week.label, sub.id, self.settings.site.id_domain)
 
     def tag_key(self, sub: Subscriber) -> tuple[str, ...]:
         return tuple(sorted({slugify(t, "tag") for t in sub.tags}))
@@ -75,9 +80,8 @@ class DigestRun:
     def message(self, sub: Subscriber, rendered: Rendered, msg_id: str, now: datetime):  # type: ignore[no-untyped-def]
         unsub_url, prefs_url, token = self.links(sub)
         html, text = rendered.personal(unsub_url, prefs_url)
-        sender = parse_sender(self.settings.digest.sender)
         return build_message(
-            sender=sender,
+            sender=self.sender,
             to_email=sub.email,
             to_name=sub.name,
             subject=rendered.subject,
@@ -87,7 +91,7 @@ class DigestRun:
             date=now,
             list_id=f"{self.settings.site.title} weekly digest <digest.{self.settings.site.id_domain}>",
             unsubscribe_https=unsub_url,
-            unsubscribe_mailto=mailto_unsubscribe(sender, token),
+            unsubscribe_mailto=mailto_unsubscribe(self.sender, token),
         )
 
 
@@ -109,7 +113,14 @@ def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRu
         by_id = {p.id: p for p in stream.posts}
         posts = [by_id[i] for i in record.post_ids if i in by_id]
     return DigestRun(
-        settings, week, posts, ledger, SubscriberStore(engine), DigestRenderer(settings), secret
+        settings,
+        week,
+        posts,
+        ledger,
+        SubscriberStore(engine),
+        DigestRenderer(settings),
+        secret,
+        parse_sender(settings.digest.sender),
     )
 
 
@@ -138,10 +149,8 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
             rendered = get(sub)
             if rendered is None:
                 continue
-            msg = run.message(
-                sub, rendered, message_id(run.week.label, sub.id, run.settings.site.id_domain), now
-            )
-            transport.send(msg, parse_sender(run.settings.digest.sender).addr_spec, sub.email)
+            msg = run.message(sub, rendered, run.message_id_for(sub), now)
+            transport.send(msg, run.sender.addr_spec, sub.email)
             n += 1
     finally:
         transport.close()
@@ -157,9 +166,7 @@ def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
         raise PublisherError(
             f"{email} gets no digest for {run.week.label}: no posts for their tags"
         )
-    msg = run.message(
-        sub, rendered, message_id(run.week.label, sub.id, run.settings.site.id_domain), now
-    )
+    msg = run.message(sub, rendered, run.message_id_for(sub), now)
     if out.suffix == ".html":
         html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
         out.write_bytes(html.get_payload(decode=True))
@@ -174,7 +181,6 @@ def plan(run: DigestRun, now: datetime) -> int:
     if existing is not None:
         return existing.id
     rows = []
-    domain = run.settings.site.id_domain
     for sub in run.store.all(Status.ACTIVE):
         theirs = posts_for(run.posts, sub.tags)
         status = DeliveryStatus.PENDING if theirs else DeliveryStatus.SKIPPED
@@ -182,7 +188,7 @@ def plan(run: DigestRun, now: datetime) -> int:
             (
                 sub.id,
                 status,
-                message_id(run.week.label, sub.id, domain),
+                run.message_id_for(sub),
                 "" if theirs else "no posts for this subscriber's tags",
             )
         )
@@ -202,8 +208,7 @@ def send(
     summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))
     todo = run.ledger.to_send(digest_id)
     get = run.rendered_for()
-    sender = parse_sender(run.settings.digest.sender).addr_spec
-
+    sender = run.sender.addr_spec
     people = {s.id: s for s in run.store.all()}  # one query, not one per message
 
     def outgoing() -> Iterator[Outgoing]:

@@ -17,7 +17,7 @@ from publisher.ledger import DigestRecord
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
 from publisher.settings import Settings
-from publisher.text import digest, folder_digest, slugify
+from publisher.text import digest, folder_digest
 
 STATIC_FILES = ("feed.xsl", "style.css")
 
@@ -136,8 +136,8 @@ def artifacts(
 
 
 def _terms_of(stream: Stream, post: Post) -> list[Term]:
-    return [stream.terms[("tag", slugify(n, "tag"))] for n in post.tags] + [
-        stream.terms[("category", slugify(n, "category"))] for n in post.categories
+    return [stream.term("tag", n) for n in post.tags] + [
+        stream.term("category", n) for n in post.categories
     ]
 
 
