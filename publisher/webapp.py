@@ -287,18 +287,29 @@ class App:
         return response
 
     # -- sign-up -------------------------------------------------------------
+    def subscribe_form(
+        self,
+        status: int = 200,
+        chosen: list[str] | None = None,
+        email: str = "",
+        name: str = "",
+        error: str = "",
+    ) -> HTMLResponse:
+        return self.page(
+            "subscribe.html.j2",
+            status,
+            title="Subscribe to the weekly digest",
+            csrf=self.csrf(),
+            tags=self.tags,
+            chosen=chosen or [],
+            email=email,
+            name=name,
+            error=error,
+        )
+
     async def subscribe(self, request: Request) -> Response:
         if request.method == "GET":
-            return self.page(
-                "subscribe.html.j2",
-                title="Subscribe to the weekly digest",
-                csrf=self.csrf(),
-                tags=self.tags,
-                chosen=[],
-                email="",
-                name="",
-                error="",
-            )
+            return self.subscribe_form()
         form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
@@ -309,16 +320,8 @@ class App:
         try:
             address = normalize_email(email)
         except PublisherError:
-            return self.page(
-                "subscribe.html.j2",
-                400,
-                title="Subscribe to the weekly digest",
-                csrf=self.csrf(),
-                tags=self.tags,
-                chosen=chosen,
-                email=email,
-                name=name,
-                error="Please enter a valid email address.",
+            return self.subscribe_form(
+                400, chosen, email, name, error="Please enter a valid email address."
             )
         ip = request.client.host if request.client else "?"
         if not self.per_ip.allow(ip) or not self.per_address.allow(address.casefold()):
