@@ -10,6 +10,7 @@ which mail providers send from their servers with the signed token in the URL.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections import defaultdict, deque
@@ -30,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from publisher.delivery import TransientError, Transport
+from publisher.delivery import PermanentError, TransientError, Transport
 from publisher.errors import PublisherError
 from publisher.mail import build_plain, parse_sender
 from publisher.newsletter import transport_for
@@ -41,6 +42,7 @@ from publisher.state import open_engine
 from publisher.subscribers import Status, Subscriber, SubscriberStore, clean_tags, normalize_email
 from publisher.tokens import Token, TokenError, secret_from_env, sign, verify
 
+log = logging.getLogger("publisher.webapp")
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
@@ -362,8 +364,9 @@ class App:
         transport = self.transport()
         try:
             transport.send(msg, sender.addr_spec, sub.email)
-        except TransientError:
-            pass  # the person can ask again; the answer must not reveal anything
+        except (TransientError, PermanentError) as exc:
+            # the person can ask again; the page must not reveal what the server said
+            log.warning("confirmation mail to subscriber %d not accepted: %s", sub.id, exc)
         finally:
             transport.close()
 

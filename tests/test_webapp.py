@@ -210,3 +210,13 @@ def test_signup_rate_limit(site) -> None:  # type: ignore[no-untyped-def]
             r = c.post("subscribe", data={"csrf": _csrf(form.text), "email": f"r{i}@example.org"})
             codes.append(r.status_code)
     assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
+
+
+def test_refused_confirmation_mail_gives_the_same_answer(site, smtp: SmtpServer) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    smtp.recorder.always["nobody@example.org"] = "550 5.1.1 no such user"
+    with httpx.Client(base_url=server.url) as c:
+        form = c.get("subscribe")
+        r = c.post("subscribe", data={"csrf": _csrf(form.text), "email": "nobody@example.org"})
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert not smtp.recorder.messages
