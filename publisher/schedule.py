@@ -179,6 +179,10 @@ class Lease:
 # -- the scheduler --
 
 
+def _crons(settings: Settings) -> dict[str, str]:
+    return {"publish": settings.schedule.publish_cron, "digest": settings.schedule.digest_cron}
+
+
 def make_scheduler(settings: Settings) -> BackgroundScheduler:
     tz = settings.site.tzinfo
     return BackgroundScheduler(
@@ -197,7 +201,7 @@ def make_scheduler(settings: Settings) -> BackgroundScheduler:
 def install_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
     """Add or replace both jobs by id; a job whose schedule is unchanged keeps its
     pending run time, so a slot missed while the process was down is not lost."""
-    crons = {"publish": settings.schedule.publish_cron, "digest": settings.schedule.digest_cron}
+    crons = _crons(settings)
     for job_id in JOB_IDS:
         trigger = parse_cron(crons[job_id], settings.site.tzinfo)
         old = scheduler.get_job(job_id)
@@ -213,7 +217,7 @@ def describe(settings: Settings, now: datetime | None = None) -> list[str]:
     """Each job with its schedule and next run time in the site time zone."""
     tz = settings.site.tzinfo
     now = now or datetime.now(tz)
-    crons = {"publish": settings.schedule.publish_cron, "digest": settings.schedule.digest_cron}
+    crons = _crons(settings)
     lines = []
     for job_id in JOB_IDS:
         trigger = parse_cron(crons[job_id], tz)
