@@ -21,11 +21,10 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.archive import archive_files, read_pages
+from publisher.archive import archive_files
 from publisher.errors import PublisherError
 from publisher.output import OutputWriter
-from publisher.pipeline import no_cyclic_gc
-from publisher.posts import normalize
+from publisher.pipeline import load_stream
 from publisher.settings import Settings
 from publisher.state_stamp import stamp_path
 from publisher.text import digest, folder_digest
@@ -111,8 +110,7 @@ def build(
             up_to_date=True,
         )
     site = settings.site
-    with no_cyclic_gc():
-        stream = normalize(read_pages(files), site.tzinfo, site.id_domain, settings.ids)
+    stream = load_stream(settings, files)
     for problem in stream.problems:
         print(problem, file=sys.stderr)
     if stream.errors and not skip_invalid:

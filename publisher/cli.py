@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    stream = load_stream(settings, args.paths)
+    stream = load_stream(settings, args.paths or None)
     for problem in stream.problems:
         print(problem)
     n_err = len(stream.errors)
@@ -109,7 +109,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_posts(settings: Settings, args: argparse.Namespace) -> int:
-    stream = load_stream(settings, args.paths)
+    stream = load_stream(settings, args.paths or None)
     for problem in stream.problems:
         print(problem, file=sys.stderr)
     posts = list(stream.posts)

@@ -27,5 +27,5 @@ def no_cyclic_gc() -> Iterator[None]:
 
 def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:
     with no_cyclic_gc():
-        pages = read_pages(paths or [Path(settings.build.seeds)])
+        pages = read_pages([Path(settings.build.seeds)] if paths is None else paths)
         return normalize(pages, settings.site.tzinfo, settings.site.id_domain, settings.ids)
