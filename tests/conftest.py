@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,16 @@ def smtp_settings(
         encoding="utf-8",
     )
     return load_settings(cfg, environ={})
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m publisher ARGS`` as a user runs it, without PUBLISHER_* from this shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "publisher", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import mailbox
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from publisher.errors import PublisherError
 from publisher.state import open_engine
 from publisher.subscribers import Status, SubscriberStore
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, run_cli
 
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 
@@ -69,17 +68,9 @@ def test_cli_subscribers_and_outbox_digest_on_defaults(tmp_path: Path) -> None:
     import shutil
 
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PUBLISHER_")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "publisher", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_cli(*args, cwd=tmp_path)
 
     (tmp_path / "in.csv").write_text("a@example.org,A,thanks\nbad,B,\n", encoding="utf-8")
     r = cli("subscribers", "import", "in.csv")
