@@ -5,7 +5,7 @@
 The sink is aiosmtpd's own Sink handler in a separate process on loopback;
 the sender is `publisher digest --send` as a user runs it. Subscribers are
 spread over tag choices (none, one or two of the ten most used tags), so the
-digest is rendered once per distinct choice. Prints messages/second (wall
+digest is rendered once per distinct choice. Prints messages sent per second (wall
 time of the whole command, parsing the archives included) and peak RSS.
 """
 
@@ -62,9 +62,11 @@ def main() -> None:
             f'[delivery]\nmethod = "smtp"\n[smtp]\nhost = "127.0.0.1"\nport = {port}\n'
             'security = "none"\n'
         )
+        import sqlalchemy as sa
+
         from publisher.pipeline import load_stream
         from publisher.settings import load_settings
-        from publisher.state import open_engine, subscribers
+        from publisher.state import deliveries, open_engine, subscribers
         from publisher.weeks import week_of
 
         settings = load_settings(cfg, environ={})
@@ -119,13 +121,18 @@ def main() -> None:
             cwd=tmp,
             env=env,
         )
+        with open_engine(settings.state.url).connect() as conn:
+            sent = conn.execute(
+                sa.select(sa.func.count()).where(deliveries.c.status == "sent")
+            ).scalar_one()
         print(
             f"digest: {args.subscribers} subscribers, week {week.label} with {week_posts} "
             f"posts, {args.posts} posts in the archives"
         )
         print(
-            f"  {wall:.2f} s end to end = {args.subscribers / wall:,.0f} messages/s "
-            f"(incl. ~1 s parsing the archives); peak RSS {peak:.0f} MB"
+            f"  {wall:.2f} s end to end: {sent} messages sent = {sent / wall:,.0f} messages/s, "
+            f"{args.subscribers / wall:,.0f} subscribers/s "
+            f"({args.subscribers - sent} had no posts for their tags); peak RSS {peak:.0f} MB"
         )
     finally:
         sink.terminate()

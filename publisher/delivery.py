@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
 from publisher.ledger import Delivery, Ledger
-from publisher.mail import as_bytes
+from publisher.mail import Mail
 from publisher.settings import SmtpSettings
 
 
@@ -33,7 +32,7 @@ class PermanentError(Exception):
 
 
 class Transport(Protocol):
-    def send(self, msg: Message, sender: str, recipient: str) -> None: ...
+    def send(self, mail: Mail, sender: str, recipient: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -45,11 +44,42 @@ class OutboxTransport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(path, create=True)
 
-    def send(self, msg: Message, sender: str, recipient: str) -> None:
-        self.box.add(msg)
+    def send(self, mail: Mail, sender: str, recipient: str) -> None:
+        self.box.add(mail.wire(eight_bit=True))  # mail clients read 8bit files
 
     def close(self) -> None:
         self.box.close()
+
+
+class _WireData:
+    """``smtplib``'s DATA for a message already in CRLF wire form (``Mail.wire``).
+
+    smtplib dot-stuffs with a multi-line regex, ~0.1 ms per 16 KB digest and,
+    as the reply wait cannot overlap it, a tenth of a send; a byte replace does
+    the same (RFC 5321 4.5.2: a line starting with "." gets another).
+    """
+
+    def data(self, msg: bytes) -> tuple[int, bytes]:  # type: ignore[override]
+        smtp: smtplib.SMTP = self  # type: ignore[assignment]
+        smtp.putcmd("data")
+        code, reply = smtp.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = msg.replace(b"\n.", b"\n..")
+        if body.startswith(b"."):
+            body = b"." + body
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body + b".\r\n")
+        return smtp.getreply()
+
+
+class _Smtp(_WireData, smtplib.SMTP):
+    pass
+
+
+class _SmtpSsl(_WireData, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpTransport:
@@ -63,6 +93,7 @@ class SmtpTransport:
     ) -> None:
         self.cfg = cfg
         self.conn: smtplib.SMTP | None = None
+        self.eight_bit = False  # the server offers 8BITMIME (RFC 6152)
         self.clock, self.sleep = clock, sleep
         self.next_at = 0.0
 
@@ -70,15 +101,17 @@ class SmtpTransport:
         cfg = self.cfg
         try:
             if cfg.security == "tls":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                conn: smtplib.SMTP = _SmtpSsl(
                     cfg.host, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context()
                 )
             else:
-                conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                conn = _Smtp(cfg.host, cfg.port, timeout=cfg.timeout)
                 if cfg.security == "starttls":
                     conn.starttls(context=ssl.create_default_context())
             if cfg.username:
                 conn.login(cfg.username, cfg.password)
+            conn.ehlo_or_helo_if_needed()
+            self.eight_bit = conn.has_extn("8bitmime")
         except smtplib.SMTPAuthenticationError as exc:
             raise PermanentError(
                 f"SMTP login refused: {exc.smtp_code} {exc.smtp_error!r}"
@@ -87,7 +120,7 @@ class SmtpTransport:
             raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
         return conn
 
-    def send(self, msg: Message, sender: str, recipient: str) -> None:
+    def send(self, mail: Mail, sender: str, recipient: str) -> None:
         if self.cfg.rate_per_second:
             wait = self.next_at - self.clock()
             if wait > 0:
@@ -96,7 +129,9 @@ class SmtpTransport:
         if self.conn is None:
             self.conn = self._connect()
         try:
-            self.conn.sendmail(sender, [recipient], as_bytes(msg))
+            data = mail.wire(self.eight_bit)
+            options = ["BODY=8BITMIME"] if self.eight_bit else []
+            self.conn.sendmail(sender, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _by_code(code, text) from None
@@ -145,7 +180,7 @@ class Outgoing:
     delivery: Delivery
     sender: str
     recipient: str
-    build: Callable[[], Message | None]  # None: skip (e.g. unsubscribed since planning)
+    build: Callable[[], Mail | None]  # None: skip (e.g. unsubscribed since planning)
 
 
 def deliver(
@@ -169,8 +204,8 @@ def deliver(
             if should_stop():
                 summary.stopped = True
                 break
-            msg = item.build()
-            if msg is None:
+            mail = item.build()
+            if mail is None:
                 ledger.mark_skipped(item.delivery.id, "no longer subscribed")
                 summary.skipped += 1
                 on_progress()
@@ -178,7 +213,7 @@ def deliver(
             for attempt in range(1, max_attempts + 1):
                 ledger.mark_sending(item.delivery.id)
                 try:
-                    transport.send(msg, item.sender, item.recipient)
+                    transport.send(mail, item.sender, item.recipient)
                 except TransientError as exc:
                     if attempt == max_attempts:
                         ledger.mark_deferred(item.delivery.id, str(exc))

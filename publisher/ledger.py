@@ -2,7 +2,10 @@
 
 State changes are recorded after the effect: a row becomes ``sent`` only
 after the server accepted the message. A row left ``sending`` by a crash is
-sent again on the next run, with the same Message-ID.
+sent again on the next run, with the same Message-ID. The ``sent`` mark rides
+in the same transaction as the next write (usually the next ``sending``), one
+commit a message instead of two; so at any moment at most one message is
+delivered but not recorded, as before.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._conn: sa.Connection | None = None
+        self._unsaved_sent: dict[str, object] | None = None  # written with the next update
 
     def _writer(self) -> sa.Connection:
         """One connection kept for the per-message updates of a send (each still
@@ -75,6 +79,8 @@ class Ledger:
         return self._conn
 
     def close(self) -> None:
+        if self._unsaved_sent is not None:
+            self._run(None, {})
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -144,11 +150,15 @@ class Ledger:
     def _set(self, delivery_id: int, **values: object) -> None:
         self._run(deliveries.update().where(deliveries.c.id == delivery_id).values(**values), {})
 
-    def _run(self, stmt: sa.Executable, params: dict[str, object]) -> None:
+    def _run(self, stmt: sa.Executable | None, params: dict[str, object]) -> None:
         conn = self._writer()
         try:
-            conn.execute(stmt, params)
+            if self._unsaved_sent is not None:
+                conn.execute(_SENT, self._unsaved_sent)
+            if stmt is not None:
+                conn.execute(stmt, params)
             conn.commit()
+            self._unsaved_sent = None
         except BaseException:
             conn.rollback()
             raise
@@ -157,7 +167,10 @@ class Ledger:
         self._run(_SENDING, {"did": delivery_id})
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
-        self._run(_SENT, {"did": delivery_id, "at": now.isoformat()})
+        """Written with the next update or at ``close()``: never later than the next send starts."""
+        if self._unsaved_sent is not None:
+            self._run(None, {})
+        self._unsaved_sent = {"did": delivery_id, "at": now.isoformat()}
 
     def mark_skipped(self, delivery_id: int, why: str) -> None:
         self._set(delivery_id, status=DeliveryStatus.SKIPPED.value, error=why)

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
+from email.message import Message
 from pathlib import Path
 
 from publisher.delivery import (
@@ -22,10 +23,27 @@ from publisher.delivery import (
     Transport,
     deliver,
 )
-from publisher.digest import DigestRenderer, Rendered, posts_for, week_posts
+from publisher.digest import (
+    PREFERENCES_MARK,
+    UNSUBSCRIBE_MARK,
+    DigestRenderer,
+    Rendered,
+    posts_for,
+    week_posts,
+)
 from publisher.errors import PublisherError
 from publisher.ledger import DeliveryStatus, Ledger
-from publisher.mail import as_bytes, build_message, mailto_unsubscribe, message_id, parse_sender
+from publisher.mail import (
+    EightBitBody,
+    as_bytes,
+    build_message,
+    digest_headers,
+    mailto_unsubscribe,
+    message_id,
+    parse_sender,
+    prepare_8bit,
+    wire_8bit,
+)
 from publisher.pipeline import load_stream
 from publisher.posts import Post
 from publisher.settings import Settings
@@ -58,41 +76,97 @@ class DigestRun:
     def tag_key(self, sub: Subscriber) -> tuple[str, ...]:
         return tuple(sorted({slugify(t, "tag") for t in sub.tags}))
 
-    def rendered_for(self) -> Callable[[Subscriber], Rendered | None]:
-        """Render once per distinct tag choice; None when the choice has no posts."""
-        cache: dict[tuple[str, ...], Rendered | None] = {}
+    def rendered_for(self) -> Callable[[Subscriber], Prepared | None]:
+        """Render and lay out once per distinct tag choice; None when the choice has no posts."""
+        cache: dict[tuple[str, ...], Prepared | None] = {}
+        growth = self.mark_growth()
 
-        def get(sub: Subscriber) -> Rendered | None:
+        def get(sub: Subscriber) -> Prepared | None:
             key = self.tag_key(sub)
             if key not in cache:
                 theirs = posts_for(self.posts, sub.tags)
-                cache[key] = self.renderer.render(self.week, theirs, sub.tags) if theirs else None
+                if theirs:
+                    r = self.renderer.render(self.week, theirs, sub.tags)
+                    cache[key] = Prepared(r, prepare_8bit(r.text, r.html, growth))
+                else:
+                    cache[key] = None
             return cache[key]
 
         return get
 
-    def links(self, sub: Subscriber) -> tuple[str, str, str]:
+    def links(self, sub_id: int) -> tuple[str, str, str]:
         base = self.settings.site.base_url
-        unsub = sign(Token("unsubscribe", sub.id, TOKEN_LIFETIME), self.secret)
-        prefs = sign(Token("preferences", sub.id, TOKEN_LIFETIME), self.secret)
+        unsub = sign(Token("unsubscribe", sub_id, TOKEN_LIFETIME), self.secret)
+        prefs = sign(Token("preferences", sub_id, TOKEN_LIFETIME), self.secret)
         return f"{base}unsubscribe?token={unsub}", f"{base}preferences?token={prefs}", unsub
 
-    def message(self, sub: Subscriber, rendered: Rendered, msg_id: str, now: datetime):  # type: ignore[no-untyped-def]
-        unsub_url, prefs_url, token = self.links(sub)
-        html, text = rendered.personal(unsub_url, prefs_url)
-        return build_message(
+    def mark_growth(self) -> dict[str, int]:
+        """How much longer a personal link is than its mark, at most (ids below 10^15)."""
+        unsub, prefs, _ = self.links(10**15)
+        return {
+            UNSUBSCRIBE_MARK: len(unsub) - len(UNSUBSCRIBE_MARK),
+            PREFERENCES_MARK: len(prefs) - len(PREFERENCES_MARK),
+        }
+
+    def headers(
+        self,
+        sub: Subscriber,
+        rendered: Rendered,
+        msg_id: str,
+        now: datetime,
+        unsub_url: str,
+        token: str,
+    ) -> list[tuple[str, str]]:
+        return digest_headers(
             sender=self.sender,
             to_email=sub.email,
             to_name=sub.name,
             subject=rendered.subject,
-            text=text,
-            html=html,
             msg_id=msg_id,
             date=now,
             list_id=f"{self.settings.site.title} weekly digest <digest.{self.settings.site.id_domain}>",
             unsubscribe_https=unsub_url,
             unsubscribe_mailto=mailto_unsubscribe(self.sender, token),
         )
+
+    def mail(self, sub: Subscriber, prepared: Prepared, msg_id: str, now: datetime) -> DigestMail:
+        unsub_url, prefs_url, token = self.links(sub.id)
+        headers = self.headers(sub, prepared.rendered, msg_id, now, unsub_url, token)
+        return DigestMail(
+            headers, prepared, {UNSUBSCRIBE_MARK: unsub_url, PREFERENCES_MARK: prefs_url}
+        )
+
+    def message(self, sub: Subscriber, prepared: Prepared, msg_id: str, now: datetime) -> Message:
+        """The 7-bit ``Message`` form (previews)."""
+        return self.mail(sub, prepared, msg_id, now).message()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One distinct digest: rendered, and laid out for 8bit transfer."""
+
+    rendered: Rendered
+    body: EightBitBody
+
+
+@dataclass(frozen=True)
+class DigestMail:
+    """One subscriber's digest, serialized only when the transport says how."""
+
+    headers: list[tuple[str, str]]
+    prepared: Prepared
+    fill: dict[str, str]
+
+    def message(self) -> Message:
+        html, text = self.prepared.rendered.personal(
+            self.fill[UNSUBSCRIBE_MARK], self.fill[PREFERENCES_MARK]
+        )
+        return build_message(self.headers, text, html)
+
+    def wire(self, eight_bit: bool) -> bytes:
+        if eight_bit:
+            return wire_8bit(self.headers, self.prepared.body, self.fill)
+        return as_bytes(self.message())
 
 
 def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRun:
@@ -146,11 +220,11 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
     n = 0
     try:
         for sub in run.store.all(Status.ACTIVE):
-            rendered = get(sub)
-            if rendered is None:
+            prepared = get(sub)
+            if prepared is None:
                 continue
-            msg = run.message(sub, rendered, run.message_id_for(sub), now)
-            transport.send(msg, run.sender.addr_spec, sub.email)
+            mail = run.mail(sub, prepared, run.message_id_for(sub), now)
+            transport.send(mail, run.sender.addr_spec, sub.email)
             n += 1
     finally:
         transport.close()
@@ -161,12 +235,12 @@ def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
     sub = run.store.by_email(email)
     if sub is None:
         raise PublisherError(f"no subscriber {email}", "see `publisher subscribers list`")
-    rendered = run.rendered_for()(sub)
-    if rendered is None:
+    prepared = run.rendered_for()(sub)
+    if prepared is None:
         raise PublisherError(
             f"{email} gets no digest for {run.week.label}: no posts for their tags"
         )
-    msg = run.message(sub, rendered, run.message_id_for(sub), now)
+    msg = run.message(sub, prepared, run.message_id_for(sub), now)
     if out.suffix == ".html":
         html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
         out.write_bytes(html.get_payload(decode=True))
@@ -218,8 +292,8 @@ def send(
             def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
                 if sub is None or sub.status is not Status.ACTIVE:
                     return None
-                rendered = get(sub)
-                return None if rendered is None else run.message(sub, rendered, d.message_id, now())
+                prepared = get(sub)
+                return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
 
             yield Outgoing(d, sender, sub.email if sub else "", build)
 

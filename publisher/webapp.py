@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from publisher.delivery import PermanentError, TransientError, Transport
 from publisher.errors import PublisherError
-from publisher.mail import build_plain, parse_sender
+from publisher.mail import MessageMail, build_plain, parse_sender
 from publisher.newsletter import transport_for
 from publisher.pages import environment
 from publisher.pipeline import load_stream
@@ -363,7 +363,7 @@ class App:
         )
         transport = self.transport()
         try:
-            transport.send(msg, sender.addr_spec, sub.email)
+            transport.send(MessageMail(msg), sender.addr_spec, sub.email)
         except (TransientError, PermanentError) as exc:
             # the person can ask again; the page must not reveal what the server said
             log.warning("confirmation mail to subscriber %d not accepted: %s", sub.id, exc)

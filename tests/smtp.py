@@ -25,7 +25,12 @@ class Recorder:
     replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     always: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    eight_bit: bool = True  # offer 8BITMIME (RFC 6152), as aiosmtpd and most servers do
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:  # noqa: N802
+        session.host_name = hostname
+        return [r for r in responses if self.eight_bit or "8BITMIME" not in r]
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
         rcpt = envelope.rcpt_tos[0].lower()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import re
 import signal
@@ -10,7 +12,6 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -192,24 +193,25 @@ def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None
     assert msg["To"].addresses[0].display_name == "Eve Bcc: attacker@evil.example X-Evil: 1"
 
 
-def test_title_with_newline_cannot_inject(cfg: Settings) -> None:
-    from publisher.mail import build_message, parse_sender
+def test_title_with_newline_cannot_inject() -> None:
+    from publisher.mail import build_message, digest_headers, parse_sender, prepare_8bit, wire_8bit
 
-    msg: EmailMessage = build_message(
+    headers = digest_headers(
         sender=parse_sender("A <a@example.org>"),
         to_email="b@example.org",
         to_name="B\nX-Evil: 1",
         subject="Hi\r\nBcc: c@evil.example",
-        text="t",
-        html="<p>h</p>",
         msg_id="<1@x>",
         date=NOW,
         list_id="L <l.x>",
         unsubscribe_https="https://x/u?token=1",
         unsubscribe_mailto="mailto:a@example.org?subject=u",
     )
-    raw = bytes(msg)
-    assert b"\nBcc:" not in raw and b"\nX-Evil:" not in raw
+    seven = bytes(build_message(headers, "t", "<p>h</p>"))
+    eight = wire_8bit(headers, prepare_8bit("t", "<p>h</p>", {}), {})
+    for raw in (seven, eight):
+        assert b"\nBcc:" not in raw and b"\nX-Evil:" not in raw
+        assert b"Subject: Hi Bcc: c@evil.example" in raw
 
 
 def test_refuses_real_delivery_without_secret(
@@ -305,24 +307,73 @@ def test_rendered_once_per_distinct_tag_choice(
 
 
 def test_golden_eml(cfg: Settings, smtp: SmtpServer) -> None:
-    """The reviewed message for 2019-W07, with the volatile parts scrubbed."""
+    """The reviewed message for 2019-W07, byte for byte as an 8BITMIME server gets it."""
     subscribe(cfg, "reader@example.org", "Reader")
     run_week(cfg, "2019-W07")
     (raw,) = smtp.recorder.raw  # the bytes as sent, not a re-serialization
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998  # RFC 5322 2.1.1
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
     raw = raw.replace(b"\r\n", b"\n")
-    raw = re.sub(rb"=+\d{10,}==", b"==BOUNDARY==", raw)
     assert re.search(
         rb"^List-Unsubscribe: <http://127.0.0.1:8000/unsubscribe\?token=[\w.-]+>, <mailto:",
         raw,
         re.M,
     )
     head, body = raw.split(b"\n\n", 1)
-    assert max(len(line) for line in body.split(b"\n")) <= 76  # RFC 2045 quoted-printable
+    assert body.count(b"Content-Transfer-Encoding: 8bit") == 2
     assert b"=?utf-8?" not in head.split(b"\nSubject:")[0]
     golden = Path(__file__).parent / "golden" / "digest-2019-W07.eml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(raw)
     assert raw == golden.read_bytes()
+
+
+def test_server_without_8bitmime_gets_the_same_message_quoted_printable(
+    cfg: Settings, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """RFC 6152: 8bit only to a server that offers it; the 7-bit form decodes to the same text."""
+    smtp.recorder.eight_bit = False
+    subscribe(cfg, "reader@example.org", "Reader")
+    assert run_week(cfg, "2019-W07").sent == 1
+    (raw,) = smtp.recorder.raw
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert b"8bit" not in raw and body.isascii()
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76  # RFC 2045 quoted-printable
+    (seven,) = smtp.recorder.messages
+    run = open_run(cfg, parse_week("2019-W07", cfg.site.tzinfo), real_delivery=True)
+    sub = run.store.by_email("reader@example.org")
+    eight = email.message_from_bytes(
+        run.mail(sub, run.rendered_for()(sub), "<x@y>", NOW).wire(True),
+        policy=email.policy.default,
+    )
+    text = seven.get_body(("plain",)).get_content()
+    assert text == eight.get_body(("plain",)).get_content()
+    html = seven.get_body(("html",)).get_content()
+    assert html.split() == eight.get_body(("html",)).get_content().split()  # refilled lines
+    assert html != eight.get_body(("html",)).get_content()
+    assert seven["List-Unsubscribe"] == eight["List-Unsubscribe"]
+
+
+def test_8bit_layout_keeps_lines_within_998_octets() -> None:
+    """HTML lines are broken at spaces, leaving room for the personal links; text that
+    cannot be broken without showing goes quoted-printable instead."""
+    from publisher.mail import prepare_8bit, wire_8bit
+
+    mark, url = "https://m.invalid/u", "https://example.org/unsubscribe?token=" + "t" * 300
+    html = "<p>" + " ".join(["wörd"] * 400) + f' <a href="{mark}">x</a> ' + "z" * 200 + "</p>"
+    text = "para " * 300 + mark
+    body = prepare_8bit(text, html, {mark: len(url) - len(mark)})
+    raw = wire_8bit([("Subject", "s")], body, {mark: url})
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    got_html = msg.get_body(("html",)).get_content()
+    got_text = msg.get_body(("plain",)).get_content()
+    assert got_html.split() == html.replace(mark, url).split()  # same words, only breaks moved
+    assert got_text.rstrip("\n") == text.replace(mark, url)  # not re-broken: QP keeps it whole
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == [
+        "quoted-printable",
+        "8bit",
+    ]
 
 
 def test_draft_renders_every_message_to_the_outbox_without_touching_the_ledger(
