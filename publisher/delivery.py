@@ -12,7 +12,7 @@ import mailbox
 import smtplib
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,12 +52,30 @@ class OutboxTransport:
 
 
 class _WireData:
-    """``smtplib``'s DATA for a message already in CRLF wire form (``Mail.wire``).
+    """``smtplib`` for messages already in CRLF wire form (``Mail.wire``), to addresses
+    already validated.
 
-    smtplib dot-stuffs with a multi-line regex, ~0.1 ms per 16 KB digest and,
-    as the reply wait cannot overlap it, a tenth of a send; a byte replace does
-    the same (RFC 5321 4.5.2: a line starting with "." gets another).
+    smtplib dot-stuffs with a multi-line regex (~0.1 ms per 16 KB digest) and
+    re-parses both addresses with ``email.utils.parseaddr`` for every message;
+    nothing overlaps the wait for the server's reply, so at 500 messages a
+    second that was a tenth of the time. A byte replace does the same
+    stuffing (RFC 5321 4.5.2: a line starting with "." gets another).
     """
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        return self._envelope("mail", "from", sender, options)
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        return self._envelope("rcpt", "to", recip, options)
+
+    def _envelope(
+        self, cmd: str, word: str, address: str, options: Sequence[str]
+    ) -> tuple[int, bytes]:
+        if any(c in address for c in "\r\n<> ") or not address.isascii():
+            raise smtplib.SMTPResponseException(553, f"{address!r} is not a plain address")
+        smtp: smtplib.SMTP = self  # type: ignore[assignment]
+        smtp.putcmd(cmd, f"{word}:<{address}>" + "".join(f" {o}" for o in options))
+        return smtp.getreply()
 
     def data(self, msg: bytes) -> tuple[int, bytes]:  # type: ignore[override]
         smtp: smtplib.SMTP = self  # type: ignore[assignment]
