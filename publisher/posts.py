@@ -143,7 +143,9 @@ def normalize(
                 undated.append(raw)
                 continue
             key = (title_key(raw.title), raw.date)
-            groups.setdefault(key, _Group([], raw.date)).copies.append(raw)
+            if (group := groups.get(key)) is None:
+                group = groups[key] = _Group([], raw.date)
+            group.copies.append(raw)
     _attach_undated(undated, groups, problems, skipped)
 
     merged: list[tuple[RawPost, _Group]] = []
@@ -154,19 +156,18 @@ def normalize(
         else:
             merged.append((best, group))
 
-    terms = _collect_terms(g for _, g in merged)
+    terms, canonical = _collect_terms(g for _, g in merged)
     ordered = _chronological(merged)
     slugs = _unique_slugs([(b.title, g.date) for b, g in ordered])
     alias_of = {new: old for old, new in (aliases or {}).items()}
     posts: list[Post] = []
     minute_in_day: dict[date, int] = defaultdict(int)
+    publish = _Clock(tz)
     for (best, group), slug in zip(ordered, slugs, strict=True):
         n = minute_in_day[group.date]
         minute_in_day[group.date] += 1
-        local = datetime.combine(group.date, PUBLISH_TIME, tz) - timedelta(minutes=n)
-        # a fixed offset: same instant and output, without per-call zone lookups
-        published = local.astimezone(timezone(local.utcoffset() or timedelta(0)))
-        posts.append(_make_post(best, group, slug, published, id_domain, alias_of, terms))
+        published = publish(group.date, n)
+        posts.append(_make_post(best, group, slug, published, id_domain, alias_of, canonical))
     problems.sort(key=lambda p: (p.file, p.line, p.severity, p.message))
     return Stream(tuple(posts), problems, sorted(skipped), terms)
 
@@ -263,15 +264,54 @@ def _first_difference(a: str, b: str) -> str:
     return f"{len(pa)} vs {len(pb)} paragraphs"
 
 
-def _collect_terms(groups: Iterable[_Group]) -> dict[tuple[str, str], Term]:
-    """Terms by (kind, slug); names differing only in case or spacing are one term."""
+def _collect_terms(
+    groups: Iterable[_Group],
+) -> tuple[dict[tuple[str, str], Term], dict[tuple[str, str], str]]:
+    """Terms by (kind, slug), and each written name's display form.
+
+    Names differing only in case or spacing are one term, shown as the first
+    of its forms in code-point order.
+    """
     forms: dict[tuple[str, str], set[str]] = defaultdict(set)
+    seen: set[tuple[str, str]] = set()
     for group in groups:
         for c in group.copies:
             for kind, names in (("tag", c.tags), ("category", c.categories)):
                 for name in names:
-                    forms[(kind, slugify(name, kind))].add(name)
-    return {key: Term(key[0], min(names), key[1]) for key, names in forms.items()}
+                    if (kind, name) not in seen:
+                        seen.add((kind, name))
+                        forms[(kind, slugify(name, kind))].add(name)
+    terms = {key: Term(key[0], min(names), key[1]) for key, names in forms.items()}
+    canonical = {(key[0], name): term.name for key, term in terms.items() for name in forms[key]}
+    return terms, canonical
+
+
+class _Clock:
+    """Publication instants: ``PUBLISH_TIME`` on the post's date, ``n`` minutes earlier.
+
+    As a fixed UTC offset: the same instant and output, without a zone lookup
+    per post. The zone is asked twice per distinct date (midnight and noon):
+    when both agree, no change of offset falls in between (zones change at
+    most once a day), so every earlier-in-the-morning minute shares it.
+    """
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self.days: dict[date, timezone | None] = {}
+
+    def _offset(self, local: datetime) -> timezone:
+        return timezone(local.replace(tzinfo=self.tz).utcoffset() or timedelta(0))
+
+    def __call__(self, day: date, n: int) -> datetime:
+        local = datetime.combine(day, PUBLISH_TIME) - timedelta(minutes=n)
+        if day not in self.days:
+            noon = self._offset(datetime.combine(day, PUBLISH_TIME))
+            midnight = self._offset(datetime.combine(day, time(0)))
+            self.days[day] = noon if noon == midnight else None
+        zone = self.days[day]
+        if zone is None or local.date() != day:
+            zone = self._offset(local)
+        return local.replace(tzinfo=zone)
 
 
 def _chronological(merged: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, _Group]]:
@@ -288,6 +328,15 @@ def _chronological(merged: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, 
 def _archive_order(items: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, _Group]]:
     if len(items) == 1:
         return items
+    if len(items) == 2:  # the usual busy day: settle it without the general sort
+        (_, ga), (_, gb) = items
+        order_in = {c.file: c.order for c in ga.copies}
+        says = {order_in[c.file] < c.order for c in gb.copies if c.file in order_in}
+        one_copy_per_file = len(order_in) == len(ga.copies) and len(
+            {c.file for c in gb.copies}
+        ) == len(gb.copies)
+        if len(says) == 1 and one_copy_per_file:
+            return items if says.pop() else items[::-1]
     # Each file says "A above B" for the posts of this day it holds; a
     # topological sort honours all of them, ties broken by title for stability.
     before: dict[int, set[int]] = defaultdict(set)
@@ -351,15 +400,13 @@ def _make_post(
     published: datetime,
     id_domain: str,
     alias_of: Mapping[str, str],
-    terms: Mapping[tuple[str, str], Term],
+    canonical: Mapping[tuple[str, str], str],
 ) -> Post:
-    def names(kind: str, attr: str) -> tuple[str, ...]:
-        slugs = {slugify(n, kind) for c in group.copies for n in getattr(c, attr)}
-        return tuple(sorted((terms[(kind, s)].name for s in slugs), key=str.casefold))
-
-    tags, categories = names("tag", "tags"), names("category", "categories")
+    copies = group.copies
+    tags = _term_names(canonical, "tag", [n for c in copies for n in c.tags])
+    categories = _term_names(canonical, "category", [n for c in copies for n in c.categories])
     id_slug = alias_of.get(slug, slug)
-    body = [best.caption, *("\x1d".join(p.items) if p.is_list else p.text for p in best.paragraphs)]
+    body = [best.caption, *("\x1d".join(p.items) if p.items else p.text for p in best.paragraphs)]
     content = "\x1f".join([best.title, *body, "\x1e", *tags, "\x1e", *categories])
     return Post(
         id=f"tag:{id_domain},{group.date.isoformat()}:{id_slug}",
@@ -372,10 +419,19 @@ def _make_post(
         caption=best.caption,
         paragraphs=best.paragraphs,
         summary=summarize(best.paragraphs),
-        sources=tuple(sorted({f"{c.file}:{c.line}" for c in group.copies})),
-        excerpt=all(c.excerpt for c in group.copies),
+        sources=tuple(sorted({f"{c.file}:{c.line}" for c in copies})),
+        excerpt=all(c.excerpt for c in copies),
         content_hash=hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(),
     )
+
+
+def _term_names(
+    canonical: Mapping[tuple[str, str], str], kind: str, names: list[str]
+) -> tuple[str, ...]:
+    """The display names of the terms ``names`` spell, once each, in case-folded order."""
+    if not names:
+        return ()
+    return tuple(sorted({canonical[(kind, n)] for n in names}, key=str.casefold))
 
 
 def render_html(caption: str, paragraphs: tuple[Paragraph, ...]) -> str:
