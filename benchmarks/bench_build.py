@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import PEERS, ROOT, WORK, corpus, timed
+from common import PEERS, ROOT, WORK, Run, corpus, timed
 
 PUBLISHER = [sys.executable, "-m", "publisher"]
 
@@ -29,7 +29,7 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-", dir=base))
 
 
-def ours(src: Path, tmp: Path) -> dict[str, tuple[float, float]]:
+def ours(src: Path, tmp: Path) -> dict[str, Run]:
     cfg = tmp / "bench.toml"
     cfg.write_text(
         f'[site]\nbase_url = "https://example.com/"\n[build]\noutput = "{tmp / "out"}"\n'
@@ -55,7 +55,7 @@ def ours(src: Path, tmp: Path) -> dict[str, tuple[float, float]]:
     return res
 
 
-def peers(posts: int, tmp: Path) -> dict[str, tuple[float, float]]:
+def peers(posts: int, tmp: Path) -> dict[str, Run]:
     venv = WORK / "peers-venv"
     py = venv / "bin" / "python"
     if not py.exists():
@@ -106,14 +106,14 @@ def main() -> None:
     try:
         results = ours(src / "tagtxt", tmp)
         print(f"build: {args.posts} posts / {args.tags} tags (output on {tmp.parent})")
-        for name, (wall, mb) in results.items():
-            print(f"  publisher {name:26s} {wall:7.2f} s  peak {mb:6.0f} MB")
+        for name, run in results.items():
+            print(f"  publisher {name:26s} {run}")
         if args.peers:
-            full = results["full build"][0]
-            for name, (wall, mb) in peers(args.posts, tmp).items():
+            full = results["full build"]
+            for name, run in peers(args.posts, tmp).items():
                 print(
-                    f"  {name:36s} {wall:7.2f} s  peak {mb:6.0f} MB  "
-                    f"(publisher full build is {wall / full:.1f}x faster)"
+                    f"  {name:36s} {run}  (publisher full build: {run.wall / full.wall:.1f}x "
+                    f"faster wall, {run.cpu / full.cpu:.1f}x less CPU)"
                 )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -104,7 +104,7 @@ def main() -> None:
             if os.environ.get("BENCH_PROFILE")
             else []
         )
-        wall, peak = timed(
+        run = timed(
             [
                 sys.executable,
                 *profile,
@@ -130,9 +130,10 @@ def main() -> None:
             f"posts, {args.posts} posts in the archives"
         )
         print(
-            f"  {wall:.2f} s end to end: {sent} messages sent = {sent / wall:,.0f} messages/s, "
-            f"{args.subscribers / wall:,.0f} subscribers/s "
-            f"({args.subscribers - sent} had no posts for their tags); peak RSS {peak:.0f} MB"
+            f"  {run.wall:.2f} s end to end: {sent} messages sent = {sent / run.wall:,.0f} "
+            f"messages/s, {args.subscribers / run.wall:,.0f} subscribers/s "
+            f"({args.subscribers - sent} had no posts for their tags)\n"
+            f"  sender {run.cpu:.2f} s CPU; peak RSS {run.peak_mb:.0f} MB"
         )
     finally:
         sink.terminate()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +39,22 @@ def corpus(posts: int, tags: int = 100, formats: str = "tagtxt") -> Path:
     return out
 
 
-def timed(cmd: list[str], **kw: object) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process (its own rusage, via wait4)."""
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the process and the workers it waited for
+    peak_mb: float  # the largest resident set of any of them
+
+    def __str__(self) -> str:
+        return f"{self.wall:7.2f} s wall {self.cpu:7.2f} s CPU  peak {self.peak_mb:6.0f} MB"
+
+
+def timed(cmd: list[str], **kw: object) -> Run:
+    """Wall and CPU seconds and peak RSS of one child process (its own rusage, via wait4).
+
+    CPU time is printed beside wall time because this shared VM's wall times
+    vary by a third from run to run; CPU seconds vary much less.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)  # type: ignore[arg-type]
     _, status, usage = os.wait4(proc.pid, 0)
@@ -47,4 +62,4 @@ def timed(cmd: list[str], **kw: object) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
-    return wall, usage.ru_maxrss / 1024
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)

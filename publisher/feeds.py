@@ -109,7 +109,7 @@ class FeedRenderer:
         self.updated = updated
         self._atom: dict[str, bytes] = {}
         self._rss: dict[str, bytes] = {}
-        self._json: dict[str, dict[str, object]] = {}
+        self._json: dict[str, bytes] = {}
         self.stylesheet = f'<?xml-stylesheet type="text/xsl" href="{self.base}feed.xsl"?>\n'
 
     # -- URLs ---------------------------------------------------------------
@@ -165,21 +165,26 @@ class FeedRenderer:
             self._rss[post.id] = frag
         return frag
 
-    def json_item(self, post: Post) -> dict[str, object]:
+    def json_item(self, post: Post) -> bytes:
+        """The post's JSON Feed item, encoded once and spliced into every document
+        (as UTF-8: half the memory of a str holding curly quotes)."""
         item = self._json.get(post.id)
         if item is None:
-            item = {
-                "id": post.id,
-                "url": self.post_url(post),
-                "title": post.title,
-                "content_html": post.html,
-                "summary": post.summary,
-                "date_published": post.published.isoformat(),
-                "date_modified": self.updated.get(post.id, post.published).isoformat(),
-                "authors": [{"name": self.site.author_name}],
-                "tags": [*post.tags, *post.categories],
-                "language": self.site.language,
-            }
+            item = json.dumps(
+                {
+                    "id": post.id,
+                    "url": self.post_url(post),
+                    "title": post.title,
+                    "content_html": post.html,
+                    "summary": post.summary,
+                    "date_published": post.published.isoformat(),
+                    "date_modified": self.updated.get(post.id, post.published).isoformat(),
+                    "authors": [{"name": self.site.author_name}],
+                    "tags": [*post.tags, *post.categories],
+                    "language": self.site.language,
+                },
+                ensure_ascii=False,
+            ).encode()
             self._json[post.id] = item
         return item
 
@@ -252,9 +257,11 @@ class FeedRenderer:
         older = doc.pages if doc.page == 0 else doc.page - 1
         if older:
             feed["next_url"] = self.url(doc_path(doc.key, "json", older))
-        feed["items"] = [self.json_item(p) for p in doc.posts]
-        # compact: the C encoder (indent= forces the pure-Python one, 10x slower)
-        return (json.dumps(feed, ensure_ascii=False) + "\n").encode("utf-8")
+        # compact, by the C encoder (indent= forces the pure-Python one, 10x slower);
+        # "items" last, so the encoded items are spliced before the closing brace
+        head = json.dumps(feed, ensure_ascii=False)[:-1].encode()
+        items = b", ".join(self.json_item(p) for p in doc.posts)
+        return head + b', "items": [' + items + b"]}\n"
 
     def render(self, doc: FeedDoc, fmt: str) -> bytes:
         return getattr(self, fmt)(doc)

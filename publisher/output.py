@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from publisher.errors import PublisherError
 
@@ -30,12 +30,13 @@ class WriteCounts:
 class OutputWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self.counts = WriteCounts()
         self.changed: list[str] = []
         self._old: dict[str, dict[str, object]] = {}
         self._old_inputs = ""
         self._new: dict[str, dict[str, object]] = {}
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set()
         data = self._read_manifest()
         if data:
             self._old = data.get("files", {})
@@ -80,19 +81,23 @@ class OutputWriter:
         self.counts.written += written
         self.counts.unchanged += unchanged
 
-    def path(self, rel: str) -> Path:
-        """The file for ``rel``; refuses anything that would land outside the folder."""
-        pure = PurePosixPath(rel)
-        if pure.is_absolute() or ".." in pure.parts or not pure.parts or rel == MANIFEST:
+    def path(self, rel: str) -> str:
+        """The file for ``rel``; refuses anything that would land outside the folder.
+
+        Plain strings and ``os`` calls: 15,000 files through ``pathlib`` cost
+        ~0.3 s of a rebuild that renders a few dozen.
+        """
+        parts = rel.split("/")
+        if rel.startswith("/") or "" in parts or ".." in parts or "\\" in rel or rel == MANIFEST:
             raise PublisherError(f"refusing to write {rel!r} outside the output folder")
-        return self.root.joinpath(*pure.parts)
+        return os.path.join(self._root, *parts)
 
     def _stat_matches(self, rel: str) -> bool:
         entry = self._old.get(rel)
         if entry is None:
             return False
         try:
-            st = self.path(rel).stat()
+            st = os.stat(self.path(rel))
         except FileNotFoundError:
             return False
         return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
@@ -118,29 +123,33 @@ class OutputWriter:
         target = self.path(rel)
         same = False
         if rel in self._old:  # only a file we wrote before can be identical already
-            with contextlib.suppress(FileNotFoundError):
-                same = target.read_bytes() == data
+            with contextlib.suppress(FileNotFoundError), open(target, "rb") as f:
+                same = f.read() == data
         if same:
             self.counts.unchanged += 1
         else:
-            if target.parent not in self._dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._dirs.add(target.parent)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            folder, name = os.path.split(target)
+            if folder not in self._dirs:
+                os.makedirs(folder, exist_ok=True)
+                self._dirs.add(folder)
+            tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
             try:
-                tmp.write_bytes(data)
+                with open(tmp, "wb") as f:
+                    f.write(data)
                 os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
             self.counts.written += 1
             self.changed.append(rel)
-        st = target.stat()
+        st = os.stat(target)
         self._new[rel] = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
     def finish(self, inputs: str) -> None:
         """Remove files this writer made that the build no longer has; save the manifest."""
         for rel in sorted(set(self._old) - set(self._new)):
-            target = self.path(rel)
+            target = Path(self.path(rel))
             if target.is_file():
                 target.unlink()
                 self.counts.removed += 1
