@@ -44,6 +44,8 @@ def environment(templates: Path) -> Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # templates do not change while a command runs: no stat() per page rendered
+        auto_reload=False,
     )
 
 

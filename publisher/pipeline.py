@@ -26,6 +26,17 @@ def no_cyclic_gc() -> Iterator[None]:
 
 
 def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:
+    """Read and normalize the archives; the stream's objects are then exempt from cyclic GC.
+
+    Every later stage (rendering, sending) allocates freely, and each full
+    collection walked the stream's ~10^6 objects: feedgen entries took three
+    times as long. ``gc.freeze()`` moves what exists now out of the collector's
+    reach (it is acyclic; reference counting still frees it), which also keeps
+    forked render workers from copying pages the collector would touch.
+    """
     with no_cyclic_gc():
         pages = read_pages([Path(settings.build.seeds)] if paths is None else paths)
-        return normalize(pages, settings.site.tzinfo, settings.site.id_domain, settings.ids)
+        stream = normalize(pages, settings.site.tzinfo, settings.site.id_domain, settings.ids)
+    del pages
+    gc.freeze()
+    return stream
