@@ -261,10 +261,18 @@ def _drop_swallowed_title(
 
 
 def _first_difference(a: str, b: str) -> str:
+    """Where two copies part: the paragraph, and the words around the first differing
+    character (a long paragraph's opening is usually the same in both)."""
     pa, pb = a.split("\n\n"), b.split("\n\n")
     for i, (x, y) in enumerate(zip(pa, pb, strict=False)):
         if x != y:
-            return f"paragraph {i + 1}: {x[:40]!r} vs {y[:40]!r}"
+            at = next((k for k, (cx, cy) in enumerate(zip(x, y, strict=False)) if cx != cy), None)
+            at = min(len(x), len(y)) if at is None else at
+            start = max(0, at - 20)
+            lead = "…" if start else ""
+            return (
+                f"paragraph {i + 1}: {lead + x[start : at + 20]!r} vs {lead + y[start : at + 20]!r}"
+            )
     return f"{len(pa)} vs {len(pb)} paragraphs"
 
 

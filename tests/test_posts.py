@@ -78,6 +78,15 @@ def test_conflicting_copies_name_both_places_and_skip_the_post() -> None:
     assert stream.skipped == ["a.txt:3: P", "b.txt:3: P"]
 
 
+def test_conflict_message_shows_where_a_long_paragraph_differs() -> None:
+    opening = "The same long opening of a paragraph, word for word in both copies, "
+    a = page("a.txt", tagged("x", post("P", body=opening + "then the end.\n")))
+    b = page("b.txt", tagged("y", post("P", body=opening + "then THE end.\n")))
+    (err,) = run(a, b).errors
+    assert "then the end." in err.message and "then THE end." in err.message
+    assert "The same long opening" not in err.message  # not the part both copies share
+
+
 def test_undated_single_page_merges_with_dated_copy() -> None:
     single = page("single.txt", "P\n\n" + BODY + "\nTags: extra\n\nComments are closed.\n")
     dated = page("a.txt", tagged("x", post("P")))
