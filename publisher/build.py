@@ -137,6 +137,10 @@ def build(
         for a in artifacts(settings, stream, updated, sent)
         if not writer.is_current(a.path, a.key)
     ]
+    for a in pending:
+        if a.will_render is not None:
+            a.will_render()
+    pending.sort(key=lambda a: a.order)  # stable: the same order every build
     _render_all(writer, pending, progress, jobs or os.cpu_count() or 1)
     writer.finish(inputs)
     save_versions(engine, changed)

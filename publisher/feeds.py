@@ -110,6 +110,8 @@ class FeedRenderer:
         self._atom: dict[str, bytes] = {}
         self._rss: dict[str, bytes] = {}
         self._json: dict[str, bytes] = {}
+        #: (post id, format) -> documents still to render that carry it (see ``expect``)
+        self._uses: dict[tuple[str, str], int] = {}
         self.stylesheet = f'<?xml-stylesheet type="text/xsl" href="{self.base}feed.xsl"?>\n'
 
     # -- URLs ---------------------------------------------------------------
@@ -121,6 +123,29 @@ class FeedRenderer:
 
     def term_url(self, kind: str, slug: str) -> str:
         return self.url(f"{kind}/{slug}.html")
+
+    def expect(self, doc: FeedDoc, fmt: str) -> None:
+        """Note that ``doc`` will be rendered in ``fmt``.
+
+        Each post's fragment is then dropped after its last expected use instead
+        of being kept to the end of the build: with documents rendered in time
+        order (see ``site.Artifact.order``) a few thousand fragments are alive at
+        once instead of every post's, ~40 MB less per format at 10,000 posts.
+        """
+        for p in doc.posts:
+            k = (p.id, fmt)
+            self._uses[k] = self._uses.get(k, 0) + 1
+
+    def _used(self, cache: dict[str, bytes], post_id: str, fmt: str) -> None:
+        k = (post_id, fmt)
+        n = self._uses.get(k)
+        if n is None:  # not announced: keep it, as before
+            return
+        if n <= 1:
+            del self._uses[k]
+            del cache[post_id]
+        else:
+            self._uses[k] = n - 1
 
     # -- entries ------------------------------------------------------------
     def _entry(self, post: Post) -> FeedEntry:
@@ -147,6 +172,7 @@ class FeedRenderer:
             etree.indent(elem, level=1)
             frag = b"  " + etree.tostring(elem, encoding="utf-8") + b"\n"
             self._atom[post.id] = frag
+        self._used(self._atom, post.id, "atom")
         return frag
 
     def rss_entry(self, post: Post) -> bytes:
@@ -163,6 +189,7 @@ class FeedRenderer:
             frag = frag.replace(_RSS_ITEM_NS, b"<item>", 1)
             frag = b"    " + frag + b"\n"
             self._rss[post.id] = frag
+        self._used(self._rss, post.id, "rss")
         return frag
 
     def json_item(self, post: Post) -> bytes:
@@ -186,6 +213,7 @@ class FeedRenderer:
                 ensure_ascii=False,
             ).encode()
             self._json[post.id] = item
+        self._used(self._json, post.id, "json")
         return item
 
     # -- documents ----------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 
 from publisher import __version__
@@ -27,6 +28,10 @@ class Artifact:
     path: str
     key: str
     render: Callable[[], bytes]
+    #: Render order: feed documents by their newest post, newest first, then the rest.
+    order: tuple[int, float] = (1, 0.0)
+    #: Called once before rendering when the file is to be (re)written.
+    will_render: Callable[[], None] | None = None
 
 
 def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
@@ -104,8 +109,15 @@ def artifacts(
                 description,
                 posts_key(doc.posts),
             )
+            newest = (0, -doc.posts[0].published.timestamp())
             for fmt in FORMATS:
-                yield Artifact(doc.path(fmt), doc_key, _bind(feeds.render, doc, fmt))
+                yield Artifact(
+                    doc.path(fmt),
+                    doc_key,
+                    _bind(feeds.render, doc, fmt),
+                    newest,
+                    partial(feeds.expect, doc, fmt),
+                )
         if key != "all":
             heading = description
             yield Artifact(

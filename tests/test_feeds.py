@@ -139,3 +139,25 @@ def test_pages_have_autodiscovery_and_link_targets_exist(built: Path, settings: 
                 # /subscribe is served by `publisher serve` (tested in test_webapp)
                 app_route = rel == "subscribe"
                 assert target.is_file() or rel == "" or app_route, href
+
+
+def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings) -> None:
+    """With small pages every post is in several documents per format; announcing the
+    documents lets the renderer free each post's fragment after its last one, and the
+    bytes are those of a renderer that keeps everything."""
+    from publisher.feeds import FORMATS, FeedRenderer, paginate
+
+    stream = load_stream(settings, [SEEDS])
+    posts = list(stream.posts)
+    docs = paginate("all", "T", "D", "https://x/", posts, 5)
+    docs += paginate("tag/digital", "T", "D", "https://x/", posts[::2], 3)
+    updated = {p.id: p.published for p in posts}
+    keeping, dropping = FeedRenderer(settings.site, updated), FeedRenderer(settings.site, updated)
+    for doc in docs:
+        for fmt in FORMATS:
+            dropping.expect(doc, fmt)
+    for doc in docs:
+        for fmt in FORMATS:
+            assert dropping.render(doc, fmt) == keeping.render(doc, fmt)
+    assert len(keeping._atom) == len(posts)
+    assert dropping._atom == dropping._rss == dropping._json == {} and dropping._uses == {}
