@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import cached_property
 from html import escape
 
 from publisher.archive import ArchivePage, Paragraph, RawPost
@@ -47,11 +48,25 @@ class Post:
     categories: tuple[str, ...]
     caption: str
     paragraphs: tuple[Paragraph, ...]
-    summary: str
     sources: tuple[str, ...]
     excerpt: bool
-    #: Digest of everything a reader sees; a change means the post was edited.
-    content_hash: str
+
+    # Derived on first use, like ``html``: ``check``, ``posts`` and a digest need
+    # them for few posts or none; a build asks for all of them, once.
+
+    @cached_property
+    def summary(self) -> str:
+        """Plain text: the opening of the first paragraph (see ``summarize``)."""
+        return summarize(self.paragraphs)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Digest of everything a reader sees; a change means the post was edited."""
+        texts = ("\x1d".join(p.items) if p.items else p.text for p in self.paragraphs)
+        content = "\x1f".join(
+            [self.title, self.caption, *texts, "\x1e", *self.tags, "\x1e", *self.categories]
+        )
+        return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
 
     @property
     def html(self) -> str:
@@ -418,8 +433,6 @@ def _make_post(
     tags = _term_names(canonical, "tag", [n for c in copies for n in c.tags])
     categories = _term_names(canonical, "category", [n for c in copies for n in c.categories])
     id_slug = alias_of.get(slug, slug)
-    body = [best.caption, *("\x1d".join(p.items) if p.items else p.text for p in best.paragraphs)]
-    content = "\x1f".join([best.title, *body, "\x1e", *tags, "\x1e", *categories])
     return Post(
         id=f"tag:{id_domain},{group.date.isoformat()}:{id_slug}",
         slug=slug,
@@ -430,10 +443,8 @@ def _make_post(
         categories=categories,
         caption=best.caption,
         paragraphs=best.paragraphs,
-        summary=summarize(best.paragraphs),
         sources=tuple(sorted({f"{c.file}:{c.line}" for c in copies})),
         excerpt=all(c.excerpt for c in copies),
-        content_hash=hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(),
     )
 
 

@@ -156,3 +156,13 @@ def test_html_is_escaped_and_summary_plain() -> None:
     )
     assert p.summary == "Fish & <chips> \"quoted\" 'x'…"
     assert p.word_count == 6
+
+
+def test_content_hash_is_pinned() -> None:
+    """The state database keeps these to date edits: if the formula changed, every post
+    would look edited to every reader after an upgrade. Value reviewed, not recomputed."""
+    a = page("a.txt", tagged("x", post("P", body="One.\n\n  • item one\n  • item two\n")))
+    (p,) = run(a).posts
+    assert p.content_hash == "442d63275d5a8c9ce1c800140075c2a3"
+    b = page("a.txt", tagged("x", post("P", body="One.\n\n  • item one\n  • item 2\n")))
+    assert run(b).posts[0].content_hash != p.content_hash
