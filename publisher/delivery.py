@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -31,8 +32,18 @@ class PermanentError(Exception):
     """Do not try again: 5xx reply."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class Transport(Protocol):
-    def send(self, mail: Mail, sender: str, recipient: str) -> None: ...
+    def send(
+        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = _nothing
+    ) -> None:
+        """Deliver one message. ``handing_over`` is called once per call, before any
+        part of the message could be accepted (the ledger marks the row ``sending``
+        there), also when the attempt fails earlier."""
+        ...
 
     def close(self) -> None: ...
 
@@ -44,7 +55,10 @@ class OutboxTransport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(path, create=True)
 
-    def send(self, mail: Mail, sender: str, recipient: str) -> None:
+    def send(
+        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = _nothing
+    ) -> None:
+        handing_over()
         self.box.add(mail.wire(eight_bit=True))  # mail clients read 8bit files
 
     def close(self) -> None:
@@ -60,7 +74,13 @@ class _WireData:
     nothing overlaps the wait for the server's reply, so at 500 messages a
     second that was a tenth of the time. A byte replace does the same
     stuffing (RFC 5321 4.5.2: a line starting with "." gets another).
+
+    ``meanwhile`` runs once the MAIL command is sent, while the server answers
+    it: the ledger's commit for the message overlaps that round trip instead of
+    adding to it (nothing of the message can have been accepted yet).
     """
+
+    meanwhile: Callable[[], None] | None = None
 
     def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
         return self._envelope("mail", "from", sender, options)
@@ -75,6 +95,9 @@ class _WireData:
             raise smtplib.SMTPResponseException(553, f"{address!r} is not a plain address")
         smtp: smtplib.SMTP = self  # type: ignore[assignment]
         smtp.putcmd(cmd, f"{word}:<{address}>" + "".join(f" {o}" for o in options))
+        if cmd == "mail" and self.meanwhile is not None:
+            run, self.meanwhile = self.meanwhile, None
+            run()
         return smtp.getreply()
 
     def data(self, msg: bytes) -> tuple[int, bytes]:  # type: ignore[override]
@@ -138,17 +161,28 @@ class SmtpTransport:
             raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
         return conn
 
-    def send(self, mail: Mail, sender: str, recipient: str) -> None:
+    def send(
+        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = _nothing
+    ) -> None:
+        called = False
+
+        def once() -> None:
+            nonlocal called
+            if not called:
+                called = True
+                handing_over()
+
         if self.cfg.rate_per_second:
             wait = self.next_at - self.clock()
             if wait > 0:
                 self.sleep(wait)
             self.next_at = max(self.clock(), self.next_at) + 1 / self.cfg.rate_per_second
-        if self.conn is None:
-            self.conn = self._connect()
         try:
+            if self.conn is None:
+                self.conn = self._connect()
             data = mail.wire(self.eight_bit)
             options = ["BODY=8BITMIME"] if self.eight_bit else []
+            self.conn.meanwhile = once  # type: ignore[attr-defined]
             self.conn.sendmail(sender, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
@@ -158,6 +192,19 @@ class SmtpTransport:
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.conn = None  # reconnect on the next attempt
             raise TransientError(f"connection lost: {exc}") from None
+        except BaseException:
+            self._drop()  # e.g. the ledger failed mid-command: the session is out of step
+            raise
+        finally:
+            if self.conn is not None:
+                self.conn.meanwhile = None  # type: ignore[attr-defined]
+            once()  # every attempt is recorded, also one that failed before MAIL
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.close()
+            self.conn = None
 
     def close(self) -> None:
         if self.conn is not None:
@@ -229,9 +276,13 @@ def deliver(
                 on_progress()
                 continue
             for attempt in range(1, max_attempts + 1):
-                ledger.mark_sending(item.delivery.id)
                 try:
-                    transport.send(mail, item.sender, item.recipient)
+                    transport.send(
+                        mail,
+                        item.sender,
+                        item.recipient,
+                        partial(ledger.mark_sending, item.delivery.id),
+                    )
                 except TransientError as exc:
                     if attempt == max_attempts:
                         ledger.mark_deferred(item.delivery.id, str(exc))
