@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
@@ -112,9 +111,9 @@ class RawPost(NamedTuple):
 
 #: (caption, paragraphs, tags, categories, excerpt) parsed from one body text
 _Body = tuple[str, tuple[Paragraph, ...], tuple[str, ...], tuple[str, ...], bool]
-#: Copies parsed without a problem, by the digest of their text (title line to the
+#: Copies parsed without a problem, by the identity of their lines (title line to the
 #: next post): the same post sits in every archive of its tags. See ``_copy_key``.
-Copies = dict[tuple[int, int, str, str], tuple[str, date, _Body]]
+Copies = dict[tuple[int, int, str], tuple[str, date, _Body]]
 
 
 @dataclass
@@ -208,7 +207,6 @@ def parse_text(
                     warning(name, i + 1, "removed control characters that XML forbids")
                 )
                 lines[i] = XML_FORBIDDEN.sub("", line)
-        text = "\n".join(lines)
     n = len(lines)
     first = next((i for i in range(n) if lines[i].strip()), None)
     if first is None:
@@ -232,12 +230,10 @@ def parse_text(
         page.problems.append(
             warning(name, leading + 1, "text before the first post is not part of any post")
         )
-    # character offset of line i: the lengths before it, plus one newline each
-    ends = list(accumulate(map(len, lines)))
     seen = {} if seen is None else seen
     for k, (t, d) in enumerate(pairs):
         end = pairs[k + 1][0] if k + 1 < len(pairs) else n
-        key = _copy_key(text[(ends[t - 1] if t else 0) + t : (ends[end - 1] if end else 0) + end])
+        key = _copy_key(tuple(lines[t:end]))
         at_eof = k + 1 == len(pairs)
         if (hit := seen.get(key)) is not None:
             _add_post(page, t, k, *hit, at_eof=at_eof)
@@ -251,14 +247,15 @@ def parse_text(
     return page
 
 
-def _copy_key(copy: str) -> tuple[int, int, str, str]:
-    """A copy's identity without keeping its text (which would add ~40% to peak memory).
+def _copy_key(copy: tuple[str, ...]) -> tuple[int, int, str]:
+    """A copy's identity (its lines, title to the next post) without keeping its text,
+    which would add ~40% to peak memory.
 
-    Python's 64-bit SipHash of the text, checked against its length and both
-    ends: two different copies would need a hash collision that also agrees on
-    all three, so the cache never hands one post the body of another.
+    The 64-bit hash of the lines, checked against their number and the title
+    line: a wrong hit would need two copies with the same title and length
+    whose hashes collide, so the cache never hands one post another's body.
     """
-    return hash(copy), len(copy), copy[:64], copy[-64:]
+    return hash(copy), len(copy), copy[0]
 
 
 def _find_posts(lines: list[str], start: int) -> list[tuple[int, int]]:
@@ -270,10 +267,11 @@ def _find_posts(lines: list[str], start: int) -> list[tuple[int, int]]:
         line = lines[i]
         if not line or line.isspace():
             continue
-        stripped = line.strip()
+        # a date line ends in its year: most lines are ruled out by their last character
         if (
             prev >= 0
-            and stripped[-4:].isdigit()
+            and (line[-1].isdigit() or line[-1].isspace())
+            and (stripped := line.strip())[-4:].isdigit()
             and DATE_LINE.fullmatch(stripped)
             and prev_prev_blank
             and not DATE_LINE.fullmatch(lines[prev].strip())
