@@ -137,6 +137,25 @@ def test_transient_451_then_250_delivers_once(cfg: Settings, smtp: SmtpServer) -
     assert (row.status, row.attempts) == ("sent", 2) and row.sent_at
 
 
+def test_server_down_leaves_the_message_deferred_with_every_attempt_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No server at all: each try is recorded (attempts) though no MAIL was ever sent,
+    and the row is left for the next run, not marked sent or failed."""
+    from tests.smtp import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    cfg = smtp_settings(tmp_path, free_port())  # nothing listens there
+    subscribe(cfg, "a@example.org")
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.deferred, summary.failed) == (0, 1, 0)
+    with open_engine(cfg.state.url).connect() as conn:
+        row = conn.execute(sa.select(deliveries)).one()
+    assert (row.status, row.attempts) == ("deferred", cfg.delivery.max_attempts)
+    assert "cannot connect" in row.error
+
+
 def test_permanent_550_fails_and_bounces_after_limit(cfg: Settings, smtp: SmtpServer) -> None:
     sid = subscribe(cfg, "gone@example.org")
     subscribe(cfg, "ok@example.org")
