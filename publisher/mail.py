@@ -146,9 +146,10 @@ class EightBitBody:
     Why: a 10,000-recipient send was bound by building and quoted-printable
     encoding each message, and by the receiving server's per-line work. Laid out
     once per distinct content, a message costs two replaces and an encode, and
-    lines may run to 998 octets instead of 76. ``parts`` holds (subtype, CRLF
-    content) pairs; content None means that part has a line no safe break can
-    shorten (plain text), so it goes quoted-printable, encoded per message.
+    lines may run to 998 octets instead of 76. ``parts`` holds (subtype, the
+    rendered text, its CRLF 8bit layout); a layout of None means the part has a
+    line no safe break can shorten (plain text), so it goes quoted-printable,
+    encoded per message from the rendered text.
     """
 
     boundary: str
