@@ -25,6 +25,17 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def frozen_for_the_job() -> Iterator[None]:
+    """For long-running processes (the scheduler): what a job's ``load_stream`` froze
+    goes back to the collector when the job ends, so cyclic garbage that happened
+    to exist at the freeze is not kept for the life of the process."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:
     """Read and normalize the archives; the stream's objects are then exempt from cyclic GC.
 

@@ -29,6 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
+from publisher.pipeline import frozen_for_the_job
 from publisher.settings import Settings
 from publisher.state import open_engine, scheduler_lease
 
@@ -58,6 +59,11 @@ def _ctx() -> _Context:
 
 def publish_job() -> str:
     """Rebuild the site; cheap when nothing changed."""
+    with frozen_for_the_job():
+        return _publish()
+
+
+def _publish() -> str:
     from publisher.build import build
 
     ctx = _ctx()
@@ -91,6 +97,11 @@ def publish_job() -> str:
 
 def digest_job() -> str:
     """Send the last completed week's digest, unless the archives have errors."""
+    with frozen_for_the_job():
+        return _digest()
+
+
+def _digest() -> str:
     from publisher import newsletter
     from publisher.weeks import last_completed_week
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -206,6 +207,7 @@ def test_publish_job_rebuilds_only_what_changed(
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "site").rglob("*.html")}
     changed = sorted(p.name for p in after if after[p] != before.get(p))
     assert changed == ["news.html", "old-news.html"]  # the tag page and the post page
+    assert gc.get_freeze_count() == 0  # a long-running scheduler keeps nothing frozen
 
 
 def test_real_scheduler_process_sends_then_stops_cleanly_on_sigterm(
