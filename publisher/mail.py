@@ -27,11 +27,11 @@ from urllib.parse import quote
 
 from publisher.errors import PublisherError
 
-#: RFC 5322 allows 998-character header lines; folding at 78 would split a
-#: long List-Unsubscribe URL, which mail providers then cannot use.
 #: RFC 5322 2.1.1: at most 998 octets a line, CRLF excluded.
 MAX_LINE = 998
-WIRE = email.policy.compat32.clone(max_line_length=998, linesep="\r\n")
+#: Headers fold only past MAX_LINE: folding at 78 would split a long
+#: List-Unsubscribe URL, which mail providers then cannot use.
+WIRE = email.policy.compat32.clone(max_line_length=MAX_LINE, linesep="\r\n")
 _BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f\u2028\u2029]+")
 
 
