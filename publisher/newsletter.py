@@ -76,7 +76,7 @@ class DigestRun:
     def tag_key(self, sub: Subscriber) -> tuple[str, ...]:
         return tuple(sorted({slugify(t, "tag") for t in sub.tags}))
 
-    def rendered_for(self) -> Callable[[Subscriber], Prepared | None]:
+    def prepared_for(self) -> Callable[[Subscriber], Prepared | None]:
         """Render and lay out once per distinct tag choice; None when the choice has no posts."""
         cache: dict[tuple[str, ...], Prepared | None] = {}
         growth = self.mark_growth()
@@ -216,7 +216,7 @@ def dry_run(run: DigestRun) -> Iterator[str]:
 
 def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
     """Render every message into the outbox for review; the ledger is not touched."""
-    get = run.rendered_for()
+    get = run.prepared_for()
     n = 0
     try:
         for sub in run.store.all(Status.ACTIVE):
@@ -235,7 +235,7 @@ def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
     sub = run.store.by_email(email)
     if sub is None:
         raise PublisherError(f"no subscriber {email}", "see `publisher subscribers list`")
-    prepared = run.rendered_for()(sub)
+    prepared = run.prepared_for()(sub)
     if prepared is None:
         raise PublisherError(
             f"{email} gets no digest for {run.week.label}: no posts for their tags"
@@ -281,7 +281,7 @@ def send(
     counts = run.ledger.counts(digest_id)
     summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))
     todo = run.ledger.to_send(digest_id)
-    get = run.rendered_for()
+    get = run.prepared_for()
     sender = run.sender.addr_spec
     people = {s.id: s for s in run.store.all()}  # one query, not one per message
 

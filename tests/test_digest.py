@@ -362,7 +362,7 @@ def test_server_without_8bitmime_gets_the_same_message_quoted_printable(
     run = open_run(cfg, parse_week("2019-W07", cfg.site.tzinfo), real_delivery=True)
     sub = run.store.by_email("reader@example.org")
     eight = email.message_from_bytes(
-        run.mail(sub, run.rendered_for()(sub), "<x@y>", NOW).wire(True),
+        run.mail(sub, run.prepared_for()(sub), "<x@y>", NOW).wire(True),
         policy=email.policy.default,
     )
     text = seven.get_body(("plain",)).get_content()
