@@ -512,10 +512,11 @@ def read_pages(paths: list[Path]) -> list[ArchivePage]:
     time and the memory the copies hold.
     """
     seen: Copies = {}
-    return [parse_page(f.read_bytes(), _display(f), seen) for f in archive_files(paths)]
+    return [parse_page(f.read_bytes(), display_name(f), seen) for f in archive_files(paths)]
 
 
-def _display(path: Path) -> str:
+def display_name(path: Path) -> str:
+    """How problems and ``Post.sources`` name a file: relative to the working folder."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

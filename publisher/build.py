@@ -9,11 +9,12 @@ one-post edit cheap; an unchanged rebuild stops before parsing at all.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing as mp
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,16 +22,23 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.archive import archive_files
-from publisher.errors import PublisherError
+from publisher.archive import Copies, archive_files, display_name, parse_page
+from publisher.errors import Problem, PublisherError
 from publisher.output import OutputWriter
-from publisher.pipeline import load_stream
+from publisher.pipeline import load_pages, no_cyclic_gc
+from publisher.posts import Stream
 from publisher.settings import Settings
+from publisher.snapshot import FORMAT as SNAPSHOT_FORMAT
+from publisher.snapshot import FileStat, Snapshot, SnapshotStore, changed_files
 from publisher.state_stamp import stamp_path
 from publisher.text import digest, folder_digest
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from publisher.ledger import DigestRecord
     from publisher.site import Artifact
+    from publisher.state import PostVersion
 
 # feeds/pages/state pull in feedgen, lxml, Jinja2 and SQLAlchemy (~0.3 s of
 # imports): they are imported after the "nothing changed" check, not before.
@@ -47,28 +55,27 @@ class BuildResult:
     changed: tuple[str, ...]
     skipped: tuple[str, ...] = ()
     up_to_date: bool = False
+    #: Archives parsed: all of them, or (incrementally) the ones that changed.
+    archives_read: int = 0
+    archives: int = 0
 
     def summary(self) -> str:
         if self.up_to_date:
             return f"nothing changed: {self.unchanged} files up to date ({self.seconds:.2f} s)"
+        read = f"{self.archives_read} of {self.archives} archives read, "
         return (
             f"{self.posts} posts: {self.written} files written, {self.unchanged} unchanged, "
-            f"{self.removed} removed ({self.seconds:.2f} s)"
+            f"{self.removed} removed ({read}{self.seconds:.2f} s)"
         )
 
 
-def fingerprint(settings: Settings, files: list[Path], skip_invalid: bool) -> str:
-    """Everything a build reads, by stat for archives and by content for templates."""
-    stats = []
-    for f in files:
-        st = f.stat()
-        stats.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
-    stamp = stamp_path(settings.state.url)
-    if stamp.exists():
-        st = stamp.stat()
-        stats.append((str(stamp), st.st_size, st.st_mtime_ns))
-    templates = folder_digest(settings.templates_dir)
-    return digest(__version__, repr(settings), stats, templates, skip_invalid)
+def _stamp(settings: Settings) -> tuple[int, int] | None:
+    """The state stamp's stat: a digest sent since the last build changes the site."""
+    try:
+        st = stamp_path(settings.state.url).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def run_build(settings: Settings, args: argparse.Namespace) -> int:
@@ -94,66 +101,77 @@ def build(
     jobs: int = 0,
     now: datetime | None = None,
 ) -> BuildResult:
-    """Build the site. ``now`` is only used to date posts edited since the last build."""
+    """Build the site. ``now`` is only used to date posts edited since the last build.
+
+    Three ways, cheapest first: nothing changed (by stat and manifest: stop);
+    a few archives changed and the last build's snapshot explains them (re-read
+    those, re-merge their posts, write only files showing posts that changed);
+    or a full read. Each writes only files whose key changed.
+    """
     start = perf_counter()
-    files = archive_files(paths)
-    inputs = fingerprint(settings, files, skip_invalid)
+    files = {display_name(f): FileStat.of(f) for f in archive_files(paths)}
+    config = digest(
+        __version__,
+        SNAPSHOT_FORMAT,
+        repr(settings),
+        folder_digest(settings.templates_dir),
+        skip_invalid,
+        _stamp(settings),
+        os.getcwd(),  # file names in the stream are relative to it
+    )
+    inputs = digest(config, sorted(files.items()))
     writer = OutputWriter(out)
     if writer.up_to_date(inputs):
-        return BuildResult(
-            0,
-            0,
-            writer.known_files,
-            0,
-            perf_counter() - start,
-            (),
-            up_to_date=True,
-        )
-    site = settings.site
-    stream = load_stream(settings, files)
-    for problem in stream.problems:
-        print(problem, file=sys.stderr)
-    if stream.errors and not skip_invalid:
-        raise PublisherError(
-            f"{len(stream.errors)} error(s) in the archives; nothing was written "
-            f"(the previous output in {out} is untouched)",
-            "fix the problems listed above, or publish the good posts with --skip-invalid",
-        )
-    if not stream.posts:
-        raise PublisherError("no posts to publish", "check the archive paths")
-    from publisher.ledger import Ledger
-    from publisher.site import artifacts
-    from publisher.state import load_versions, open_engine, resolve_updated, save_versions
+        return BuildResult(0, 0, writer.known_files, 0, perf_counter() - start, (), up_to_date=True)
+    from publisher.state import count_versions, open_engine, save_versions
 
     engine = open_engine(settings.state.url)
-    now = now or datetime.now(site.tzinfo)
+    now = now or datetime.now(settings.site.tzinfo)
     now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
-    updated, changed = resolve_updated(
-        ((p.id, p.content_hash, p.published) for p in stream.posts), load_versions(engine), now
-    )
-    sent = Ledger(engine).sent_digests()
+    store = SnapshotStore(settings.state.url, out)
+    plan = None
+    with no_cyclic_gc():  # ~10^6 acyclic objects come in: see ``load_pages``
+        prior = store.load(config)
+        if prior is not None:
+            plan = _incremental(settings, store, prior, files, inputs, engine, now, writer)
+    if plan is not None:
+        gc.freeze()
+    else:
+        prior = None  # not kept through a full build's peak
+        plan = _full(settings, store, files, config, inputs, engine, now, skip_invalid, out)
+    stream = plan.stream
+    from publisher.site import artifacts
+
     pending = [
         a
-        for a in artifacts(settings, stream, updated, sent)
+        for a in artifacts(settings, stream, plan.updated, plan.sent, plan.touched)
         if not writer.is_current(a.path, a.key)
     ]
     for a in pending:
         if a.will_render is not None:
             a.will_render()
     pending.sort(key=lambda a: a.order)  # stable: the same order every build
-    _render_all(writer, pending, progress, jobs or os.cpu_count() or 1)
-    writer.finish(inputs)
-    save_versions(engine, changed)
-    engine.dispose()
-    if site.websub_hub:
+    try:
+        _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, plan.stage)
+        if plan.touched is not None:
+            writer.keep_unlisted()
+        writer.finish(inputs)
+        save_versions(engine, plan.versions)
+        plan.record(count_versions(engine))
+    except BaseException:
+        store.discard()
+        raise
+    finally:
+        engine.dispose()
+    if settings.site.websub_hub:
         from publisher.websub import ping_hub
 
         feeds = [
-            site.base_url + rel
+            settings.site.base_url + rel
             for rel in writer.changed
             if not rel.startswith("archive/") and rel.endswith(FEED_SUFFIXES)
         ]
-        ping_hub(site.websub_hub, feeds)
+        ping_hub(settings.site.websub_hub, feeds)
     c = writer.counts
     return BuildResult(
         len(stream.posts),
@@ -163,7 +181,142 @@ def build(
         perf_counter() - start,
         tuple(writer.changed),
         tuple(stream.skipped),
+        archives_read=plan.archives_read,
+        archives=len(files),
     )
+
+
+@dataclass
+class _Plan:
+    """What a build publishes, and how it then records itself for the next one."""
+
+    stream: Stream
+    updated: dict[str, datetime]
+    versions: list[tuple[str, PostVersion]]  # rows to save
+    sent: Sequence[DigestRecord]
+    #: Only files showing these posts may change (``None``: any file may).
+    touched: set[str] | None
+    #: Runs while render workers run (a full build pickles its snapshot then).
+    stage: Callable[[], None]
+    #: After the output and versions are saved: keep the snapshot, given the
+    #: versions table's row count.
+    record: Callable[[int], None]
+    archives_read: int
+
+
+def _full(
+    settings: Settings,
+    store: SnapshotStore,
+    files: dict[str, FileStat],
+    config: str,
+    inputs: str,
+    engine: Engine,
+    now: datetime,
+    skip_invalid: bool,
+    out: Path,
+) -> _Plan:
+    from publisher.ledger import Ledger
+    from publisher.state import load_versions, resolve_updated
+
+    pages, stream = load_pages(settings, [Path(st.path) for st in files.values()])
+    _report(stream.problems)
+    if stream.errors and not skip_invalid:
+        raise PublisherError(
+            f"{len(stream.errors)} error(s) in the archives; nothing was written "
+            f"(the previous output in {out} is untouched)",
+            "fix the problems listed above, or publish the good posts with --skip-invalid",
+        )
+    if not stream.posts:
+        raise PublisherError("no posts to publish", "check the archive paths")
+    known = load_versions(engine)
+    updated, versions = resolve_updated(
+        ((p.id, p.content_hash, p.published) for p in stream.posts), known, now
+    )
+    sent = Ledger(engine).sent_digests()
+    # the row count is known before the rows are saved: what was there, plus the new
+    rows = len(known.keys() | {pid for pid, _ in versions})
+    snap = Snapshot(config, inputs, files, {p.file: p for p in pages}, stream, updated, sent, rows)
+
+    def stage() -> None:
+        if not stream.errors:  # a stream with errors is never patched: keep none
+            store.stage(snap)
+
+    def record(rows: int) -> None:
+        if stream.errors or rows != snap.versions:
+            store.discard()
+        else:
+            store.commit()
+
+    return _Plan(stream, updated, versions, sent, None, stage, record, len(files))
+
+
+def _incremental(
+    settings: Settings,
+    store: SnapshotStore,
+    prior: Snapshot,
+    files: dict[str, FileStat],
+    inputs: str,
+    engine: Engine,
+    now: datetime,
+    writer: OutputWriter,
+) -> _Plan | None:
+    """Patch the last build's stream with the few archives that changed, or ``None``."""
+    from publisher.increment import patch
+    from publisher.state import count_versions, load_versions, resolve_updated
+
+    changed = changed_files(prior, files)
+    if changed is None:
+        return None
+    seen: Copies = {}
+    new_pages = {n: parse_page(Path(files[n].path).read_bytes(), n, seen) for n in changed}
+    result = patch(prior.stream, prior.pages, new_pages, settings.site.id_domain, settings.ids)
+    if result is None or count_versions(engine) != prior.versions:
+        return None
+    stream = result.stream
+    _report(stream.problems)
+    by_id = {p.id: p for p in stream.posts if p.id in result.remade} if result.remade else {}
+    before = {p.id: p.content_hash for p in prior.stream.posts if p.id in by_id}
+    fresh, versions = resolve_updated(
+        ((p.id, p.content_hash, p.published) for p in by_id.values()),
+        load_versions(engine, by_id),
+        now,
+    )
+    touched = {
+        pid
+        for pid, when in fresh.items()
+        if when != prior.updated.get(pid) or by_id[pid].content_hash != before.get(pid)
+    }
+    updated = prior.updated | fresh
+    # files only this build's keys can vouch for: the folder must be as the last build left it
+    narrow = writer.inputs == prior.inputs and writer.untouched()
+
+    def record(rows: int) -> None:
+        store.advance(
+            prior,
+            inputs=inputs,
+            files={name: files[name] for name in changed},
+            pages=new_pages,
+            stream=stream,
+            replaced=result.replaced,
+            updated=fresh,
+            versions=rows,
+        )
+
+    return _Plan(
+        stream,
+        updated,
+        versions,
+        prior.sent,
+        touched if narrow else None,
+        lambda: None,
+        record,
+        len(changed),
+    )
+
+
+def _report(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
 
 
 #: Below this many files to write, forking workers costs more than it saves.
@@ -174,11 +327,18 @@ CHUNK = 50
 _LANES = {".atom": 0, ".rss": 1, ".json": 1}
 
 
-def _render_all(writer: OutputWriter, pending: list[Artifact], progress: bool, jobs: int) -> None:
+def _render_all(
+    writer: OutputWriter,
+    pending: list[Artifact],
+    progress: bool,
+    jobs: int,
+    meanwhile: Callable[[], None],
+) -> None:
     """Render and write ``pending``: serially, or in forked workers when worth it.
 
     Workers write their files themselves (sending ~0.5 GB of output through
     pipes would cost more than rendering) and report the manifest entries.
+    ``meanwhile`` runs in this process while workers render (or after, serially).
     """
     bar = None
     if progress and len(pending) > 200:
@@ -194,10 +354,11 @@ def _render_all(writer: OutputWriter, pending: list[Artifact], progress: bool, j
 
     try:
         if jobs > 1 and len(pending) >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
-            _render_forked(writer, pending, jobs, advance)
+            _render_forked(writer, pending, jobs, advance, meanwhile)
         else:
             for i in range(0, len(pending), CHUNK):
                 advance(_write_batch(writer, pending[i : i + CHUNK]))
+            meanwhile()
     finally:
         if bar:
             bar.stop()
@@ -210,7 +371,11 @@ def _write_batch(writer: OutputWriter, batch: list[Artifact]) -> int:
 
 
 def _render_forked(
-    writer: OutputWriter, pending: list[Artifact], jobs: int, advance: Callable[[int], None]
+    writer: OutputWriter,
+    pending: list[Artifact],
+    jobs: int,
+    advance: Callable[[int], None],
+    meanwhile: Callable[[], None],
 ) -> None:
     ctx = mp.get_context("fork")
     lanes: list[list[int]] = [[] for _ in range(jobs)]
@@ -244,6 +409,7 @@ def _render_forked(
     procs = [ctx.Process(target=work, args=(lane,), daemon=True) for lane in lanes]
     for p in procs:
         p.start()
+    meanwhile()  # progress reports wait in the queue
     done, errors = 0, []
     while done < len(procs):
         kind, payload = queue.get()

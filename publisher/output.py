@@ -53,6 +53,11 @@ class OutputWriter:
     def known_files(self) -> int:
         return len(self._old)
 
+    @property
+    def inputs(self) -> str:
+        """The inputs fingerprint of the build that wrote the folder last."""
+        return self._old_inputs
+
     # -- for forked workers: what was written since a mark, merged by the parent --
     def mark(self) -> tuple[int, int, int, set[str]]:
         return (len(self.changed), self.counts.written, self.counts.unchanged, set(self._new))
@@ -104,9 +109,32 @@ class OutputWriter:
 
     def up_to_date(self, inputs: str) -> bool:
         """True when the inputs fingerprint and every written file are as last recorded."""
-        if not self._old or inputs != self._old_inputs:
-            return False
-        return all(self._stat_matches(rel) for rel in self._old)
+        return bool(self._old) and inputs == self._old_inputs and self.untouched()
+
+    def untouched(self) -> bool:
+        """Every file recorded is as this writer left it (nobody edited or removed one).
+
+        One ``stat`` per file and nothing else: this runs over all 15,000 files
+        of a 10,000-post site on every rebuild. Only reads, so names from the
+        manifest need no checking here (``path`` checks what is written or removed).
+        """
+        prefix, stat = self._root + os.sep, os.stat
+        for rel, entry in self._old.items():
+            try:
+                st = stat(prefix + rel)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime_ns"]:
+                return False
+        return True
+
+    def keep_unlisted(self) -> None:
+        """Keep every recorded file this build did not list: an incremental build lists
+        only the files that may have changed (callers check ``untouched`` first)."""
+        for rel, entry in self._old.items():
+            if rel not in self._new:
+                self._new[rel] = entry
+                self.counts.unchanged += 1
 
     def is_current(self, rel: str, key: str) -> bool:
         """If ``rel`` was made from the same key and is untouched since, keep it."""

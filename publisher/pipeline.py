@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from publisher.archive import read_pages
+from publisher.archive import ArchivePage, read_pages
 from publisher.posts import Stream, normalize
 from publisher.settings import Settings
 
@@ -37,7 +37,14 @@ def frozen_for_the_job() -> Iterator[None]:
 
 
 def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:
-    """Read and normalize the archives; the stream's objects are then exempt from cyclic GC.
+    """Read and normalize the archives; the stream's objects are then exempt from cyclic GC."""
+    return load_pages(settings, paths)[1]
+
+
+def load_pages(
+    settings: Settings, paths: list[Path] | None = None
+) -> tuple[list[ArchivePage], Stream]:
+    """The parsed pages and their normalized stream, then ``gc.freeze()``.
 
     Every later stage (rendering, sending) allocates freely, and each full
     collection walked the stream's ~10^6 objects: feedgen entries took three
@@ -48,6 +55,5 @@ def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:
     with no_cyclic_gc():
         pages = read_pages([Path(settings.build.seeds)] if paths is None else paths)
         stream = normalize(pages, settings.site.tzinfo, settings.site.id_domain, settings.ids)
-    del pages
     gc.freeze()
-    return stream
+    return pages, stream

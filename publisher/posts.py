@@ -139,7 +139,9 @@ class Stream:
 
 
 @dataclass
-class _Group:
+class CopyGroup:
+    """Every copy of one post (same folded title, same date), in file order."""
+
     copies: list[RawPost]
     date: date
 
@@ -154,7 +156,7 @@ def normalize(
     pages = sorted(pages, key=lambda p: p.file)
     problems: list[Problem] = [p for page in pages for p in page.problems]
     skipped = [f"{page.file}:{line}: {title}" for page in pages for line, title in page.rejected]
-    groups: dict[tuple[str, date], _Group] = {}
+    groups: dict[tuple[str, date], CopyGroup] = {}
     undated: list[RawPost] = []
     for page in pages:
         for raw in page.posts:
@@ -163,13 +165,13 @@ def normalize(
                 continue
             key = (title_key(raw.title), raw.date)
             if (group := groups.get(key)) is None:
-                group = groups[key] = _Group([], raw.date)
+                group = groups[key] = CopyGroup([], raw.date)
             group.copies.append(raw)
     _attach_undated(undated, groups, problems, skipped)
 
-    merged: list[tuple[RawPost, _Group]] = []
+    merged: list[tuple[RawPost, CopyGroup]] = []
     for group in groups.values():
-        best = _merge_copies(group.copies, problems)
+        best = merge_copies(group.copies, problems)
         if best is None:
             skipped.extend(f"{c.file}:{c.line}: {c.title}" for c in group.copies)
         else:
@@ -186,19 +188,19 @@ def normalize(
         n = minute_in_day[group.date]
         minute_in_day[group.date] += 1
         published = publish(group.date, n)
-        posts.append(_make_post(best, group, slug, published, id_domain, alias_of, canonical))
+        posts.append(make_post(best, group, slug, published, id_domain, alias_of, canonical))
     problems.sort(key=lambda p: (p.file, p.line, p.severity, p.message))
     return Stream(tuple(posts), problems, sorted(skipped), terms)
 
 
 def _attach_undated(
     undated: list[RawPost],
-    groups: dict[tuple[str, date], _Group],
+    groups: dict[tuple[str, date], CopyGroup],
     problems: list[Problem],
     skipped: list[str],
 ) -> None:
     """A copy with no date line joins the one dated post with its title, or is reported."""
-    by_title: dict[str, list[_Group]] = defaultdict(list)
+    by_title: dict[str, list[CopyGroup]] = defaultdict(list)
     for (tkey, _), group in groups.items():
         by_title[tkey].append(group)
     for raw in undated:
@@ -228,7 +230,7 @@ def _body_key(raw: RawPost) -> str:
     return "\n\n".join(parts)
 
 
-def _merge_copies(copies: list[RawPost], problems: list[Problem]) -> RawPost | None:
+def merge_copies(copies: list[RawPost], problems: list[Problem]) -> RawPost | None:
     """Pick the full copy; any copy that is not a cut-off or excerpt of it is a conflict."""
     if len(copies) == 1:
         return copies[0]
@@ -292,7 +294,7 @@ def _first_difference(a: str, b: str) -> str:
 
 
 def _collect_terms(
-    groups: Iterable[_Group],
+    groups: Iterable[CopyGroup],
 ) -> tuple[dict[tuple[str, str], Term], dict[tuple[str, str], str]]:
     """Terms by (kind, slug), and each written name's display form.
 
@@ -341,18 +343,18 @@ class _Clock:
         return local.replace(tzinfo=zone)
 
 
-def _chronological(merged: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, _Group]]:
+def _chronological(merged: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPost, CopyGroup]]:
     """Newest first; within a day, the order the archives show (merged across files)."""
-    by_day: dict[date, list[tuple[RawPost, _Group]]] = defaultdict(list)
+    by_day: dict[date, list[tuple[RawPost, CopyGroup]]] = defaultdict(list)
     for item in merged:
         by_day[item[1].date].append(item)
-    out: list[tuple[RawPost, _Group]] = []
+    out: list[tuple[RawPost, CopyGroup]] = []
     for day in sorted(by_day, reverse=True):
         out.extend(_archive_order(by_day[day]))
     return out
 
 
-def _archive_order(items: list[tuple[RawPost, _Group]]) -> list[tuple[RawPost, _Group]]:
+def _archive_order(items: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPost, CopyGroup]]:
     if len(items) == 1:
         return items
     if len(items) == 2:  # the usual busy day: settle it without the general sort
@@ -420,9 +422,9 @@ def _unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
     return out
 
 
-def _make_post(
+def make_post(
     best: RawPost,
-    group: _Group,
+    group: CopyGroup,
     slug: str,
     published: datetime,
     id_domain: str,

@@ -6,7 +6,7 @@ inputs did not change without rendering them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -51,7 +51,14 @@ def artifacts(
     stream: Stream,
     updated: dict[str, datetime],
     sent: Sequence[DigestRecord] = (),
+    touched: Collection[str] | None = None,
 ) -> Iterator[Artifact]:
+    """Every output file; with ``touched``, only those showing one of those posts.
+
+    ``touched`` is for an incremental build that changed nothing but the content
+    of those posts (same posts, order, terms, settings): every other file's key
+    is made of unchanged parts, so it is not even computed.
+    """
     site = settings.site
     feeds = FeedRenderer(site, updated)
     pages = PageRenderer(settings)
@@ -76,6 +83,9 @@ def artifacts(
     def posts_key(posts: Sequence[Post]) -> str:
         return "\x1e".join(post_key(p) for p in posts)
 
+    def shows_touched(posts: Sequence[Post]) -> bool:
+        return touched is None or any(p.id in touched for p in posts)
+
     families: list[tuple[str, str, str, str, list[Post]]] = [
         ("all", site.title, site.description, site.base_url, list(stream.posts))
     ]
@@ -97,9 +107,13 @@ def artifacts(
     for key, title, description, page_url, posts in families:
         links = _feed_links(feeds, key, title)
         rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
+        if not shows_touched(posts):
+            continue
         for doc in paginate(
             key, title, description, page_url, posts, settings.build.feed_max_items
         ):
+            if not shows_touched(doc.posts):
+                continue
             doc_key = digest(
                 base_key,
                 doc.key,
@@ -139,19 +153,23 @@ def artifacts(
         links = site_links + [term_atom[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
         return pages.post(p, terms, links)
 
-    for p in stream.posts:
+    for p in stream.posts if touched is None else [p for p in stream.posts if p.id in touched]:
         yield Artifact(f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p))
 
     weeks = sent_digests(settings, stream, sent)
-    for path, key, render in digest_files(settings, weeks, updated, base_key):
-        yield Artifact(path, key, render)
+    if any(shows_touched(d.posts) for d in weeks):
+        for path, key, render in digest_files(settings, weeks, updated, base_key):
+            yield Artifact(path, key, render)
     archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
     recent = list(stream.posts[: settings.build.feed_max_items])
-    yield Artifact(
-        "index.html",
-        digest(base_key, rows, posts_key(recent), archive),
-        _bind(pages.index, rows, recent, site_links, archive),
-    )
+    if shows_touched(recent):
+        yield Artifact(
+            "index.html",
+            digest(base_key, rows, posts_key(recent), archive),
+            _bind(pages.index, rows, recent, site_links, archive),
+        )
+    if touched is not None:
+        return  # the rest shows no post
     yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
     for name in STATIC_FILES:
         data = (settings.templates_dir / name).read_bytes()

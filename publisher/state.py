@@ -157,10 +157,24 @@ def migrate(engine: Engine) -> int:
     return SCHEMA_VERSION
 
 
-def load_versions(engine: Engine) -> dict[str, PostVersion]:
+def load_versions(engine: Engine, ids: Iterable[str] | None = None) -> dict[str, PostVersion]:
+    """Every post's version, or only those of ``ids`` (an incremental build's few)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(post_versions)).all()
+        if ids is None:
+            rows = conn.execute(sa.select(post_versions)).all()
+        else:
+            wanted, rows = list(ids), []
+            for i in range(0, len(wanted), 500):
+                query = sa.select(post_versions).where(post_versions.c.id.in_(wanted[i : i + 500]))
+                rows.extend(conn.execute(query))
     return {r.id: PostVersion(r.content_hash, datetime.fromisoformat(r.updated)) for r in rows}
+
+
+def count_versions(engine: Engine) -> int:
+    """Rows in the versions table: a build snapshot made against another database
+    (reset or replaced since) does not match it."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(post_versions)).scalar_one()
 
 
 def save_versions(engine: Engine, changed: Iterable[tuple[str, PostVersion]]) -> None:

@@ -18,6 +18,7 @@ import pytest
 from publisher.build import build
 from publisher.errors import PublisherError
 from publisher.settings import Settings, load_settings
+from publisher.snapshot import SnapshotStore
 from tests.conftest import ROOT, SEEDS, write
 from tests.feedcheck import assert_valid_atom
 
@@ -84,6 +85,7 @@ def test_edited_post_rewrites_only_files_that_carry_it(tmp_path: Path, seeds: Pa
         f.read_text(encoding="utf-8").replace("flat out", "working flat out"), encoding="utf-8"
     )
     result = build(s, [seeds], out, now=EDIT_NOW)
+    assert result.archives_read == 1  # from the snapshot: the other archive is not read
     # the index shows titles only: re-rendered, found identical, not rewritten
     assert sorted(result.changed) == [
         "all.atom",
@@ -368,3 +370,71 @@ def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) ->
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "nothing changed" in r.stdout and r.stdout.strip().endswith("0 []")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {k: v[0] for k, v in snapshot(root).items() if not k.startswith(".")}
+
+
+def test_incremental_rebuilds_match_full_rebuilds(tmp_path: Path, seeds: Path) -> None:
+    """Two sites from the same archives: one rebuilt from its snapshot after each
+    edit, one rebuilt in full (snapshot dropped). Every file must agree."""
+    inc, ref = settings_with(tmp_path, name="inc.toml"), settings_with(tmp_path, name="ref.toml")
+    build(inc, [seeds], tmp_path / "inc")
+    build(ref, [seeds], tmp_path / "ref")
+    thanks = seeds / "000_5c47147349eb2bcc.txt"
+    edits = [
+        # one archive; a paragraph added moves every post below it two lines down
+        (thanks, "flat out", "flat out.\n\nA paragraph more", 1),
+        # the post in both archives: the second incremental build reads the first's delta
+        (None, "on a similar journey", "on a very similar journey", 2),
+    ]
+    for i, (only, old, new, archives) in enumerate(edits):
+        for f in [only] if only else sorted(seeds.glob("*.txt")):
+            f.write_text(f.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        now = EDIT_NOW.replace(hour=10 + i)
+        a = build(inc, [seeds], tmp_path / "inc", now=now)
+        SnapshotStore(ref.state.url, tmp_path / "ref").discard()
+        b = build(ref, [seeds], tmp_path / "ref", now=now)
+        assert (a.archives_read, b.archives_read) == (archives, 2)
+        assert f"{archives} of 2 archives read" in a.summary()
+        assert sorted(a.changed) == sorted(b.changed) and 0 < a.written < 20
+        assert _files(tmp_path / "inc") == _files(tmp_path / "ref")
+    feed = feedparser.parse(str(tmp_path / "inc" / "tag" / "digital.atom"))
+    entry = next(e for e in feed.entries if e.title.startswith("Digitisation"))
+    assert entry.updated == "2026-11-23T11:30:00+00:00"
+
+
+def test_incremental_rebuild_falls_back_when_its_records_cannot_vouch(
+    tmp_path: Path, seeds: Path
+) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    fresh = _files(out)
+    f = seeds / "002_58f30e9912765277.txt"
+
+    def edit(old: str, new: str) -> None:
+        f.write_text(f.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+    # a file edited by hand is put back, though the edited post is not in it
+    (out / "tag" / "thanks.html").write_text("defaced", encoding="utf-8")
+    edit("mandatory cyber", "mandatory Cyber")
+    r = build(s, [seeds], out)
+    assert r.archives_read == 1 and "tag/thanks.html" in r.changed
+    assert (out / "tag" / "thanks.html").read_bytes() == fresh["tag/thanks.html"]
+    # a damaged snapshot: a full build
+    store = SnapshotStore(s.state.url, out)
+    store.base.write_bytes(b"not a pickle")
+    edit("mandatory Cyber", "mandatory CYBER")
+    assert build(s, [seeds], out).archives_read == 2
+    # the output folder gone: every file is written again, incrementally or not
+    shutil.rmtree(out)
+    edit("mandatory CYBER", "mandatory cyber")
+    r = build(s, [seeds], out)
+    assert r.archives_read == 1 and r.written == len(fresh) and _files(out).keys() == fresh.keys()
+    assert (out / "tag" / "thanks.html").read_bytes() == fresh["tag/thanks.html"]
+    # a state database replaced since: its updated dates would not match the snapshot
+    Path(s.state.url.removeprefix("sqlite:///")).unlink()
+    edit("mandatory cyber", "mandatory Cyber")
+    assert build(s, [seeds], out).archives_read == 2

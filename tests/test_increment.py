@@ -1,0 +1,128 @@
+"""Incremental normalize: a patched stream is exactly what a full normalize gives."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from publisher.archive import ArchivePage, parse_page
+from publisher.increment import patch
+from publisher.posts import Stream, normalize
+from tests.conftest import SEEDS
+from tests.test_roundtrip import LONDON, archive_files
+
+DOMAIN = "example.com"
+DIGITISATION = "Digitisation, and the Children’s Services Ofsted"
+
+
+def pages_of(files: dict[str, str]) -> dict[str, ArchivePage]:
+    return {name: parse_page(text.encode("utf-8"), name) for name, text in files.items()}
+
+
+def full(pages: dict[str, ArchivePage]) -> Stream:
+    return normalize(pages.values(), LONDON, DOMAIN)
+
+
+def assert_same(a: Stream, b: Stream) -> None:
+    assert a.posts == b.posts
+    assert [p.content_hash for p in a.posts] == [p.content_hash for p in b.posts]
+    assert [p.summary for p in a.posts] == [p.summary for p in b.posts]
+    assert (a.problems, a.skipped, a.terms) == (b.problems, b.skipped, b.terms)
+
+
+def seed_files() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))}
+
+
+def edited(files: dict[str, str], old: str, new: str, only: str | None = None) -> dict[str, str]:
+    out = dict(files)
+    for name, text in files.items():
+        if only in (None, name) and old in text:
+            out[name] = text.replace(old, new)
+    return out
+
+
+def run(before: dict[str, str], after: dict[str, str]):  # type: ignore[no-untyped-def]
+    old_pages, new_pages = pages_of(before), pages_of(after)
+    changed = {n: p for n, p in new_pages.items() if after[n] != before[n]}
+    result = patch(full(old_pages), old_pages, changed, DOMAIN)
+    return result, full(new_pages)
+
+
+def test_body_edit_in_every_copy_remakes_that_post_only() -> None:
+    files = seed_files()
+    after = edited(files, "on a similar journey", "on a very similar journey")
+    result, expected = run(files, after)
+    assert result is not None
+    assert_same(result.stream, expected)
+    [post] = [p for p in expected.posts if p.title == DIGITISATION]
+    assert result.remade == (post.id,)
+    assert "very similar" in post.paragraphs[0].text
+
+
+def test_added_paragraph_moves_the_lines_of_the_posts_below() -> None:
+    files = seed_files()
+    after = edited(files, "on a similar journey", "on a similar journey.\n\nA new paragraph")
+    result, expected = run(files, after)
+    assert result is not None
+    assert_same(result.stream, expected)
+    moved = {p.id for p in result.replaced} - set(result.remade)
+    assert moved, "posts below the edit are found two lines lower"
+    old = full(pages_of(files))
+    assert all(
+        p.sources != q.sources
+        for p in old.posts
+        for q in expected.posts
+        if p.id in moved and q.id == p.id
+    )
+
+
+def test_touched_but_unchanged_remakes_nothing() -> None:
+    files = seed_files()
+    result, expected = run(files, dict(files))
+    assert result is not None and result.remade == () and result.replaced == ()
+    assert_same(result.stream, expected)
+
+
+def test_edits_it_cannot_patch_are_left_to_a_full_normalize() -> None:
+    files = seed_files()
+    first = next(iter(files))
+    cases = {
+        "one copy of two differs: a conflict": edited(
+            files, "on a similar journey", "on another journey", only=first
+        ),
+        "title": edited(files, DIGITISATION, "Digitisation and Ofsted"),
+        "date": edited(files, "Monday, February 11th, 2019", "Tuesday, February 12th, 2019"),
+        "a post added": {**files, first: files[first] + "\n\nNew post\n\nMay 1, 2019\n\nText.\n"},
+        "a warning": edited(files, "Monday, February 11th, 2019", "Friday, February 11th, 2019"),
+    }
+    for why, after in cases.items():
+        result, _ = run(files, after)
+        assert result is None, why
+
+
+@given(
+    data=archive_files(),
+    pick=st.integers(0, 50),
+    which=st.sets(st.integers(0, 9)),
+    grow=st.booleans(),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_body_edit_patches_to_the_full_result_or_declines(data, pick, which, grow) -> None:  # type: ignore[no-untyped-def]
+    """Edit a paragraph (or add one after it, moving the lines below) in every file
+    that has it, or in some (the copies then conflict): a patch, when given,
+    equals normalizing everything again."""
+    ps, files = data
+    before = dict(files)
+    kind, body = ps[pick % len(ps)]["paras"][0]
+    old = body if kind == "p" else f"  • {body[0]}"
+    new = old + "\n\nA paragraph more." if grow else old.replace(".", " indeed.", 1)
+    holders = sorted(n for n, t in before.items() if old in t)
+    chosen = {n for i, n in enumerate(holders) if i in which} or set(holders)
+    after = {n: t.replace(old, new) if n in chosen else t for n, t in before.items()}
+    result, expected = run(before, after)
+    if result is not None:
+        assert_same(result.stream, expected)
+    undated = any(r.date is None for page in pages_of(before).values() for r in page.posts)
+    if chosen == set(holders) and not undated and not expected.problems:
+        assert result is not None  # the same edit in every copy is always patched
