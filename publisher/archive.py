@@ -108,6 +108,15 @@ class RawPost(NamedTuple):
     excerpt: bool = False  # ended in "Continue reading": not the full text
     at_eof: bool = False  # ran to the end of the file: may be cut off
 
+    def same_content(self, other: RawPost) -> bool:
+        """The same text, as a copy of its post (whatever its line or terms)."""
+        return (self.caption, self.paragraphs, self.excerpt, self.at_eof) == (
+            other.caption,
+            other.paragraphs,
+            other.excerpt,
+            other.at_eof,
+        )
+
 
 #: (caption, paragraphs, tags, categories, excerpt) parsed from one body text
 _Body = tuple[str, tuple[Paragraph, ...], tuple[str, ...], tuple[str, ...], bool]

@@ -297,6 +297,7 @@ def _incremental(
             files={name: files[name] for name in changed},
             pages=new_pages,
             stream=stream,
+            remade=result.remade,
             replaced=result.replaced,
             updated=fresh,
             versions=rows,

@@ -15,7 +15,6 @@ give (property-tested against it).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,11 +36,6 @@ class Patch:
 def _shape(raw: RawPost) -> tuple[object, ...]:
     """What of a copy decides its post's identity, place, slug and terms."""
     return (raw.title, raw.date, raw.order, raw.tags, raw.categories)
-
-
-def _body(raw: RawPost) -> tuple[object, ...]:
-    """What of a copy decides its post's content."""
-    return (raw.caption, raw.paragraphs, raw.excerpt, raw.at_eof)
 
 
 def _same_shape(old: ArchivePage, new: ArchivePage) -> bool:
@@ -95,10 +89,10 @@ def patch(
         copies = _copies(post, changed, old_pages, new_pages, kept_by_line)
         if copies is None:
             return None
-        if all(_body(a) == _body(b) for a, b in changed):
+        if all(a.same_content(b) for a, b in changed):
             sources = _sources(copies)
             if sources != post.sources:  # lines moved: only where the post was found changes
-                posts[i] = _with_sources(post, sources)
+                posts[i] = post.found_at(sources)
                 replaced.append(posts[i])
             continue
         problems: list[Problem] = []
@@ -152,12 +146,3 @@ def _copies(
 
 def _sources(copies: list[RawPost]) -> tuple[str, ...]:
     return tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
-
-
-def _with_sources(post: Post, sources: tuple[str, ...]) -> Post:
-    """``post`` found at other lines; what it cached on first use is still right."""
-    moved = dataclasses.replace(post, sources=sources)
-    for name in ("summary", "content_hash"):
-        if name in post.__dict__:
-            moved.__dict__[name] = post.__dict__[name]
-    return moved

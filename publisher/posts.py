@@ -8,6 +8,7 @@ conflict naming both places. Nothing here reads files or the clock.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -77,6 +78,15 @@ class Post:
         worker at 10,000 posts, for ~10 us a call.
         """
         return render_html(self.caption, self.paragraphs)
+
+    def found_at(self, sources: tuple[str, ...]) -> Post:
+        """This post, found at other lines (text moved above it in an archive); what it
+        derived on first use still holds."""
+        moved = dataclasses.replace(self, sources=sources)
+        for name in ("summary", "content_hash"):
+            if name in self.__dict__:
+                moved.__dict__[name] = self.__dict__[name]
+        return moved
 
     @property
     def word_count(self) -> int:

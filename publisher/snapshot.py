@@ -15,6 +15,7 @@ only written by this program, and only read from the state folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -24,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from publisher.archive import ArchivePage
+from publisher.archive import ArchivePage, RawPost
 from publisher.posts import Post, Stream
 
 if TYPE_CHECKING:
@@ -32,10 +33,8 @@ if TYPE_CHECKING:
 
 #: Part of the config digest: a snapshot in another layout is never read back.
 FORMAT = 1
-#: A delta holding more posts or pages than this is folded into a new base (an
-#: edit that moves lines re-records every post below it in each changed page).
-DELTA_MAX_POSTS = 5000
-DELTA_MAX_PAGES = 50
+#: A delta holding more whole posts and copies than this is folded into a new base.
+DELTA_MAX_ITEMS = 2000
 
 
 @dataclass(frozen=True)
@@ -65,17 +64,32 @@ class Snapshot:
     token: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
+@dataclass(frozen=True)
+class PageEdit:
+    """A changed archive against the base's page (same copies, titles, dates and
+    terms: see ``increment``): every copy's line, and the copies whose content changed."""
+
+    lines: tuple[int, ...]
+    copies: dict[int, RawPost]  # by position in the page
+
+
 @dataclass
 class Delta:
-    """What incremental builds changed since the base, cumulatively."""
+    """What incremental builds changed since the base, cumulatively, and compactly:
+    an added paragraph moves every post below it, but only its lines are kept."""
 
     base: str  # the base's token
     inputs: str
     files: dict[str, FileStat]
-    pages: dict[str, ArchivePage]
-    posts: dict[str, Post]  # by id
+    pages: dict[str, PageEdit]
+    posts: dict[str, Post]  # merged again, by id
+    sources: dict[str, tuple[str, ...]]  # only found at other lines, by id
     updated: dict[str, datetime]
     versions: int
+
+    @property
+    def size(self) -> int:
+        return len(self.posts) + sum(len(e.copies) for e in self.pages.values())
 
 
 _T = TypeVar("_T", Snapshot, Delta)
@@ -100,7 +114,10 @@ class SnapshotStore:
             return None
         delta = _read(self.delta, Delta)
         if delta is not None and delta.base == snap.token:
-            apply_delta(snap, delta)
+            try:
+                apply_delta(snap, delta)
+            except Exception:  # noqa: BLE001 - as for an unreadable file: a full build
+                return None
             self._delta = delta
         return snap
 
@@ -135,23 +152,39 @@ class SnapshotStore:
         files: dict[str, FileStat],
         pages: dict[str, ArchivePage],
         stream: Stream,
+        remade: tuple[str, ...],
         replaced: tuple[Post, ...],
         updated: dict[str, datetime],
         versions: int,
     ) -> None:
         """Record an incremental build on ``snap`` (as loaded, with its delta applied):
         as a delta holding every change since the base, or as a new base once large."""
-        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, 0)
+        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, 0)
+        edits = dict(old.pages)
+        for name, page in pages.items():
+            copies = dict(edits[name].copies) if name in edits else {}
+            for i, (a, b) in enumerate(zip(snap.pages[name].posts, page.posts, strict=True)):
+                if not a.same_content(b):
+                    copies[i] = b
+            edits[name] = PageEdit(tuple(r.line for r in page.posts), copies)
+        posts, sources = dict(old.posts), dict(old.sources)
+        for p in replaced:
+            if p.id in posts or p.id in remade:
+                posts[p.id] = p
+                sources.pop(p.id, None)
+            else:
+                sources[p.id] = p.sources
         delta = Delta(
             snap.token,
             inputs,
             old.files | files,
-            old.pages | pages,
-            old.posts | {p.id: p for p in replaced},
+            edits,
+            posts,
+            sources,
             old.updated | updated,
             versions,
         )
-        if len(delta.posts) <= DELTA_MAX_POSTS and len(delta.pages) <= DELTA_MAX_PAGES:
+        if delta.size <= DELTA_MAX_ITEMS:
             self._write_delta(delta)
             return
         snap.inputs, snap.stream, snap.versions = inputs, stream, versions
@@ -181,11 +214,21 @@ def _read(path: Path, kind: type[_T]) -> _T | None:
 def apply_delta(snap: Snapshot, delta: Delta) -> None:
     snap.inputs = delta.inputs
     snap.files.update(delta.files)
-    snap.pages.update(delta.pages)
+    for name, edit in delta.pages.items():
+        page = snap.pages[name]
+        copies = [
+            edit.copies.get(i, raw)._replace(line=line)
+            for i, (raw, line) in enumerate(zip(page.posts, edit.lines, strict=True))
+        ]
+        snap.pages[name] = dataclasses.replace(page, posts=copies)
     snap.updated.update(delta.updated)
     snap.versions = delta.versions
-    if delta.posts:
-        posts = tuple(delta.posts.get(p.id, p) for p in snap.stream.posts)
+    if delta.posts or delta.sources:
+        posts = tuple(
+            delta.posts.get(p.id)
+            or (p.found_at(delta.sources[p.id]) if p.id in delta.sources else p)
+            for p in snap.stream.posts
+        )
         old = snap.stream
         snap.stream = Stream(posts, old.problems, old.skipped, old.terms)
 

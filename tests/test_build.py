@@ -382,12 +382,14 @@ def test_incremental_rebuilds_match_full_rebuilds(tmp_path: Path, seeds: Path) -
     inc, ref = settings_with(tmp_path, name="inc.toml"), settings_with(tmp_path, name="ref.toml")
     build(inc, [seeds], tmp_path / "inc")
     build(ref, [seeds], tmp_path / "ref")
-    thanks = seeds / "000_5c47147349eb2bcc.txt"
+    digital = seeds / "002_58f30e9912765277.txt"
     edits = [
-        # one archive; a paragraph added moves every post below it two lines down
-        (thanks, "flat out", "flat out.\n\nA paragraph more", 1),
-        # the post in both archives: the second incremental build reads the first's delta
+        # the top post of one archive: a paragraph added moves the 9 posts below it
+        (digital, "have become the first", "have become.\n\nA paragraph more: the first", 1),
+        # a moved post that is in both archives: read from the first build's delta
         (None, "on a similar journey", "on a very similar journey", 2),
+        # another moved post, edited on the delta of two builds
+        (digital, "mandatory cyber", "mandatory Cyber", 1),
     ]
     for i, (only, old, new, archives) in enumerate(edits):
         for f in [only] if only else sorted(seeds.glob("*.txt")):
