@@ -20,6 +20,7 @@ import hashlib
 import os
 import pickle
 import secrets
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -123,11 +124,9 @@ class SnapshotStore:
 
     def stage(self, snap: Snapshot) -> None:
         """Write a new base beside the old one; ``commit`` puts it in place."""
-        self.base.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.base.with_name(f".{self.base.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(snap, f, protocol=pickle.HIGHEST_PROTOCOL)
-        self._staged = tmp
+        if _write(tmp, snap):
+            self._staged = tmp
 
     def commit(self) -> None:
         if self._staged is not None:
@@ -135,12 +134,14 @@ class SnapshotStore:
             self._staged = None
             with contextlib.suppress(FileNotFoundError):
                 self.delta.unlink()
+        else:  # nothing staged: what is there describes an older build
+            self.discard()
 
     def discard(self) -> None:
         """Forget the snapshot: the next build is a full one."""
         for path in (self._staged, self.base, self.delta):
             if path is not None:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     path.unlink()
         self._staged = None
 
@@ -197,9 +198,27 @@ class SnapshotStore:
 
     def _write_delta(self, delta: Delta) -> None:
         tmp = self.delta.with_name(f".{self.delta.name}.{os.getpid()}.tmp")
+        if _write(tmp, delta):
+            os.replace(tmp, self.delta)
+        else:
+            self.discard()
+
+
+def _write(tmp: Path, data: Snapshot | Delta) -> bool:
+    """Pickle to ``tmp``; a cache that cannot be written costs the next build, not this one."""
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            pickle.dump(delta, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.delta)
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        print(
+            f"warning: build snapshot not kept ({exc}); the next build reads every archive",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _read(path: Path, kind: type[_T]) -> _T | None:

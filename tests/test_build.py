@@ -440,3 +440,21 @@ def test_incremental_rebuild_falls_back_when_its_records_cannot_vouch(
     Path(s.state.url.removeprefix("sqlite:///")).unlink()
     edit("mandatory cyber", "mandatory Cyber")
     assert build(s, [seeds], out).archives_read == 2
+
+
+def test_a_snapshot_that_cannot_be_kept_costs_only_speed(
+    tmp_path: Path, seeds: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    store = SnapshotStore(s.state.url, out)
+    write(store.base.parent, "a file where the snapshot folder would be")
+    first = build(s, [seeds], out)
+    assert "build snapshot not kept" in capsys.readouterr().err
+    f = seeds / "002_58f30e9912765277.txt"
+    f.write_text(f.read_text(encoding="utf-8").replace("cyber security training", "training"))
+    again = build(s, [seeds], out)
+    assert (first.written, again.archives_read) == (
+        27,
+        2,
+    ) and "posts/the-importance-of-cyber-security.html" in again.changed
