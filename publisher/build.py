@@ -2,8 +2,10 @@
 
 Each output file is an *artifact*: a path, a key digesting everything it is
 made from, and a function that renders it. Artifacts whose key matches the
-manifest are skipped without rendering, which is what makes a rebuild after a
-one-post edit cheap; an unchanged rebuild stops before parsing at all.
+manifest are skipped without rendering; an unchanged rebuild stops before
+parsing at all. After an edit, the last build's snapshot (``snapshot``) lets
+the build re-read only the archives that changed (``increment``) and key only
+the files that show a changed post.
 """
 
 from __future__ import annotations
