@@ -59,6 +59,12 @@ def ours(src: Path, tmp: Path) -> dict[str, Run]:
     res[f"one-post-changed, best of {EDITS}"] = words[0]
     res[f"one-post-changed, median of {EDITS}"] = words[len(words) // 2]
     res["one post, a paragraph added"] = runs[-1]
+    # a new post, newest of all, at the top of two tag archives
+    post = "A new post this week\n\nMonday, November 30th, 2026\n\nIts only paragraph.\n\n"
+    for f in sorted(archives.glob("*.txt"))[:2]:
+        header, rest = f.read_text(encoding="utf-8").split("\n\n", 1)
+        f.write_text(f"{header}\n\n{post}{rest}", encoding="utf-8")
+    res["one post added"] = timed(cmd, cwd=ROOT)
     return res
 
 
