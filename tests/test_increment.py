@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from publisher.archive import ArchivePage, parse_page
-from publisher.increment import patch
+from publisher.increment import Patch, patch
 from publisher.posts import Stream, normalize
 from tests.conftest import SEEDS
 from tests.test_roundtrip import LONDON, archive_files
@@ -49,26 +49,29 @@ def run(before: dict[str, str], after: dict[str, str]):  # type: ignore[no-untyp
     return result, full(new_pages)
 
 
-def test_body_edit_in_every_copy_remakes_that_post_only() -> None:
+def patched_seeds(old: str, new: str) -> tuple[Patch, Stream]:
+    """The seeds with ``old`` made ``new`` in every archive: patched, and as it must be."""
     files = seed_files()
-    after = edited(files, "on a similar journey", "on a very similar journey")
-    result, expected = run(files, after)
+    result, expected = run(files, edited(files, old, new))
     assert result is not None
     assert_same(result.stream, expected)
+    return result, expected
+
+
+def test_body_edit_in_every_copy_remakes_that_post_only() -> None:
+    result, expected = patched_seeds("on a similar journey", "on a very similar journey")
     [post] = [p for p in expected.posts if p.title == DIGITISATION]
     assert result.remade == (post.id,)
     assert "very similar" in post.paragraphs[0].text
 
 
 def test_added_paragraph_moves_the_lines_of_the_posts_below() -> None:
-    files = seed_files()
-    after = edited(files, "on a similar journey", "on a similar journey.\n\nA new paragraph")
-    result, expected = run(files, after)
-    assert result is not None
-    assert_same(result.stream, expected)
+    result, expected = patched_seeds(
+        "on a similar journey", "on a similar journey.\n\nA new paragraph"
+    )
     moved = {p.id for p in result.replaced} - set(result.remade)
     assert moved, "posts below the edit are found two lines lower"
-    old = full(pages_of(files))
+    old = full(pages_of(seed_files()))
     assert all(
         p.sources != q.sources
         for p in old.posts
