@@ -9,6 +9,7 @@ every problem with FILE:LINE instead of stopping at the first.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -513,15 +514,24 @@ def archive_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_pages(paths: list[Path]) -> list[ArchivePage]:
+def read_pages(
+    paths: list[Path], known: Mapping[str, ArchivePage] | None = None
+) -> list[ArchivePage]:
     """Parse every file; identical copies of a post are parsed once and share their parts.
 
     A post sits in every archive of its tags (2-3 copies on average): a copy
     seen before costs a dictionary lookup, which roughly halves both parsing
-    time and the memory the copies hold.
+    time and the memory the copies hold. ``known``: pages already parsed from
+    files unchanged since, by display name (a build's snapshot).
     """
     seen: Copies = {}
-    return [parse_page(f.read_bytes(), display_name(f), seen) for f in archive_files(paths)]
+    known = known or {}
+    pages = []
+    for f in archive_files(paths):
+        name = display_name(f)
+        page = known.get(name)
+        pages.append(page if page is not None else parse_page(f.read_bytes(), name, seen))
+    return pages
 
 
 def display_name(path: Path) -> str:

@@ -24,7 +24,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.archive import Copies, archive_files, display_name, parse_page
+from publisher.archive import ArchivePage, Copies, archive_files, display_name, parse_page
 from publisher.errors import Problem, PublisherError
 from publisher.output import OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
@@ -139,8 +139,12 @@ def build(
     if plan is not None:
         gc.freeze()
     else:
-        prior = None  # not kept through a full build's peak
-        plan = _full(settings, store, files, config, inputs, engine, now, skip_invalid, out)
+        # what the snapshot parsed of archives unchanged since still holds
+        parsed = {}
+        if prior is not None:
+            parsed = {n: p for n, p in prior.pages.items() if prior.files.get(n) == files.get(n)}
+        prior = None  # the rest is not kept through a full build's peak
+        plan = _full(settings, store, files, config, inputs, engine, now, skip_invalid, out, parsed)
     stream = plan.stream
     from publisher.site import artifacts
 
@@ -216,11 +220,12 @@ def _full(
     now: datetime,
     skip_invalid: bool,
     out: Path,
+    parsed: dict[str, ArchivePage],
 ) -> _Plan:
     from publisher.ledger import Ledger
     from publisher.state import load_versions, resolve_updated
 
-    pages, stream = load_pages(settings, [Path(st.path) for st in files.values()])
+    pages, stream = load_pages(settings, [Path(st.path) for st in files.values()], parsed)
     _report(stream.problems)
     if stream.errors and not skip_invalid:
         raise PublisherError(
@@ -249,7 +254,7 @@ def _full(
         else:
             store.commit()
 
-    return _Plan(stream, updated, versions, sent, None, stage, record, len(files))
+    return _Plan(stream, updated, versions, sent, None, stage, record, len(files) - len(parsed))
 
 
 def _incremental(

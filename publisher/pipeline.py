@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,9 +42,12 @@ def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:
 
 
 def load_pages(
-    settings: Settings, paths: list[Path] | None = None
+    settings: Settings,
+    paths: list[Path] | None = None,
+    known: Mapping[str, ArchivePage] | None = None,
 ) -> tuple[list[ArchivePage], Stream]:
-    """The parsed pages and their normalized stream, then ``gc.freeze()``.
+    """The parsed pages (but ``known`` ones: see ``read_pages``) and their normalized
+    stream, then ``gc.freeze()``.
 
     Every later stage (rendering, sending) allocates freely, and each full
     collection walked the stream's ~10^6 objects: feedgen entries took three
@@ -53,7 +56,7 @@ def load_pages(
     forked render workers from copying pages the collector would touch.
     """
     with no_cyclic_gc():
-        pages = read_pages([Path(settings.build.seeds)] if paths is None else paths)
+        pages = read_pages([Path(settings.build.seeds)] if paths is None else paths, known)
         stream = normalize(pages, settings.site.tzinfo, settings.site.id_domain, settings.ids)
     gc.freeze()
     return pages, stream
