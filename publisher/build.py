@@ -85,7 +85,13 @@ def run_build(settings: Settings, args: argparse.Namespace) -> int:
     paths = list(args.paths) or [Path(settings.build.seeds)]
     progress = sys.stderr.isatty() and not args.quiet
     result = build(
-        settings, paths, out, skip_invalid=args.skip_invalid, progress=progress, jobs=args.jobs
+        settings,
+        paths,
+        out,
+        skip_invalid=args.skip_invalid,
+        progress=progress,
+        jobs=args.jobs,
+        full=args.full,
     )
     for line in result.skipped:
         print(f"skipped: {line}", file=sys.stderr)
@@ -102,8 +108,11 @@ def build(
     progress: bool = False,
     jobs: int = 0,
     now: datetime | None = None,
+    full: bool = False,
 ) -> BuildResult:
-    """Build the site. ``now`` is only used to date posts edited since the last build.
+    """Build the site. ``now`` is only used to date posts edited since the last build;
+    ``full`` reads every archive whatever their stat and the snapshot say (for an
+    archive replaced by one of the same size and time); a new snapshot is kept.
 
     Three ways, cheapest first: nothing changed (by stat and manifest: stop);
     a few archives changed and the last build's snapshot explains them (re-read
@@ -123,7 +132,7 @@ def build(
     )
     inputs = digest(config, sorted(files.items()))
     writer = OutputWriter(out)
-    if writer.up_to_date(inputs):
+    if not full and writer.up_to_date(inputs):
         return BuildResult(0, 0, writer.known_files, 0, perf_counter() - start, (), up_to_date=True)
     from publisher.state import count_versions, open_engine, save_versions
 
@@ -133,7 +142,7 @@ def build(
     store = SnapshotStore(settings.state.url, out)
     plan = None
     with no_cyclic_gc():  # ~10^6 acyclic objects come in: see ``load_pages``
-        prior = store.load(config)
+        prior = None if full else store.load(config)
         if prior is not None:
             plan = _incremental(settings, store, prior, files, inputs, engine, now, writer)
     if plan is not None:

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish the good posts even if some archives have errors",
     )
+    build.add_argument(
+        "--full",
+        action="store_true",
+        help="read every archive, not only those changed since the last build's snapshot",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
 
     subs = sub.add_parser("subscribers", help="manage digest subscribers")

@@ -463,3 +463,18 @@ def test_a_snapshot_that_cannot_be_kept_costs_only_speed(
         27,
         2,
     ) and "posts/the-importance-of-cyber-security.html" in again.changed
+
+
+def test_full_reads_what_size_and_time_cannot_show(tmp_path: Path, seeds: Path) -> None:
+    s = settings_with(tmp_path)
+    out = tmp_path / "out"
+    build(s, [seeds], out)
+    f = seeds / "002_58f30e9912765277.txt"
+    st = f.stat()
+    f.write_text(f.read_text(encoding="utf-8").replace("mandatory cyber", "mandatory Cyber"))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # as `cp -p` or `rsync -t` may leave it
+    assert f.stat().st_size == st.st_size and build(s, [seeds], out).up_to_date
+    forced = build(s, [seeds], out, full=True)
+    assert forced.archives_read == 2
+    assert "posts/the-importance-of-cyber-security.html" in forced.changed
+    assert "mandatory Cyber" in (out / "posts/the-importance-of-cyber-security.html").read_text()
