@@ -285,7 +285,8 @@ def _incremental(
         return None
     seen: Copies = {}
     new_pages = {n: parse_page(Path(files[n].path).read_bytes(), n, seen) for n in changed}
-    result = patch(prior.stream, prior.pages, new_pages, settings.site.id_domain, settings.ids)
+    site = settings.site
+    result = patch(prior.stream, prior.pages, new_pages, site.id_domain, site.tzinfo, settings.ids)
     if result is None or count_versions(engine) != prior.versions:
         return None
     stream = result.stream
@@ -304,7 +305,8 @@ def _incremental(
     }
     updated = prior.updated | fresh
     # files only this build's keys can vouch for: the folder must be as the last build left it
-    narrow = writer.inputs == prior.inputs and writer.untouched()
+    # and posts came, went or moved: families and pages other than theirs change too
+    narrow = not result.reordered and writer.inputs == prior.inputs and writer.untouched()
 
     def record(rows: int) -> None:
         store.advance(
@@ -315,6 +317,7 @@ def _incremental(
             stream=stream,
             remade=result.remade,
             replaced=result.replaced,
+            reordered=result.reordered,
             updated=fresh,
             versions=rows,
         )

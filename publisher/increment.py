@@ -2,35 +2,58 @@
 
 A one-post edit in a 10,000-post site changes the few archives that hold the
 post; normalizing everything again was most of the rebuild. Here only the posts
-with a copy in a changed page are made again, from their copies: the changed
+with a copy in a changed page are merged again, from their copies: the changed
 pages' new ones and the kept pages' old ones.
 
-It answers ``None`` whenever the edit could reach beyond those posts: a copy
-added, removed, retitled, redated or retagged (slugs, order and terms would
-move), a problem anywhere in the changed pages, an error in the old stream, or
-a merge whose outcome is not simply new content for the same post. The caller
-then normalizes from scratch, so the stream is always what ``normalize`` would
-give (property-tested against it).
+Two ways. When every changed page holds the same copies as before (same
+titles, dates, terms and places; only text changed), nothing but those posts'
+content and sources can change. When copies came, went or were retitled,
+redated or retagged, the affected posts are merged again and what depends on
+the whole stream is redone as ``normalize`` does it: the order and publication
+minutes of the affected days, and every slug.
+
+It answers ``None`` whenever it cannot be sure: a problem in a changed page,
+an error in the old stream, an undated copy, a tag or category name that came
+or went (terms would change), a merge with a problem. The caller then
+normalizes from scratch, so the stream is always what ``normalize`` would give
+(property-tested against it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from typing import NamedTuple
 
 from publisher.archive import ArchivePage, RawPost
 from publisher.errors import Problem
-from publisher.posts import CopyGroup, Post, Stream, make_post, merge_copies
-from publisher.text import slugify
+from publisher.posts import (
+    Clock,
+    CopyGroup,
+    Post,
+    Stream,
+    archive_order,
+    make_post,
+    merge_copies,
+    post_id,
+    unique_slugs,
+)
+from publisher.text import slugify, title_key
+
+GroupKey = tuple[str, date]
 
 
 @dataclass(frozen=True)
 class Patch:
     stream: Stream
-    #: Ids of the posts merged again from changed copies: their content may differ.
+    #: Ids of the posts made again (content, slug or time may differ; new ids too).
     remade: tuple[str, ...]
     #: Every post that is a new object: the remade, and those found at other lines.
     replaced: tuple[Post, ...]
+    #: Posts came, went or moved: the stream's order is new.
+    reordered: bool = False
 
 
 def _shape(raw: RawPost) -> tuple[object, ...]:
@@ -38,16 +61,19 @@ def _shape(raw: RawPost) -> tuple[object, ...]:
     return (raw.title, raw.date, raw.order, raw.tags, raw.categories)
 
 
-def _same_shape(old: ArchivePage, new: ArchivePage) -> bool:
+def _patchable(old: ArchivePage, new: ArchivePage) -> bool:
     return (
         old.kind == new.kind
         and old.term == new.term
         and not (old.problems or new.problems or old.rejected or new.rejected)
-        and len(old.posts) == len(new.posts)
-        and all(
-            a.date is not None and _shape(a) == _shape(b)
-            for a, b in zip(old.posts, new.posts, strict=True)
-        )
+        and all(r.date is not None for r in (*old.posts, *new.posts))
+    )
+
+
+def same_shape(old: ArchivePage, new: ArchivePage) -> bool:
+    """The same copies in the same places: only their text (and lines) may differ."""
+    return len(old.posts) == len(new.posts) and all(
+        _shape(a) == _shape(b) for a, b in zip(old.posts, new.posts, strict=True)
     )
 
 
@@ -56,6 +82,7 @@ def patch(
     old_pages: Mapping[str, ArchivePage],
     new_pages: Mapping[str, ArchivePage],
     id_domain: str,
+    tz: tzinfo,
     aliases: Mapping[str, str] | None = None,
 ) -> Patch | None:
     """The stream ``normalize`` would make of ``old_pages`` with ``new_pages`` put in.
@@ -67,82 +94,246 @@ def patch(
         return None
     for name, new in new_pages.items():
         old = old_pages.get(name)
-        if old is None or not _same_shape(old, new):
+        if old is None or not _patchable(old, new):
             return None
-    at: dict[str, int] = {src: i for i, p in enumerate(stream.posts) for src in p.sources}
-    # each changed page's copies, old and new side by side, by the post they belong to
-    pairs: dict[int, list[tuple[RawPost, RawPost]]] = {}
-    for name, new in new_pages.items():
-        for a, b in zip(old_pages[name].posts, new.posts, strict=True):
-            i = at.get(f"{name}:{a.line}")
-            if i is None:
-                return None  # the snapshot does not hold this copy: be safe
-            pairs.setdefault(i, []).append((a, b))
+    edit = _Edit(stream, old_pages, new_pages, id_domain, aliases)
+    if all(same_shape(old_pages[n], p) for n, p in new_pages.items()):
+        result = edit.content()
+        if result is not None:
+            return result
+    return edit.structure(tz)
 
-    alias_of = {new: old for old, new in (aliases or {}).items()}
-    posts = list(stream.posts)
-    remade: list[str] = []
-    replaced: list[Post] = []
-    kept_by_line: dict[str, dict[int, RawPost]] = {}
-    for i, changed in sorted(pairs.items()):
-        post = posts[i]
-        copies = _copies(post, changed, old_pages, new_pages, kept_by_line)
-        if copies is None:
-            return None
-        if all(a.same_content(b) for a, b in changed):
-            sources = _sources(copies)
-            if sources != post.sources:  # lines moved: only where the post was found changes
-                posts[i] = post.found_at(sources)
-                replaced.append(posts[i])
-            continue
+
+class _Edit:
+    """One patch: the old stream and pages, the changed pages, and lookups built once."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        old_pages: Mapping[str, ArchivePage],
+        new_pages: Mapping[str, ArchivePage],
+        id_domain: str,
+        aliases: Mapping[str, str] | None,
+    ) -> None:
+        self.stream, self.posts = stream, stream.posts
+        self.old_pages, self.new_pages = old_pages, new_pages
+        self.id_domain = id_domain
+        self.alias_of = {new: old for old, new in (aliases or {}).items()}
+        self.at = {src: i for i, p in enumerate(self.posts) for src in p.sources}
+        self._by_line: dict[str, dict[int, RawPost]] = {}
+
+    def content(self) -> Patch | None:
+        """Same copies, new text: remake the posts whose copies' content changed."""
+        pairs: dict[int, list[tuple[RawPost, RawPost]]] = defaultdict(list)
+        for name, new in self.new_pages.items():
+            for a, b in zip(self.old_pages[name].posts, new.posts, strict=True):
+                i = self.at.get(f"{name}:{a.line}")
+                if i is None:
+                    return None  # the snapshot does not hold this copy: be safe
+                pairs[i].append((a, b))
+        posts = list(self.posts)
+        remade: list[str] = []
+        replaced: list[Post] = []
+        for i, changed in sorted(pairs.items()):
+            post = posts[i]
+            kept = self._kept(post)
+            if kept is None:
+                return None
+            copies = sorted([*kept, *(b for _, b in changed)], key=_file_order)
+            if all(a.same_content(b) for a, b in changed):
+                sources = _sources(copies)
+                if sources != post.sources:  # lines moved: only where it was found changes
+                    posts[i] = post.relocated(sources=sources)
+                    replaced.append(posts[i])
+                continue
+            best = self._merge(copies)
+            if best is None or best.title != post.title:
+                return None
+            group = CopyGroup(copies, post.date)
+            made = self._make(best, group, post.slug, post.published)
+            if (made.id, made.tags, made.categories) != (post.id, post.tags, post.categories):
+                return None
+            posts[i] = made
+            remade.append(made.id)
+            replaced.append(made)
+        return Patch(self._stream(posts), tuple(remade), tuple(replaced))
+
+    def structure(self, tz: tzinfo) -> Patch | None:
+        """Copies came, went or changed place: re-merge their posts, then redo the order
+        of the days they are on, those days' minutes, and the slugs."""
+        old_changed = [self.old_pages[n] for n in self.new_pages]
+        if _forms(old_changed) != _forms(self.new_pages.values()):
+            return None  # a tag or category name came or went: the terms would change
+        posts = self.posts
+        affected: set[int] = set()
+        for page in old_changed:
+            for r in page.posts:
+                i = self.at.get(f"{page.file}:{r.line}")
+                if i is None:
+                    return None
+                affected.add(i)
+        arriving: dict[GroupKey, list[RawPost]] = defaultdict(list)
+        for page in self.new_pages.values():
+            for r in page.posts:
+                arriving[(title_key(r.title), r.date)].append(r)  # type: ignore[arg-type]
+        days = {d for _, d in arriving} | {posts[i].date for i in affected}
+        on_days = {_key(p): i for i, p in enumerate(posts) if p.date in days}
+        affected |= {on_days[k] for k in arriving if k in on_days}
+
+        # every affected group's copies: kept ones from unchanged pages, and the new
+        groups: dict[GroupKey, list[RawPost]] = {}
+        for i in affected:
+            kept = self._kept(posts[i])
+            if kept is None:
+                return None
+            groups[_key(posts[i])] = kept
+        for k, copies in arriving.items():
+            groups.setdefault(k, []).extend(copies)
+        merged: dict[GroupKey, tuple[RawPost, CopyGroup]] = {}
+        for k, copies in groups.items():
+            if copies:  # no copy left: the post is gone
+                copies.sort(key=_file_order)
+                best = self._merge(copies)
+                if best is None:
+                    return None
+                merged[k] = (best, CopyGroup(copies, k[1]))
+
+        # the new order: untouched days as they were, affected days sorted again
+        by_day: dict[date, list[int]] = defaultdict(list)
+        for i, p in enumerate(posts):
+            by_day[p.date].append(i)
+        placed: list[_Placed] = []
+        for day in sorted(set(by_day) | days, reverse=True):
+            if day not in days:
+                placed.extend(_Placed(day, posts[i].title, i) for i in by_day[day])
+                continue
+            items: list[tuple[RawPost, CopyGroup]] = []
+            unchanged: dict[int, int] = {}  # id() of a group made for an untouched post
+            for k, item in merged.items():
+                if k[1] == day:
+                    items.append(item)
+            for i in by_day.get(day, []):
+                if i not in affected:
+                    kept = self._kept(posts[i])
+                    if kept is None:
+                        return None
+                    group = CopyGroup(sorted(kept, key=_file_order), day)
+                    items.append((kept[0], group))
+                    unchanged[id(group)] = i
+            for best, group in archive_order(items):
+                i = unchanged.get(id(group))
+                if i is not None:
+                    placed.append(_Placed(day, posts[i].title, i, redone=True))
+                else:
+                    placed.append(_Placed(day, best.title, None, best, group, redone=True))
+
+        slugs = unique_slugs([(p.title, p.day) for p in placed])
+        clock = Clock(tz)
+        minute: dict[date, int] = defaultdict(int)
+        out: list[Post] = []
+        remade: list[str] = []
+        replaced: list[Post] = []
+        for p, slug in zip(placed, slugs, strict=True):
+            n = minute[p.day]
+            minute[p.day] += 1
+            if p.index is not None:  # a post none of whose copies changed
+                post = posts[p.index]
+                published = clock(p.day, n) if p.redone else post.published
+                if (slug, published) == (post.slug, post.published):
+                    out.append(post)
+                    continue
+                made = post.relocated(
+                    slug=slug,
+                    id=post_id(self.id_domain, p.day, slug, self.alias_of),
+                    published=published,
+                )
+            else:
+                assert p.best is not None and p.group is not None
+                made = self._make(p.best, p.group, slug, clock(p.day, n))
+                was = on_days.get(_key(made))
+                old = posts[was] if was is not None else None
+                if old == made:
+                    out.append(old)
+                    continue
+                if old is not None and made.relocated(sources=old.sources) == old:
+                    out.append(old.relocated(sources=made.sources))  # only found elsewhere
+                    replaced.append(out[-1])
+                    continue
+            out.append(made)
+            remade.append(made.id)
+            replaced.append(made)
+        return Patch(self._stream(out), tuple(remade), tuple(replaced), reordered=True)
+
+    # -- helpers --
+
+    def _kept(self, post: Post) -> list[RawPost] | None:
+        """The post's copies on pages that did not change (``None``: one is missing)."""
+        kept = []
+        for src in post.sources:
+            name, _, line = src.rpartition(":")
+            if name in self.new_pages:
+                continue
+            page = self.old_pages.get(name)
+            if page is None:
+                return None
+            if name not in self._by_line:
+                self._by_line[name] = {r.line: r for r in page.posts}
+            raw = self._by_line[name].get(int(line))
+            if raw is None or raw.date is None:
+                return None  # an undated copy joins its group last, not in file order
+            kept.append(raw)
+        return kept
+
+    def _merge(self, copies: list[RawPost]) -> RawPost | None:
         problems: list[Problem] = []
         best = merge_copies(copies, problems)
-        if best is None or problems or best.title != post.title:
-            return None
+        return None if problems else best
+
+    def _make(self, best: RawPost, group: CopyGroup, slug: str, published: datetime) -> Post:
+        terms = self.stream.terms
         canonical = {
-            (kind, n): stream.terms[(kind, slugify(n, kind))].name
-            for c in copies
+            (kind, n): terms[(kind, slugify(n, kind))].name
+            for c in group.copies
             for kind, names in (("tag", c.tags), ("category", c.categories))
             for n in names
         }
-        group = CopyGroup(copies, post.date)
-        made = make_post(best, group, post.slug, post.published, id_domain, alias_of, canonical)
-        if (made.id, made.tags, made.categories) != (post.id, post.tags, post.categories):
-            return None
-        posts[i] = made
-        remade.append(made.id)
-        replaced.append(made)
-    new_stream = Stream(tuple(posts), stream.problems, stream.skipped, stream.terms)
-    return Patch(new_stream, tuple(remade), tuple(replaced))
+        return make_post(best, group, slug, published, self.id_domain, self.alias_of, canonical)
+
+    def _stream(self, posts: list[Post]) -> Stream:
+        old = self.stream
+        return Stream(tuple(posts), old.problems, old.skipped, old.terms)
 
 
-def _copies(
-    post: Post,
-    changed: list[tuple[RawPost, RawPost]],
-    old_pages: Mapping[str, ArchivePage],
-    new_pages: Mapping[str, ArchivePage],
-    kept_by_line: dict[str, dict[int, RawPost]],
-) -> list[RawPost] | None:
-    """All of a post's copies after the edit, in the order ``normalize`` meets them."""
-    copies = [b for _, b in changed]
-    for src in post.sources:
-        name, _, line = src.rpartition(":")
-        if name in new_pages:
-            continue
-        page = old_pages.get(name)
-        if page is None:
-            return None
-        if name not in kept_by_line:
-            kept_by_line[name] = {r.line: r for r in page.posts}
-        raw = kept_by_line[name].get(int(line))
-        if raw is None or raw.date is None:
-            return None  # an undated copy joins its group last, not in file order
-        copies.append(raw)
-    if len(copies) != len(post.sources):
-        return None
-    copies.sort(key=lambda c: (c.file, c.order))
-    return copies
+class _Placed(NamedTuple):
+    """A post's place in the new stream, before slugs and minutes are given out."""
+
+    day: date
+    title: str
+    index: int | None  # the old post, when none of its copies changed
+    best: RawPost | None = None  # else its new merge
+    group: CopyGroup | None = None
+    redone: bool = False  # on an affected day: its minute is counted again
+
+
+def _key(post: Post) -> GroupKey:
+    return (title_key(post.title), post.date)
+
+
+def _file_order(raw: RawPost) -> tuple[str, int]:
+    """The order ``normalize`` meets copies in: pages by file name, then down the page."""
+    return (raw.file, raw.order)
 
 
 def _sources(copies: list[RawPost]) -> tuple[str, ...]:
     return tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
+
+
+def _forms(pages: Iterable[ArchivePage]) -> set[tuple[str, str]]:
+    """Every tag and category name as written on these pages."""
+    return {
+        (kind, n)
+        for page in pages
+        for r in page.posts
+        for kind, names in (("tag", r.tags), ("category", r.categories))
+        for n in names
+    }

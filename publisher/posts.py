@@ -79,10 +79,11 @@ class Post:
         """
         return render_html(self.caption, self.paragraphs)
 
-    def found_at(self, sources: tuple[str, ...]) -> Post:
-        """This post, found at other lines (text moved above it in an archive); what it
-        derived on first use still holds."""
-        moved = dataclasses.replace(self, sources=sources)
+    def relocated(self, **changes: object) -> Post:
+        """This post found elsewhere (``sources``) or placed elsewhere (``slug``, ``id``,
+        ``published``) by other posts' edits; what it derived from its content on
+        first use still holds."""
+        moved = dataclasses.replace(self, **changes)  # type: ignore[arg-type]
         for name in ("summary", "content_hash"):
             if name in self.__dict__:
                 moved.__dict__[name] = self.__dict__[name]
@@ -189,11 +190,11 @@ def normalize(
 
     terms, canonical = _collect_terms(g for _, g in merged)
     ordered = _chronological(merged)
-    slugs = _unique_slugs([(b.title, g.date) for b, g in ordered])
+    slugs = unique_slugs([(b.title, g.date) for b, g in ordered])
     alias_of = {new: old for old, new in (aliases or {}).items()}
     posts: list[Post] = []
     minute_in_day: dict[date, int] = defaultdict(int)
-    publish = _Clock(tz)
+    publish = Clock(tz)
     for (best, group), slug in zip(ordered, slugs, strict=True):
         n = minute_in_day[group.date]
         minute_in_day[group.date] += 1
@@ -325,7 +326,7 @@ def _collect_terms(
     return terms, canonical
 
 
-class _Clock:
+class Clock:
     """Publication instants: ``PUBLISH_TIME`` on the post's date, ``n`` minutes earlier.
 
     As a fixed UTC offset: the same instant and output, without a zone lookup
@@ -368,11 +369,11 @@ def _chronological(merged: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPos
         by_day[item[1].date].append(item)
     out: list[tuple[RawPost, CopyGroup]] = []
     for day in sorted(by_day, reverse=True):
-        out.extend(_archive_order(by_day[day]))
+        out.extend(archive_order(by_day[day]))
     return out
 
 
-def _archive_order(items: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPost, CopyGroup]]:
+def archive_order(items: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPost, CopyGroup]]:
     if len(items) == 1:
         return items
     if len(items) == 2:  # the usual busy day: settle it without the general sort
@@ -413,7 +414,7 @@ def _archive_order(items: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPost
     return [items[i] for i in order]
 
 
-def _unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
+def unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
     """Slugs unique across the site; the oldest post keeps the plain slug.
 
     Adding a newer post with the same title never renames an existing one: the
@@ -461,9 +462,8 @@ def make_post(
         categories = _term_names(canonical, "category", [n for c in copies for n in c.categories])
         sources = tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
         excerpt = all(c.excerpt for c in copies)
-    id_slug = alias_of.get(slug, slug)
     return Post(
-        id=f"tag:{id_domain},{group.date.isoformat()}:{id_slug}",
+        id=post_id(id_domain, group.date, slug, alias_of),
         slug=slug,
         title=best.title,
         date=group.date,
@@ -475,6 +475,11 @@ def make_post(
         sources=sources,
         excerpt=excerpt,
     )
+
+
+def post_id(id_domain: str, day: date, slug: str, alias_of: Mapping[str, str]) -> str:
+    """The ``tag:`` URI: a renamed post keeps the id of its old slug (``[ids]``)."""
+    return f"tag:{id_domain},{day.isoformat()}:{alias_of.get(slug, slug)}"
 
 
 def _term_names(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from publisher.archive import ArchivePage, RawPost
+from publisher.increment import same_shape
 from publisher.posts import Post, Stream
 
 if TYPE_CHECKING:
@@ -82,15 +83,22 @@ class Delta:
     base: str  # the base's token
     inputs: str
     files: dict[str, FileStat]
-    pages: dict[str, PageEdit]
-    posts: dict[str, Post]  # merged again, by id
+    pages: dict[str, PageEdit]  # pages holding the same copies as the base's
+    whole: dict[str, ArchivePage]  # pages whose copies came, went or moved
+    posts: dict[str, Post]  # made again, by id
     sources: dict[str, tuple[str, ...]]  # only found at other lines, by id
+    #: The stream's ids in order, once posts came, went, moved or were renamed.
+    order: tuple[str, ...] | None
     updated: dict[str, datetime]
     versions: int
 
     @property
     def size(self) -> int:
-        return len(self.posts) + sum(len(e.copies) for e in self.pages.values())
+        return (
+            len(self.posts)
+            + sum(len(e.copies) for e in self.pages.values())
+            + sum(len(p.posts) for p in self.whole.values())
+        )
 
 
 _T = TypeVar("_T", Snapshot, Delta)
@@ -155,14 +163,19 @@ class SnapshotStore:
         stream: Stream,
         remade: tuple[str, ...],
         replaced: tuple[Post, ...],
+        reordered: bool,
         updated: dict[str, datetime],
         versions: int,
     ) -> None:
         """Record an incremental build on ``snap`` (as loaded, with its delta applied):
         as a delta holding every change since the base, or as a new base once large."""
-        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, 0)
-        edits = dict(old.pages)
+        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, {}, 0)
+        edits, whole = dict(old.pages), dict(old.whole)
         for name, page in pages.items():
+            if name in whole or not same_shape(snap.pages[name], page):
+                whole[name] = page
+                edits.pop(name, None)
+                continue
             copies = dict(edits[name].copies) if name in edits else {}
             for i, (a, b) in enumerate(zip(snap.pages[name].posts, page.posts, strict=True)):
                 if not a.same_content(b):
@@ -180,8 +193,10 @@ class SnapshotStore:
             inputs,
             old.files | files,
             edits,
+            whole,
             posts,
             sources,
+            tuple(p.id for p in stream.posts) if reordered else old.order,
             old.updated | updated,
             versions,
         )
@@ -240,16 +255,22 @@ def apply_delta(snap: Snapshot, delta: Delta) -> None:
             for i, (raw, line) in enumerate(zip(page.posts, edit.lines, strict=True))
         ]
         snap.pages[name] = dataclasses.replace(page, posts=copies)
+    snap.pages.update(delta.whole)
     snap.updated.update(delta.updated)
     snap.versions = delta.versions
-    if delta.posts or delta.sources:
-        posts = tuple(
-            delta.posts.get(p.id)
-            or (p.found_at(delta.sources[p.id]) if p.id in delta.sources else p)
-            for p in snap.stream.posts
-        )
+    if delta.posts or delta.sources or delta.order is not None:
+        base = {p.id: p for p in snap.stream.posts}
+        order = delta.order if delta.order is not None else base
+
+        def current(pid: str) -> Post:
+            if pid in delta.posts:
+                return delta.posts[pid]
+            if pid in delta.sources:
+                return base[pid].relocated(sources=delta.sources[pid])
+            return base[pid]
+
         old = snap.stream
-        snap.stream = Stream(posts, old.problems, old.skipped, old.terms)
+        snap.stream = Stream(tuple(map(current, order)), old.problems, old.skipped, old.terms)
 
 
 def changed_files(snap: Snapshot, files: dict[str, FileStat]) -> list[str] | None:

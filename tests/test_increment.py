@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +11,7 @@ from publisher.archive import ArchivePage, parse_page
 from publisher.increment import Patch, patch
 from publisher.posts import Stream, normalize
 from tests.conftest import SEEDS
-from tests.test_roundtrip import LONDON, archive_files
+from tests.test_roundtrip import LONDON, archive_files, long_date
 
 DOMAIN = "example.com"
 DIGITISATION = "Digitisation, and the Children’s Services Ofsted"
@@ -45,7 +47,7 @@ def edited(files: dict[str, str], old: str, new: str, only: str | None = None) -
 def run(before: dict[str, str], after: dict[str, str]):  # type: ignore[no-untyped-def]
     old_pages, new_pages = pages_of(before), pages_of(after)
     changed = {n: p for n, p in new_pages.items() if after[n] != before[n]}
-    result = patch(full(old_pages), old_pages, changed, DOMAIN)
+    result = patch(full(old_pages), old_pages, changed, DOMAIN, LONDON)
     return result, full(new_pages)
 
 
@@ -87,6 +89,55 @@ def test_touched_but_unchanged_remakes_nothing() -> None:
     assert_same(result.stream, expected)
 
 
+def test_copies_that_come_go_or_move_are_patched_too() -> None:
+    """Posts added, removed, retitled, redated, or filed in one more archive: the
+    affected days are ordered again and every slug given out again."""
+    files = seed_files()
+    first, second = files
+    removed = files[second].split("\n\nLots going on in August")
+    cases = {
+        "title": edited(files, DIGITISATION, "Digitisation and Ofsted"),
+        "date": edited(files, "Monday, February 11th, 2019", "Monday, February 18th, 2019"),
+        "a post added": {**files, first: files[first] + "\n\nNew post\n\nMay 1, 2019\n\nText.\n"},
+        "a post added on the same day": {
+            **files,
+            first: files[first].replace(
+                "\n\nThe relationship",
+                "\n\nAnother that Monday\n\nMonday, February 11th, 2019\n\nA.\n\nThe relationship",
+            ),
+        },
+        "the same title, later: the newcomer's slug gets its date": {
+            **files,
+            first: files[first] + f"\n\n{DIGITISATION}\n\nMay 1, 2019\n\nAgain.\n",
+        },
+        "the same title, earlier: the older post takes the plain slug": {
+            **files,
+            first: files[first] + f"\n\n{DIGITISATION}\n\nMay 1, 2010\n\nFirst.\n",
+        },
+        "a post removed": {
+            **files,
+            second: removed[0]
+            + "\n\nCongratulations"
+            + removed[1].split("\n\nCongratulations", 1)[1],
+        },
+        "a post filed in one more archive": {
+            **files,
+            first: files[first]
+            + "\n\nThe importance of cyber security\n\n"
+            + files[second]
+            .split("The importance of cyber security\n\n", 1)[1]
+            .split("\n\nThe Digital Revolution")[0],
+        },
+    }
+    for why, after in cases.items():
+        result, expected = run(files, after)
+        assert result is not None and result.reordered, why
+        assert_same(result.stream, expected)
+        assert {p.id for p in expected.posts} ^ {
+            p.id for p in full(pages_of(files)).posts
+        } or result.remade, why
+
+
 def test_edits_it_cannot_patch_are_left_to_a_full_normalize() -> None:
     files = seed_files()
     first = next(iter(files))
@@ -94,10 +145,10 @@ def test_edits_it_cannot_patch_are_left_to_a_full_normalize() -> None:
         "one copy of two differs: a conflict": edited(
             files, "on a similar journey", "on another journey", only=first
         ),
-        "title": edited(files, DIGITISATION, "Digitisation and Ofsted"),
-        "date": edited(files, "Monday, February 11th, 2019", "Tuesday, February 12th, 2019"),
-        "a post added": {**files, first: files[first] + "\n\nNew post\n\nMay 1, 2019\n\nText.\n"},
         "a warning": edited(files, "Monday, February 11th, 2019", "Friday, February 11th, 2019"),
+        "a tag name new to the site": edited(
+            files, "Posts Tagged ‘thanks’", "Posts Tagged ‘gratitude’"
+        ),
     }
     for why, after in cases.items():
         result, _ = run(files, after)
@@ -129,3 +180,50 @@ def test_any_body_edit_patches_to_the_full_result_or_declines(data, pick, which,
     undated = any(r.date is None for page in pages_of(before).values() for r in page.posts)
     if chosen == set(holders) and not undated and not expected.problems:
         assert result is not None  # the same edit in every copy is always patched
+
+
+def _newline(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\r" if "\r" in text else "\n"
+
+
+@st.composite
+def structural_edits(draw):  # type: ignore[no-untyped-def]
+    """Archive files, then the same files with a post added, removed, retitled or redated."""
+    ps, files = draw(archive_files())
+    before = dict(files)
+    after = dict(files)
+    pages = pages_of(before)
+    kind = draw(st.sampled_from(["add", "remove", "retitle", "redate"]))
+    raws = [(name, r) for name, page in pages.items() for r in page.posts if r.date is not None]
+    if kind == "add" or not raws:
+        name = draw(st.sampled_from(sorted(before)))
+        day = draw(st.dates(date(2016, 1, 1), date(2019, 12, 31)))
+        title = draw(st.sampled_from(["Zebra Crossing", "Council", "Staff Thanks"]))
+        nl = _newline(before[name])
+        lines = before[name].split(nl)
+        at = 2 if lines[0].startswith(("Posts Tagged", "Archive for")) else 0
+        block = [title, "", long_date(day), "", "Brand new.", ""]
+        after[name] = nl.join(lines[:at] + block + lines[at:])
+        return before, after
+    name, raw = draw(st.sampled_from(raws))
+    nl = _newline(before[name])
+    lines = before[name].split(nl)
+    if kind == "remove":
+        later = [r.line for r in pages[name].posts if r.line > raw.line]
+        end = min(later) - 1 if later else len(lines)
+        after[name] = nl.join(lines[: raw.line - 1] + lines[end:])
+    else:
+        old = lines[raw.line - 1] if kind == "retitle" else long_date(raw.date)
+        new = old + " Again" if kind == "retitle" else long_date(raw.date + timedelta(days=1))
+        for n, text in before.items():
+            after[n] = text.replace(old, new)
+    return before, after
+
+
+@given(edit=structural_edits())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_structural_edit_patches_to_the_full_result_or_declines(edit) -> None:  # type: ignore[no-untyped-def]
+    before, after = edit
+    result, expected = run(before, after)
+    if result is not None:
+        assert_same(result.stream, expected)
