@@ -38,6 +38,7 @@ from publisher.posts import (
     make_post,
     merge_copies,
     post_id,
+    unique_id_slugs,
     unique_slugs,
 )
 from publisher.text import slugify, title_key
@@ -150,7 +151,7 @@ class _Edit:
             if best is None or best.title != post.title:
                 return None
             group = CopyGroup(copies, post.date)
-            made = self._make(best, group, post.slug, post.published)
+            made = self._make(best, group, post.slug, _id_slug(post), post.published)
             if (made.id, made.tags, made.categories) != (post.id, post.tags, post.categories):
                 return None
             posts[i] = made
@@ -227,29 +228,27 @@ class _Edit:
                 else:
                     placed.append(_Placed(day, best.title, None, best, group, redone=True))
 
-        slugs = unique_slugs([(p.title, p.day) for p in placed])
+        titles = [(p.title, p.day) for p in placed]
+        slugs, id_slugs = unique_slugs(titles), unique_id_slugs(titles)
         clock = Clock(tz)
         minute: dict[date, int] = defaultdict(int)
         out: list[Post] = []
         remade: list[str] = []
         replaced: list[Post] = []
-        for p, slug in zip(placed, slugs, strict=True):
+        for p, slug, id_slug in zip(placed, slugs, id_slugs, strict=True):
             n = minute[p.day]
             minute[p.day] += 1
             if p.index is not None:  # a post none of whose copies changed
                 post = posts[p.index]
                 published = clock(p.day, n) if p.redone else post.published
-                if (slug, published) == (post.slug, post.published):
+                pid = post_id(self.id_domain, p.day, slug, id_slug, self.alias_of)
+                if (slug, pid, published) == (post.slug, post.id, post.published):
                     out.append(post)
                     continue
-                made = post.relocated(
-                    slug=slug,
-                    id=post_id(self.id_domain, p.day, slug, self.alias_of),
-                    published=published,
-                )
+                made = post.relocated(slug=slug, id=pid, published=published)
             else:
                 assert p.best is not None and p.group is not None
-                made = self._make(p.best, p.group, slug, clock(p.day, n))
+                made = self._make(p.best, p.group, slug, id_slug, clock(p.day, n))
                 was = on_days.get(_key(made))
                 old = posts[was] if was is not None else None
                 if old == made:
@@ -289,7 +288,9 @@ class _Edit:
         best = merge_copies(copies, problems)
         return None if problems else best
 
-    def _make(self, best: RawPost, group: CopyGroup, slug: str, published: datetime) -> Post:
+    def _make(
+        self, best: RawPost, group: CopyGroup, slug: str, id_slug: str, published: datetime
+    ) -> Post:
         terms = self.stream.terms
         canonical = {
             (kind, n): terms[(kind, slugify(n, kind))].name
@@ -297,7 +298,9 @@ class _Edit:
             for kind, names in (("tag", c.tags), ("category", c.categories))
             for n in names
         }
-        return make_post(best, group, slug, published, self.id_domain, self.alias_of, canonical)
+        return make_post(
+            best, group, slug, id_slug, published, self.id_domain, self.alias_of, canonical
+        )
 
     def _stream(self, posts: list[Post]) -> Stream:
         old = self.stream
@@ -313,6 +316,11 @@ class _Placed(NamedTuple):
     best: RawPost | None = None  # else its new merge
     group: CopyGroup | None = None
     redone: bool = False  # on an affected day: its minute is counted again
+
+
+def _id_slug(post: Post) -> str:
+    """The slug part of a post's id (or the old slug ``[ids]`` gave it)."""
+    return post.id.rpartition(":")[2]
 
 
 def _key(post: Post) -> GroupKey:

@@ -190,16 +190,19 @@ def normalize(
 
     terms, canonical = _collect_terms(g for _, g in merged)
     ordered = _chronological(merged)
-    slugs = unique_slugs([(b.title, g.date) for b, g in ordered])
+    titles = [(b.title, g.date) for b, g in ordered]
+    slugs, id_slugs = unique_slugs(titles), unique_id_slugs(titles)
     alias_of = {new: old for old, new in (aliases or {}).items()}
     posts: list[Post] = []
     minute_in_day: dict[date, int] = defaultdict(int)
     publish = Clock(tz)
-    for (best, group), slug in zip(ordered, slugs, strict=True):
+    for (best, group), slug, id_slug in zip(ordered, slugs, id_slugs, strict=True):
         n = minute_in_day[group.date]
         minute_in_day[group.date] += 1
         published = publish(group.date, n)
-        posts.append(make_post(best, group, slug, published, id_domain, alias_of, canonical))
+        posts.append(
+            make_post(best, group, slug, id_slug, published, id_domain, alias_of, canonical)
+        )
     problems.sort(key=lambda p: (p.file, p.line, p.severity, p.message))
     return Stream(tuple(posts), problems, sorted(skipped), terms)
 
@@ -441,10 +444,39 @@ def unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
     return out
 
 
+def unique_id_slugs(posts: list[tuple[str, date]]) -> list[str]:
+    """What each post's ``tag:`` id says beside its date: its title's slug.
+
+    Not ``unique_slugs``' answer: the oldest of two same-titled posts keeps the
+    plain slug, so a found older archive would rename (and re-id) a newer post.
+    The date makes an id unique already; only two titles of one day with one
+    slug need more: the second by title gets ``-2``, and so on. Adding posts of
+    other days never changes an id.
+    """
+    base = [slugify(title) for title, _ in posts]
+    same: dict[tuple[date, str], list[int]] = defaultdict(list)
+    for i, ((_, day), b) in enumerate(zip(posts, base, strict=True)):
+        same[(day, b)].append(i)
+    out = list(base)
+    taken = set(same)
+    for (day, b), idxs in same.items():
+        if len(idxs) == 1:
+            continue
+        idxs.sort(key=lambda i: (title_key(posts[i][0]), posts[i][0]))
+        n = 2
+        for i in idxs[1:]:
+            while (day, f"{b}-{n}") in taken:
+                n += 1
+            taken.add((day, f"{b}-{n}"))
+            out[i] = f"{b}-{n}"
+    return out
+
+
 def make_post(
     best: RawPost,
     group: CopyGroup,
     slug: str,
+    id_slug: str,
     published: datetime,
     id_domain: str,
     alias_of: Mapping[str, str],
@@ -463,7 +495,7 @@ def make_post(
         sources = tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
         excerpt = all(c.excerpt for c in copies)
     return Post(
-        id=post_id(id_domain, group.date, slug, alias_of),
+        id=post_id(id_domain, group.date, slug, id_slug, alias_of),
         slug=slug,
         title=best.title,
         date=group.date,
@@ -477,9 +509,10 @@ def make_post(
     )
 
 
-def post_id(id_domain: str, day: date, slug: str, alias_of: Mapping[str, str]) -> str:
-    """The ``tag:`` URI: a renamed post keeps the id of its old slug (``[ids]``)."""
-    return f"tag:{id_domain},{day.isoformat()}:{alias_of.get(slug, slug)}"
+def post_id(id_domain: str, day: date, slug: str, id_slug: str, alias_of: Mapping[str, str]) -> str:
+    """The ``tag:`` URI (see ``unique_id_slugs``); a post whose slug ``[ids]`` names
+    keeps the id of its old slug."""
+    return f"tag:{id_domain},{day.isoformat()}:{alias_of.get(slug, id_slug)}"
 
 
 def _term_names(

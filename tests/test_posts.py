@@ -121,7 +121,28 @@ def test_slug_collisions_resolved_oldest_keeps_plain() -> None:
     by_title = {p.title: p for p in stream.posts}
     assert by_title["Thanks?"].slug == "thanks"
     assert by_title["Thanks!"].slug == "thanks-2019-03-01"
-    assert by_title["Thanks!"].id == "tag:example.org,2019-03-01:thanks-2019-03-01"
+    # the date makes the id unique: it keeps the plain slug, whoever is older
+    assert by_title["Thanks!"].id == "tag:example.org,2019-03-01:thanks"
+    assert by_title["Thanks?"].id == "tag:example.org,2018-05-01:thanks"
+
+
+def test_ids_stay_when_an_older_archive_with_the_same_titles_is_found() -> None:
+    """Recurring titles ("Thanks", "Merry Christmas"): an older post found later takes
+    the plain slug, but no id a reader has seen changes."""
+    newer = page(
+        "a.txt", tagged("x", post("Thanks!", "March 1, 2019"), post("Thanks?", "May 1, 2018"))
+    )
+    older = page("b.txt", tagged("y", post("Thanks.", "June 1, 2017")))
+    before = {p.title: p.id for p in run(newer).posts}
+    after = {p.title: p for p in run(newer, older).posts}
+    assert {t: after[t].id for t in before} == before
+    assert after["Thanks."].slug == "thanks" and after["Thanks?"].slug == "thanks-2018-05-01"
+    # two such titles on one day: the second by title gets -2
+    day = page(
+        "c.txt", tagged("z", post("Thanks!", "March 1, 2019"), post("Thanks?", "March 1, 2019"))
+    )
+    ids = sorted(p.id for p in run(day).posts)
+    assert ids == ["tag:example.org,2019-03-01:thanks", "tag:example.org,2019-03-01:thanks-2"]
 
 
 def test_id_alias_keeps_old_id_after_rename() -> None:
