@@ -13,8 +13,9 @@ the whole stream is redone as ``normalize`` does it: the order and publication
 minutes of the affected days, and every slug.
 
 It answers ``None`` whenever it cannot be sure: a problem in a changed page,
-an error in the old stream, an undated copy, a tag or category name that came
-or went (terms would change), a merge with a problem. The caller then
+an error in the old stream, an undated copy, a tag or category that stays but
+would be shown by another name (every post of it would change), a merge with a
+problem. The caller then
 normalizes from scratch, so the stream is always what ``normalize`` would give
 (property-tested against it).
 """
@@ -35,6 +36,7 @@ from publisher.posts import (
     Post,
     Stream,
     archive_order,
+    collect_terms,
     make_post,
     merge_copies,
     post_id,
@@ -63,18 +65,17 @@ def _shape(raw: RawPost) -> tuple[object, ...]:
 
 
 def _patchable(old: ArchivePage, new: ArchivePage) -> bool:
-    return (
-        old.kind == new.kind
-        and old.term == new.term
-        and not (old.problems or new.problems or old.rejected or new.rejected)
-        and all(r.date is not None for r in (*old.posts, *new.posts))
+    return not (old.problems or new.problems or old.rejected or new.rejected) and all(
+        r.date is not None for r in (*old.posts, *new.posts)
     )
 
 
 def same_shape(old: ArchivePage, new: ArchivePage) -> bool:
-    """The same copies in the same places: only their text (and lines) may differ."""
-    return len(old.posts) == len(new.posts) and all(
-        _shape(a) == _shape(b) for a, b in zip(old.posts, new.posts, strict=True)
+    """The same page of the same copies in the same places: only text and lines differ."""
+    return (
+        (old.kind, old.term) == (new.kind, new.term)
+        and len(old.posts) == len(new.posts)
+        and all(_shape(a) == _shape(b) for a, b in zip(old.posts, new.posts, strict=True))
     )
 
 
@@ -121,6 +122,7 @@ class _Edit:
         self.id_domain = id_domain
         self.alias_of = {new: old for old, new in (aliases or {}).items()}
         self.at = {src: i for i, p in enumerate(self.posts) for src in p.sources}
+        self.terms = stream.terms
         self._by_line: dict[str, dict[int, RawPost]] = {}
 
     def content(self) -> Patch | None:
@@ -163,8 +165,8 @@ class _Edit:
         """Copies came, went or changed place: re-merge their posts, then redo the order
         of the days they are on, those days' minutes, and the slugs."""
         old_changed = [self.old_pages[n] for n in self.new_pages]
-        if _forms(old_changed) != _forms(self.new_pages.values()):
-            return None  # a tag or category name came or went: the terms would change
+        if _forms(old_changed) != _forms(self.new_pages.values()) and not self._new_terms():
+            return None
         posts = self.posts
         affected: set[int] = set()
         for page in old_changed:
@@ -177,6 +179,13 @@ class _Edit:
         for page in self.new_pages.values():
             for r in page.posts:
                 arriving[(title_key(r.title), r.date)].append(r)  # type: ignore[arg-type]
+        # an undated copy joins the one dated post of its title: more or fewer of them
+        # re-decide where it goes (or make it an error)
+        undated = {
+            title_key(r.title) for page in self.old_pages.values() for r in page.posts if not r.date
+        }
+        if undated & ({t for t, _ in arriving} | {title_key(posts[i].title) for i in affected}):
+            return None
         days = {d for _, d in arriving} | {posts[i].date for i in affected}
         on_days = {_key(p): i for i, p in enumerate(posts) if p.date in days}
         affected |= {on_days[k] for k in arriving if k in on_days}
@@ -265,6 +274,17 @@ class _Edit:
 
     # -- helpers --
 
+    def _new_terms(self) -> bool:
+        """A tag or category name came or went: take the terms anew, if no term that
+        stays is shown by another name (every post of it would change)."""
+        pages = {**self.old_pages, **self.new_pages}
+        terms, _ = collect_terms(r for page in pages.values() for r in page.posts)
+        old = self.stream.terms
+        if any(old[k].name != t.name for k, t in terms.items() if k in old):
+            return False
+        self.terms = terms
+        return True
+
     def _kept(self, post: Post) -> list[RawPost] | None:
         """The post's copies on pages that did not change (``None``: one is missing)."""
         kept = []
@@ -291,7 +311,7 @@ class _Edit:
     def _make(
         self, best: RawPost, group: CopyGroup, slug: str, id_slug: str, published: datetime
     ) -> Post:
-        terms = self.stream.terms
+        terms = self.terms
         canonical = {
             (kind, n): terms[(kind, slugify(n, kind))].name
             for c in group.copies
@@ -304,7 +324,7 @@ class _Edit:
 
     def _stream(self, posts: list[Post]) -> Stream:
         old = self.stream
-        return Stream(tuple(posts), old.problems, old.skipped, old.terms)
+        return Stream(tuple(posts), old.problems, old.skipped, self.terms)
 
 
 class _Placed(NamedTuple):

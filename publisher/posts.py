@@ -188,7 +188,7 @@ def normalize(
         else:
             merged.append((best, group))
 
-    terms, canonical = _collect_terms(g for _, g in merged)
+    terms, canonical = collect_terms(c for _, g in merged for c in g.copies)
     ordered = _chronological(merged)
     titles = [(b.title, g.date) for b, g in ordered]
     slugs, id_slugs = unique_slugs(titles), unique_id_slugs(titles)
@@ -307,8 +307,8 @@ def _first_difference(a: str, b: str) -> str:
     return f"{len(pa)} vs {len(pb)} paragraphs"
 
 
-def _collect_terms(
-    groups: Iterable[CopyGroup],
+def collect_terms(
+    copies: Iterable[RawPost],
 ) -> tuple[dict[tuple[str, str], Term], dict[tuple[str, str], str]]:
     """Terms by (kind, slug), and each written name's display form.
 
@@ -317,13 +317,12 @@ def _collect_terms(
     """
     forms: dict[tuple[str, str], set[str]] = defaultdict(set)
     seen: set[tuple[str, str]] = set()
-    for group in groups:
-        for c in group.copies:
-            for kind, names in (("tag", c.tags), ("category", c.categories)):
-                for name in names:
-                    if (kind, name) not in seen:
-                        seen.add((kind, name))
-                        forms[(kind, slugify(name, kind))].add(name)
+    for c in copies:
+        for kind, names in (("tag", c.tags), ("category", c.categories)):
+            for name in names:
+                if (kind, name) not in seen:
+                    seen.add((kind, name))
+                    forms[(kind, slugify(name, kind))].add(name)
     terms = {key: Term(key[0], min(names), key[1]) for key, names in forms.items()}
     canonical = {(key[0], name): term.name for key, term in terms.items() for name in forms[key]}
     return terms, canonical
