@@ -155,20 +155,19 @@ def build(
         prior = None  # the rest is not kept through a full build's peak
         plan = _full(settings, store, files, config, inputs, engine, now, skip_invalid, out, parsed)
     stream = plan.stream
-    from publisher.site import artifacts
-
-    pending = [
-        a
-        for a in artifacts(settings, stream, plan.updated, plan.sent, plan.touched)
-        if not writer.is_current(a.path, a.key)
-    ]
+    pending = _pending(settings, plan, writer)
+    if pending is None:  # a kept file the manifest does not know: key everything
+        writer = OutputWriter(out)
+        plan.touched = plan.regrouped = None
+        pending = _pending(settings, plan, writer)
+        assert pending is not None
     for a in pending:
         if a.will_render is not None:
             a.will_render()
     pending.sort(key=lambda a: a.order)  # stable: the same order every build
     try:
         _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, plan.stage)
-        if plan.touched is not None:
+        if plan.touched is not None and plan.regrouped is None:
             writer.keep_unlisted()
         writer.finish(inputs)
         save_versions(engine, plan.versions)
@@ -217,6 +216,8 @@ class _Plan:
     #: versions table's row count.
     record: Callable[[int], None]
     archives_read: int
+    #: Families whose posts came, went or moved (see ``site.artifacts``).
+    regrouped: set[str] | None = None
 
 
 def _full(
@@ -292,21 +293,29 @@ def _incremental(
     stream = result.stream
     _report(stream.problems)
     by_id = {p.id: p for p in stream.posts if p.id in result.remade} if result.remade else {}
-    before = {p.id: p.content_hash for p in prior.stream.posts if p.id in by_id}
     fresh, versions = resolve_updated(
         ((p.id, p.content_hash, p.published) for p in by_id.values()),
         load_versions(engine, by_id),
         now,
     )
+    updated = prior.updated | fresh
+    # what of a post its files show (see ``site.artifacts``' post keys), before and now
+    old = {p.id: p for p in prior.stream.posts if p.id in by_id}
+    shown = {pid: (p.slug, p.content_hash, p.published, updated[pid]) for pid, p in by_id.items()}
     touched = {
         pid
-        for pid, when in fresh.items()
-        if when != prior.updated.get(pid) or by_id[pid].content_hash != before.get(pid)
+        for pid, now_shown in shown.items()
+        if (o := old.get(pid)) is None
+        or now_shown != (o.slug, o.content_hash, o.published, prior.updated.get(pid))
     }
-    updated = prior.updated | fresh
+    regrouped = None
+    if result.reordered:  # posts came, went or moved: which families' lists changed
+        from publisher.site import family_members
+
+        was, now_in = family_members(prior.stream), family_members(stream)
+        regrouped = {k for k in was.keys() | now_in.keys() if was.get(k) != now_in.get(k)}
     # files only this build's keys can vouch for: the folder must be as the last build left it
-    # and posts came, went or moved: families and pages other than theirs change too
-    narrow = not result.reordered and writer.inputs == prior.inputs and writer.untouched()
+    narrow = writer.inputs == prior.inputs and writer.untouched()
 
     def record(rows: int) -> None:
         store.advance(
@@ -331,7 +340,24 @@ def _incremental(
         lambda: None,
         record,
         len(changed),
+        regrouped if narrow else None,
     )
+
+
+def _pending(settings: Settings, plan: _Plan, writer: OutputWriter) -> list[Artifact] | None:
+    """The files to render: listed by ``artifacts``, less those whose key is unchanged."""
+    from publisher.site import artifacts
+
+    pending = []
+    for a in artifacts(
+        settings, plan.stream, plan.updated, plan.sent, plan.touched, plan.regrouped
+    ):
+        if a.keep:
+            if not writer.keep(a.path):
+                return None
+        elif not writer.is_current(a.path, a.key):
+            pending.append(a)
+    return pending
 
 
 def _report(problems: Sequence[Problem]) -> None:

@@ -128,6 +128,15 @@ class OutputWriter:
                 return False
         return True
 
+    def keep(self, rel: str) -> bool:
+        """Keep a recorded file as it is (its inputs did not change); False if none is."""
+        entry = self._old.get(rel)
+        if entry is None:
+            return False
+        self._new[rel] = entry
+        self.counts.unchanged += 1
+        return True
+
     def keep_unlisted(self) -> None:
         """Keep every recorded file this build did not list: an incremental build lists
         only the files that may have changed (callers check ``untouched`` first)."""

@@ -32,6 +32,8 @@ class Artifact:
     order: tuple[int, float] = (1, 0.0)
     #: Called once before rendering when the file is to be (re)written.
     will_render: Callable[[], None] | None = None
+    #: Listed only: its key is unchanged (see ``artifacts``), the file stays as it is.
+    keep: bool = False
 
 
 def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
@@ -52,13 +54,19 @@ def artifacts(
     updated: dict[str, datetime],
     sent: Sequence[DigestRecord] = (),
     touched: Collection[str] | None = None,
+    regrouped: Collection[str] | None = None,
 ) -> Iterator[Artifact]:
-    """Every output file; with ``touched``, only those showing one of those posts.
+    """Every output file; with ``touched``, only those that may have changed.
 
-    ``touched`` is for an incremental build that changed nothing but the content
-    of those posts (same posts, order, terms, settings): every other file's key
-    is made of unchanged parts, so it is not even computed.
+    ``touched`` is for an incremental build: the posts whose files show changed
+    (content, slug, time). With the same posts in the same order, terms and
+    settings, every other file's key is made of unchanged parts: it is not even
+    computed, nor listed. With ``regrouped`` too (families, as ``all`` or
+    ``tag/<slug>``, whose posts came, went or moved), those families' files are
+    all keyed, and every other file is listed as ``keep`` without a key, so that
+    what is gone can be told from what is kept.
     """
+    listing = regrouped is not None  # list what is kept, so the rest is removed
     site = settings.site
     feeds = FeedRenderer(site, updated)
     pages = PageRenderer(settings)
@@ -86,6 +94,9 @@ def artifacts(
     def shows_touched(posts: Sequence[Post]) -> bool:
         return touched is None or any(p.id in touched for p in posts)
 
+    def kept(path: str) -> Artifact:
+        return Artifact(path, "", _unrendered, keep=True)
+
     families: list[tuple[str, str, str, str, list[Post]]] = [
         ("all", site.title, site.description, site.base_url, list(stream.posts))
     ]
@@ -107,12 +118,15 @@ def artifacts(
     for key, title, description, page_url, posts in families:
         links = _feed_links(feeds, key, title)
         rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
-        if not shows_touched(posts):
+        whole = regrouped is not None and key in regrouped
+        if not whole and not shows_touched(posts) and not listing:
             continue
         for doc in paginate(
             key, title, description, page_url, posts, settings.build.feed_max_items
         ):
-            if not shows_touched(doc.posts):
+            if not whole and not shows_touched(doc.posts):
+                if listing:
+                    yield from (kept(doc.path(fmt)) for fmt in FORMATS)
                 continue
             doc_key = digest(
                 base_key,
@@ -134,6 +148,9 @@ def artifacts(
                 )
         if key != "all":
             heading = description
+            if not whole and not shows_touched(posts):
+                yield kept(f"{key}.html")  # (listing: the family was skipped otherwise)
+                continue
             yield Artifact(
                 f"{key}.html",
                 digest(base_key, heading, posts_key(posts), [p.summary for p in posts]),
@@ -153,24 +170,32 @@ def artifacts(
         links = site_links + [term_atom[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
         return pages.post(p, terms, links)
 
-    for p in stream.posts if touched is None else [p for p in stream.posts if p.id in touched]:
-        yield Artifact(f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p))
+    for p in stream.posts:
+        if touched is None or p.id in touched:
+            yield Artifact(
+                f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p)
+            )
+        elif listing:
+            yield kept(f"posts/{p.slug}.html")
 
     weeks = sent_digests(settings, stream, sent)
-    if any(shows_touched(d.posts) for d in weeks):
+    if listing or any(shows_touched(d.posts) for d in weeks):
         for path, key, render in digest_files(settings, weeks, updated, base_key):
             yield Artifact(path, key, render)
     archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
     recent = list(stream.posts[: settings.build.feed_max_items])
-    if shows_touched(recent):
+    if listing or shows_touched(recent):
         yield Artifact(
             "index.html",
             digest(base_key, rows, posts_key(recent), archive),
             _bind(pages.index, rows, recent, site_links, archive),
         )
-    if touched is not None:
+    if touched is not None and not listing:
         return  # the rest shows no post
     yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
+    if listing:
+        yield from (kept(name) for name in STATIC_FILES)  # made of the templates only
+        return
     for name in STATIC_FILES:
         data = (settings.templates_dir / name).read_bytes()
         yield Artifact(name, digest(data), _bind(lambda d: d, data))
@@ -180,6 +205,19 @@ def _terms_of(stream: Stream, post: Post) -> list[Term]:
     return [stream.term("tag", n) for n in post.tags] + [
         stream.term("category", n) for n in post.categories
     ]
+
+
+def family_members(stream: Stream) -> dict[str, tuple[str, ...]]:
+    """Each family's post ids in order, by the family keys ``artifacts`` uses."""
+    out = {"all": tuple(p.id for p in stream.posts)}
+    for kind in ("tag", "category"):
+        for term in stream.terms_of(kind):
+            out[f"{kind}/{term.slug}"] = tuple(p.id for p in stream.posts_with(term))
+    return out
+
+
+def _unrendered() -> bytes:
+    raise AssertionError("a kept file is never rendered")
 
 
 def _bind(fn: Callable[..., bytes], *args: object) -> Callable[[], bytes]:
