@@ -123,6 +123,7 @@ class _Edit:
         self.alias_of = {new: old for old, new in (aliases or {}).items()}
         self.at = {src: i for i, p in enumerate(self.posts) for src in p.sources}
         self.terms = stream.terms
+        self.on_days: dict[GroupKey, int] = {}  # old posts on the days an edit reaches
         self._by_line: dict[str, dict[int, RawPost]] = {}
 
     def content(self) -> Patch | None:
@@ -167,6 +168,18 @@ class _Edit:
         old_changed = [self.old_pages[n] for n in self.new_pages]
         if _forms(old_changed) != _forms(self.new_pages.values()) and not self._new_terms():
             return None
+        regrouped = self._regroup(old_changed)
+        if regrouped is None:
+            return None
+        affected, days, merged = regrouped
+        placed = self._place(affected, days, merged)
+        return None if placed is None else self._assign(placed, tz)
+
+    def _regroup(
+        self, old_changed: list[ArchivePage]
+    ) -> tuple[set[int], set[date], dict[GroupKey, tuple[RawPost, CopyGroup]]] | None:
+        """The old posts the edit reaches, the days they (and new posts) are on, and the
+        new merge of every group the edit reaches (a group with no copy left is gone)."""
         posts = self.posts
         affected: set[int] = set()
         for page in old_changed:
@@ -187,8 +200,8 @@ class _Edit:
         if undated & ({t for t, _ in arriving} | {title_key(posts[i].title) for i in affected}):
             return None
         days = {d for _, d in arriving} | {posts[i].date for i in affected}
-        on_days = {_key(p): i for i, p in enumerate(posts) if p.date in days}
-        affected |= {on_days[k] for k in arriving if k in on_days}
+        self.on_days = {_key(p): i for i, p in enumerate(posts) if p.date in days}
+        affected |= {self.on_days[k] for k in arriving if k in self.on_days}
 
         # every affected group's copies: kept ones from unchanged pages, and the new
         groups: dict[GroupKey, list[RawPost]] = {}
@@ -207,8 +220,16 @@ class _Edit:
                 if best is None:
                     return None
                 merged[k] = (best, CopyGroup(copies, k[1]))
+        return affected, days, merged
 
-        # the new order: untouched days as they were, affected days sorted again
+    def _place(
+        self,
+        affected: set[int],
+        days: set[date],
+        merged: dict[GroupKey, tuple[RawPost, CopyGroup]],
+    ) -> list[_Placed] | None:
+        """The new order: untouched days as they were, the affected days sorted again."""
+        posts = self.posts
         by_day: dict[date, list[int]] = defaultdict(list)
         for i, p in enumerate(posts):
             by_day[p.date].append(i)
@@ -236,7 +257,11 @@ class _Edit:
                     placed.append(_Placed(day, posts[i].title, i, redone=True))
                 else:
                     placed.append(_Placed(day, best.title, None, best, group, redone=True))
+        return placed
 
+    def _assign(self, placed: list[_Placed], tz: tzinfo) -> Patch:
+        """Slugs, ids and minutes for the new order; posts kept where nothing changed."""
+        posts = self.posts
         titles = [(p.title, p.day) for p in placed]
         slugs, id_slugs = unique_slugs(titles), unique_id_slugs(titles)
         clock = Clock(tz)
@@ -258,7 +283,7 @@ class _Edit:
             else:
                 assert p.best is not None and p.group is not None
                 made = self._make(p.best, p.group, slug, id_slug, clock(p.day, n))
-                was = on_days.get(_key(made))
+                was = self.on_days.get(_key(made))
                 old = posts[was] if was is not None else None
                 if old == made:
                     out.append(old)
