@@ -318,18 +318,7 @@ def _incremental(
     narrow = writer.inputs == prior.inputs and writer.untouched()
 
     def record(rows: int) -> None:
-        store.advance(
-            prior,
-            inputs=inputs,
-            files={name: files[name] for name in changed},
-            pages=new_pages,
-            stream=stream,
-            remade=result.remade,
-            replaced=result.replaced,
-            reordered=result.reordered,
-            updated=fresh,
-            versions=rows,
-        )
+        store.advance(prior, result, {n: files[n] for n in changed}, new_pages, inputs, fresh, rows)
 
     return _Plan(
         stream,

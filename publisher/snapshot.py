@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from publisher.archive import ArchivePage, RawPost
-from publisher.increment import same_shape
+from publisher.increment import Patch, same_shape
 from publisher.posts import Post, Stream
 
 if TYPE_CHECKING:
@@ -156,19 +156,18 @@ class SnapshotStore:
     def advance(
         self,
         snap: Snapshot,
-        *,
-        inputs: str,
+        patch: Patch,
         files: dict[str, FileStat],
         pages: dict[str, ArchivePage],
-        stream: Stream,
-        remade: tuple[str, ...],
-        replaced: tuple[Post, ...],
-        reordered: bool,
+        inputs: str,
         updated: dict[str, datetime],
         versions: int,
     ) -> None:
         """Record an incremental build on ``snap`` (as loaded, with its delta applied):
-        as a delta holding every change since the base, or as a new base once large."""
+        ``patch`` made of ``pages`` (from ``files``), with these ``updated`` dates and
+        versions rows. As a delta holding every change since the base, or as a new
+        base once large."""
+        stream, remade = patch.stream, patch.remade
         old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, {}, 0)
         edits, whole = dict(old.pages), dict(old.whole)
         for name, page in pages.items():
@@ -182,7 +181,7 @@ class SnapshotStore:
                     copies[i] = b
             edits[name] = PageEdit(tuple(r.line for r in page.posts), copies)
         posts, sources = dict(old.posts), dict(old.sources)
-        for p in replaced:
+        for p in patch.replaced:
             if p.id in posts or p.id in remade:
                 posts[p.id] = p
                 sources.pop(p.id, None)
@@ -196,7 +195,7 @@ class SnapshotStore:
             whole,
             posts,
             sources,
-            tuple(p.id for p in stream.posts) if reordered else old.order,
+            tuple(p.id for p in stream.posts) if patch.reordered else old.order,
             old.updated | updated,
             versions,
         )
