@@ -281,13 +281,15 @@ def _incremental(
     from publisher.increment import patch
     from publisher.state import count_versions, load_versions, resolve_updated
 
-    changed = changed_files(prior, files)
-    if changed is None:
-        return None
+    changed, gone = changed_files(prior, files)
     seen: Copies = {}
     new_pages = {n: parse_page(Path(files[n].path).read_bytes(), n, seen) for n in changed}
+    # an archive gone is a page with no posts left
+    emptied = {n: ArchivePage(n, prior.pages[n].kind, prior.pages[n].term) for n in gone}
     site = settings.site
-    result = patch(prior.stream, prior.pages, new_pages, site.id_domain, site.tzinfo, settings.ids)
+    result = patch(
+        prior.stream, prior.pages, new_pages | emptied, site.id_domain, site.tzinfo, settings.ids
+    )
     if result is None or count_versions(engine) != prior.versions:
         return None
     stream = result.stream
@@ -318,7 +320,9 @@ def _incremental(
     narrow = writer.inputs == prior.inputs and writer.untouched()
 
     def record(rows: int) -> None:
-        store.advance(prior, result, {n: files[n] for n in changed}, new_pages, inputs, fresh, rows)
+        stats: dict[str, FileStat | None] = {n: files.get(n) for n in (*changed, *gone)}
+        pages: dict[str, ArchivePage | None] = {**new_pages, **dict.fromkeys(gone)}
+        store.advance(prior, result, stats, pages, inputs, fresh, rows)
 
     return _Plan(
         stream,

@@ -94,9 +94,11 @@ def patch(
     """
     if stream.errors or stream.skipped:
         return None
+    added = {n: ArchivePage(n, p.kind, p.term) for n, p in new_pages.items() if n not in old_pages}
+    if added:  # a new archive: its old page held nothing
+        old_pages = {**old_pages, **added}
     for name, new in new_pages.items():
-        old = old_pages.get(name)
-        if old is None or not _patchable(old, new):
+        if not _patchable(old_pages[name], new):
             return None
     edit = _Edit(stream, old_pages, new_pages, id_domain, aliases)
     if all(same_shape(old_pages[n], p) for n, p in new_pages.items()):

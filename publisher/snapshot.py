@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from publisher.archive import ArchivePage, RawPost
 from publisher.increment import Patch, same_shape
-from publisher.posts import Post, Stream
+from publisher.posts import Post, Stream, Term
 
 if TYPE_CHECKING:
     from publisher.ledger import DigestRecord
@@ -82,13 +82,14 @@ class Delta:
 
     base: str  # the base's token
     inputs: str
-    files: dict[str, FileStat]
+    files: dict[str, FileStat | None]  # None: the archive is gone
     pages: dict[str, PageEdit]  # pages holding the same copies as the base's
-    whole: dict[str, ArchivePage]  # pages whose copies came, went or moved
+    whole: dict[str, ArchivePage | None]  # pages whose copies came, went or moved
     posts: dict[str, Post]  # made again, by id
     sources: dict[str, tuple[str, ...]]  # only found at other lines, by id
     #: The stream's ids in order, once posts came, went, moved or were renamed.
     order: tuple[str, ...] | None
+    terms: dict[tuple[str, str], Term] | None  # once a tag or category came or went
     updated: dict[str, datetime]
     versions: int
 
@@ -97,11 +98,12 @@ class Delta:
         return (
             len(self.posts)
             + sum(len(e.copies) for e in self.pages.values())
-            + sum(len(p.posts) for p in self.whole.values())
+            + sum(len(p.posts) for p in self.whole.values() if p is not None)
         )
 
 
 _T = TypeVar("_T", Snapshot, Delta)
+_V = TypeVar("_V")
 
 
 class SnapshotStore:
@@ -157,26 +159,27 @@ class SnapshotStore:
         self,
         snap: Snapshot,
         patch: Patch,
-        files: dict[str, FileStat],
-        pages: dict[str, ArchivePage],
+        files: dict[str, FileStat | None],
+        pages: dict[str, ArchivePage | None],
         inputs: str,
         updated: dict[str, datetime],
         versions: int,
     ) -> None:
         """Record an incremental build on ``snap`` (as loaded, with its delta applied):
         ``patch`` made of ``pages`` (from ``files``), with these ``updated`` dates and
-        versions rows. As a delta holding every change since the base, or as a new
-        base once large."""
+        versions rows (``None``: that archive is gone). As a delta holding every
+        change since the base, or as a new base once large."""
         stream, remade = patch.stream, patch.remade
-        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, {}, 0)
+        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, None, {}, 0)
         edits, whole = dict(old.pages), dict(old.whole)
         for name, page in pages.items():
-            if name in whole or not same_shape(snap.pages[name], page):
+            before = snap.pages.get(name)
+            if name in whole or page is None or before is None or not same_shape(before, page):
                 whole[name] = page
                 edits.pop(name, None)
                 continue
             copies = dict(edits[name].copies) if name in edits else {}
-            for i, (a, b) in enumerate(zip(snap.pages[name].posts, page.posts, strict=True)):
+            for i, (a, b) in enumerate(zip(before.posts, page.posts, strict=True)):
                 if not a.same_content(b):
                     copies[i] = b
             edits[name] = PageEdit(tuple(r.line for r in page.posts), copies)
@@ -196,6 +199,7 @@ class SnapshotStore:
             posts,
             sources,
             tuple(p.id for p in stream.posts) if patch.reordered else old.order,
+            stream.terms if patch.reordered else old.terms,
             old.updated | updated,
             versions,
         )
@@ -203,8 +207,8 @@ class SnapshotStore:
             self._write_delta(delta)
             return
         snap.inputs, snap.stream, snap.versions = inputs, stream, versions
-        snap.files.update(files)
-        snap.pages.update(pages)
+        _update(snap.files, files)
+        _update(snap.pages, pages)
         snap.updated.update(updated)
         snap.token = secrets.token_hex(8)
         self.stage(snap)
@@ -244,9 +248,18 @@ def _read(path: Path, kind: type[_T]) -> _T | None:
     return data if isinstance(data, kind) else None
 
 
+def _update(into: dict[str, _V], changes: dict[str, _V | None]) -> None:
+    """``into`` with ``changes`` applied: ``None`` removes the name."""
+    for name, value in changes.items():
+        if value is None:
+            into.pop(name, None)
+        else:
+            into[name] = value
+
+
 def apply_delta(snap: Snapshot, delta: Delta) -> None:
     snap.inputs = delta.inputs
-    snap.files.update(delta.files)
+    _update(snap.files, delta.files)
     for name, edit in delta.pages.items():
         page = snap.pages[name]
         copies = [
@@ -254,7 +267,7 @@ def apply_delta(snap: Snapshot, delta: Delta) -> None:
             for i, (raw, line) in enumerate(zip(page.posts, edit.lines, strict=True))
         ]
         snap.pages[name] = dataclasses.replace(page, posts=copies)
-    snap.pages.update(delta.whole)
+    _update(snap.pages, delta.whole)
     snap.updated.update(delta.updated)
     snap.versions = delta.versions
     if delta.posts or delta.sources or delta.order is not None:
@@ -269,11 +282,11 @@ def apply_delta(snap: Snapshot, delta: Delta) -> None:
             return base[pid]
 
         old = snap.stream
-        snap.stream = Stream(tuple(map(current, order)), old.problems, old.skipped, old.terms)
+        terms = old.terms if delta.terms is None else delta.terms
+        snap.stream = Stream(tuple(map(current, order)), old.problems, old.skipped, terms)
 
 
-def changed_files(snap: Snapshot, files: dict[str, FileStat]) -> list[str] | None:
-    """Names of the archives whose stat differs; ``None`` if files came or went."""
-    if snap.files.keys() != files.keys():
-        return None
-    return sorted(name for name, st in files.items() if snap.files[name] != st)
+def changed_files(snap: Snapshot, files: dict[str, FileStat]) -> tuple[list[str], list[str]]:
+    """Names of the archives new or whose stat differs, and of those gone."""
+    changed = sorted(name for name, st in files.items() if snap.files.get(name) != st)
+    return changed, sorted(snap.files.keys() - files.keys())

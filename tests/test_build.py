@@ -383,6 +383,7 @@ def test_incremental_rebuilds_match_full_rebuilds(tmp_path: Path, seeds: Path) -
     build(inc, [seeds], tmp_path / "inc")
     build(ref, [seeds], tmp_path / "ref")
     digital = seeds / "002_58f30e9912765277.txt"
+    single, fresh = seeds / "saved-later.txt", seeds / "zz-fresh.txt"
     edits = [
         # the top post of one archive: a paragraph added moves the 9 posts below it
         (digital, "have become the first", "have become.\n\nA paragraph more: the first", 1),
@@ -397,16 +398,27 @@ def test_incremental_rebuilds_match_full_rebuilds(tmp_path: Path, seeds: Path) -
         # the new post removed again, then text edited on a page the delta keeps whole
         (digital, "New\n\nMay 1, 2020\n\nA new post.\n\n", "", 1),
         (digital, "mandatory Cyber", "mandatory CYBER", 1),
+        # archives saved anew: a single post page, a tag archive of a new tag (a new term
+        # the delta must keep), then both gone again
+        (single, None, "Saved later\n\nJune 3, 2020\n\nText.\n\nTags: digital\n", 1),
+        (fresh, None, "Posts Tagged ‘fresh’\n\nSaved later\n\nJune 3, 2020\n\nText.\n", 1),
+        (single, "", None, 0),
+        (fresh, "", None, 0),
     ]
     for i, (only, old, new, archives) in enumerate(edits):
+        if old is None:
+            only.write_text(new, encoding="utf-8")
+        elif new is None:
+            only.unlink()
         for f in [only] if only else sorted(seeds.glob("*.txt")):
-            f.write_text(f.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
-        now = EDIT_NOW.replace(hour=10 + i)
+            if old and new is not None:
+                f.write_text(f.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        now = EDIT_NOW.replace(hour=10 + i % 14)
         a = build(inc, [seeds], tmp_path / "inc", now=now)
         SnapshotStore(ref.state.url, tmp_path / "ref").discard()
         b = build(ref, [seeds], tmp_path / "ref", now=now)
-        assert (a.archives_read, b.archives_read) == (archives, 2)
-        assert f"{archives} of 2 archives read" in a.summary()
+        assert (a.archives_read, b.archives_read) == (archives, a.archives)
+        assert f"{archives} of {a.archives} archives read" in a.summary()
         assert sorted(a.changed) == sorted(b.changed) and 0 < a.written < 20
         assert _files(tmp_path / "inc") == _files(tmp_path / "ref")
     feed = feedparser.parse(str(tmp_path / "inc" / "tag" / "digital.atom"))
