@@ -40,6 +40,7 @@ from publisher.posts import (
     make_post,
     merge_copies,
     post_id,
+    problem_order,
     unique_id_slugs,
     unique_slugs,
 )
@@ -65,8 +66,11 @@ def _shape(raw: RawPost) -> tuple[object, ...]:
 
 
 def _patchable(old: ArchivePage, new: ArchivePage) -> bool:
-    return not (old.problems or new.problems or old.rejected or new.rejected) and all(
-        r.date is not None for r in (*old.posts, *new.posts)
+    """No error (warnings are fine: they are the page's own) and no undated copy."""
+    return (
+        not (old.rejected or new.rejected)
+        and not any(p.is_error for p in (*old.problems, *new.problems))
+        and all(r.date is not None for r in (*old.posts, *new.posts))
     )
 
 
@@ -350,8 +354,14 @@ class _Edit:
         )
 
     def _stream(self, posts: list[Post]) -> Stream:
+        """The stream of ``posts``; its problems are every page's, the changed ones' new."""
         old = self.stream
-        return Stream(tuple(posts), old.problems, old.skipped, self.terms)
+        problems = old.problems
+        if any(self.old_pages[n].problems or p.problems for n, p in self.new_pages.items()):
+            problems = [p for p in old.problems if p.file not in self.new_pages]
+            problems += [p for page in self.new_pages.values() for p in page.problems]
+            problems.sort(key=problem_order)
+        return Stream(tuple(posts), problems, old.skipped, self.terms)
 
 
 class _Placed(NamedTuple):

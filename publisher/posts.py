@@ -203,8 +203,13 @@ def normalize(
         posts.append(
             make_post(best, group, slug, id_slug, published, id_domain, alias_of, canonical)
         )
-    problems.sort(key=lambda p: (p.file, p.line, p.severity, p.message))
+    problems.sort(key=problem_order)
     return Stream(tuple(posts), problems, sorted(skipped), terms)
+
+
+def problem_order(p: Problem) -> tuple[str, int, str, str]:
+    """Problems as the stream lists them: by place, then severity and message."""
+    return (p.file, p.line, p.severity, p.message)
 
 
 def _attach_undated(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from publisher.archive import ArchivePage, RawPost
+from publisher.errors import Problem
 from publisher.increment import Patch, same_shape
 from publisher.posts import Post, Stream, Term
 
@@ -90,6 +91,7 @@ class Delta:
     #: The stream's ids in order, once posts came, went, moved or were renamed.
     order: tuple[str, ...] | None
     terms: dict[tuple[str, str], Term] | None  # once a tag or category came or went
+    problems: list[Problem] | None  # once a changed page's warnings did
     updated: dict[str, datetime]
     versions: int
 
@@ -170,11 +172,18 @@ class SnapshotStore:
         versions rows (``None``: that archive is gone). As a delta holding every
         change since the base, or as a new base once large."""
         stream, remade = patch.stream, patch.remade
-        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, None, {}, 0)
+        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, None, None, {}, 0)
         edits, whole = dict(old.pages), dict(old.whole)
         for name, page in pages.items():
             before = snap.pages.get(name)
-            if name in whole or page is None or before is None or not same_shape(before, page):
+            if (
+                name in whole
+                or page is None
+                or before is None
+                or before.problems  # a page edit keeps the base page's warnings
+                or page.problems
+                or not same_shape(before, page)
+            ):
                 whole[name] = page
                 edits.pop(name, None)
                 continue
@@ -200,6 +209,7 @@ class SnapshotStore:
             sources,
             tuple(p.id for p in stream.posts) if patch.reordered else old.order,
             stream.terms if patch.reordered else old.terms,
+            stream.problems if stream.problems != snap.stream.problems else old.problems,
             old.updated | updated,
             versions,
         )
@@ -284,6 +294,8 @@ def apply_delta(snap: Snapshot, delta: Delta) -> None:
         old = snap.stream
         terms = old.terms if delta.terms is None else delta.terms
         snap.stream = Stream(tuple(map(current, order)), old.problems, old.skipped, terms)
+    if delta.problems is not None:
+        snap.stream.problems = delta.problems
 
 
 def changed_files(snap: Snapshot, files: dict[str, FileStat]) -> tuple[list[str], list[str]]:
