@@ -12,12 +12,12 @@ redated or retagged, the affected posts are merged again and what depends on
 the whole stream is redone as ``normalize`` does it: the order and publication
 minutes of the affected days, and every slug.
 
-It answers ``None`` whenever it cannot be sure: a problem in a changed page,
-an error in the old stream, an undated copy, a tag or category that stays but
-would be shown by another name (every post of it would change), a merge with a
-problem. The caller then
-normalizes from scratch, so the stream is always what ``normalize`` would give
-(property-tested against it).
+It answers ``None`` whenever it cannot be sure: an error in a changed page or
+in the old stream, an undated copy the edit could reach, a tag or category that
+stays but would be shown by another name (every post of it would change), a
+merge with a problem. The caller then normalizes from scratch, so the stream is
+always what ``normalize`` would give (property-tested against it). A changed
+page's warnings are its own: they replace its old ones in the stream's list.
 """
 
 from __future__ import annotations
