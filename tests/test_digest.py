@@ -6,6 +6,7 @@ import email
 import email.policy
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -264,13 +265,14 @@ def test_tampered_and_misused_tokens_rejected() -> None:
 def test_sent_digests_are_published_in_the_site(cfg: Settings, smtp: SmtpServer) -> None:
     from tests.feedcheck import assert_valid_atom
 
-    out = Path("site")
-    build(cfg, [SEEDS], out)
+    out, seeds = Path("site"), Path("archives")
+    shutil.copytree(SEEDS, seeds)
+    build(cfg, [seeds], out)
     assert not (out / "digests.atom").exists()
     subscribe(cfg, "a@example.org")
     run_week(cfg, "2019-W07")
     run_week(cfg, "2020-W01")  # empty: nothing sent, nothing published
-    result = build(cfg, [SEEDS], out)  # the state stamp defeats the "nothing changed" shortcut
+    result = build(cfg, [seeds], out)  # the state stamp defeats the "nothing changed" shortcut
     assert not result.up_to_date
     page = (out / "digests" / "2019-W07.html").read_text(encoding="utf-8")
     assert DIGITISATION in page and "unsubscribe" not in page.lower()
@@ -281,6 +283,14 @@ def test_sent_digests_are_published_in_the_site(cfg: Settings, smtp: SmtpServer)
     feed = feedparser.parse(str(out / "digests.atom"))
     assert [e.link for e in feed.entries] == ["http://127.0.0.1:8000/digests/2019-W07.html"]
     assert "digests/2019-W07.html" in (out / "index.html").read_text(encoding="utf-8")
+    # a post of that week edited: the incremental build updates the digest's page,
+    # and a full build after it finds nothing left to write
+    for f in seeds.glob("*.txt"):
+        f.write_text(f.read_text(encoding="utf-8").replace("similar journey", "shared journey"))
+    edited = build(cfg, [seeds], out)
+    assert edited.archives_read == 2 and "digests/2019-W07.html" in edited.changed
+    assert "shared journey" in (out / "digests" / "2019-W07.html").read_text(encoding="utf-8")
+    assert build(cfg, [seeds], out, full=True).written == 0
 
 
 def test_long_posts_switch_to_summaries_under_the_budget(tmp_path: Path) -> None:
