@@ -30,6 +30,7 @@ from publisher.archive import ArchivePage, RawPost
 from publisher.errors import Problem
 from publisher.increment import Patch, same_shape
 from publisher.posts import Post, Stream, Term
+from publisher.state_stamp import beside_state
 
 if TYPE_CHECKING:
     from publisher.ledger import DigestRecord
@@ -110,10 +111,7 @@ _V = TypeVar("_V")
 
 class SnapshotStore:
     def __init__(self, state_url: str, out: Path) -> None:
-        if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:///:memory:"):
-            folder = Path(state_url.removeprefix("sqlite:///")).with_suffix(".builds")
-        else:
-            folder = Path("var") / "builds"
+        folder = beside_state(state_url, ".builds", "builds")
         name = hashlib.blake2b(str(out.resolve()).encode(), digest_size=8).hexdigest()
         self.base = folder / f"{name}.pickle"
         self.delta = folder / f"{name}.delta.pickle"

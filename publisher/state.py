@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from publisher.errors import PublisherError
+from publisher.state_stamp import sqlite_file
 
 metadata = sa.MetaData()
 
@@ -113,8 +113,8 @@ class PostVersion:
 
 def open_engine(url: str) -> Engine:
     """Connect and migrate; a SQLite file's folder is created on first use."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (db := sqlite_file(url)) is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":

@@ -10,10 +10,22 @@ from datetime import datetime
 from pathlib import Path
 
 
-def stamp_path(url: str) -> Path:
+def sqlite_file(url: str) -> Path | None:
+    """The state database's file, when it is one (SQLite, not in memory)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        return Path(url.removeprefix("sqlite:///")).with_suffix(".stamp")
-    return Path("var") / "state.stamp"
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def beside_state(url: str, suffix: str, otherwise: str) -> Path:
+    """A path beside the state database's file (its name with ``suffix``), or
+    ``var/<otherwise>`` for a database that is not a file."""
+    db = sqlite_file(url)
+    return db.with_suffix(suffix) if db is not None else Path("var") / otherwise
+
+
+def stamp_path(url: str) -> Path:
+    return beside_state(url, ".stamp", "state.stamp")
 
 
 def touch_stamp(url: str) -> None:
