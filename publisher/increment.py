@@ -37,6 +37,7 @@ from publisher.posts import (
     Stream,
     archive_order,
     collect_terms,
+    copy_sources,
     make_post,
     merge_copies,
     post_id,
@@ -151,7 +152,7 @@ class _Edit:
                 return None
             copies = sorted([*kept, *(b for _, b in changed)], key=_file_order)
             if all(a.same_content(b) for a, b in changed):
-                sources = _sources(copies)
+                sources = copy_sources(copies)
                 if sources != post.sources:  # lines moved: only where it was found changes
                     posts[i] = post.relocated(sources=sources)
                     replaced.append(posts[i])
@@ -387,10 +388,6 @@ def _key(post: Post) -> GroupKey:
 def _file_order(raw: RawPost) -> tuple[str, int]:
     """The order ``normalize`` meets copies in: pages by file name, then down the page."""
     return (raw.file, raw.order)
-
-
-def _sources(copies: list[RawPost]) -> tuple[str, ...]:
-    return tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
 
 
 def _forms(pages: Iterable[ArchivePage]) -> set[tuple[str, str]]:

@@ -491,12 +491,10 @@ def make_post(
         (c,) = copies
         tags = _term_names(canonical, "tag", c.tags)
         categories = _term_names(canonical, "category", c.categories)
-        sources: tuple[str, ...] = (f"{c.file}:{c.line}",)
         excerpt = c.excerpt
     else:
         tags = _term_names(canonical, "tag", [n for c in copies for n in c.tags])
         categories = _term_names(canonical, "category", [n for c in copies for n in c.categories])
-        sources = tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
         excerpt = all(c.excerpt for c in copies)
     return Post(
         id=post_id(id_domain, group.date, slug, id_slug, alias_of),
@@ -508,9 +506,16 @@ def make_post(
         categories=categories,
         caption=best.caption,
         paragraphs=best.paragraphs,
-        sources=sources,
+        sources=copy_sources(copies),
         excerpt=excerpt,
     )
+
+
+def copy_sources(copies: Sequence[RawPost]) -> tuple[str, ...]:
+    """Where a post was found: every copy's ``FILE:LINE``, once each, sorted."""
+    if len(copies) == 1:
+        return (f"{copies[0].file}:{copies[0].line}",)
+    return tuple(sorted({f"{c.file}:{c.line}" for c in copies}))
 
 
 def post_id(id_domain: str, day: date, slug: str, id_slug: str, alias_of: Mapping[str, str]) -> str:
