@@ -140,18 +140,14 @@ class OutputWriter:
     def keep_unlisted(self) -> None:
         """Keep every recorded file this build did not list: an incremental build lists
         only the files that may have changed (callers check ``untouched`` first)."""
-        for rel, entry in self._old.items():
-            if rel not in self._new:
-                self._new[rel] = entry
-                self.counts.unchanged += 1
+        for rel in self._old.keys() - self._new.keys():
+            self.keep(rel)
 
     def is_current(self, rel: str, key: str) -> bool:
         """If ``rel`` was made from the same key and is untouched since, keep it."""
         entry = self._old.get(rel)
         if entry is not None and entry["key"] == key and self._stat_matches(rel):
-            self._new[rel] = entry
-            self.counts.unchanged += 1
-            return True
+            return self.keep(rel)
         return False
 
     def write(self, rel: str, key: str, data: bytes) -> None:
