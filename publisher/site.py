@@ -97,21 +97,14 @@ def artifacts(
     def kept(path: str) -> Artifact:
         return Artifact(path, "", _unrendered, keep=True)
 
-    families: list[tuple[str, str, str, str, list[Post]]] = [
-        ("all", site.title, site.description, site.base_url, list(stream.posts))
-    ]
-    for kind, label in (("tag", "Posts tagged ‘{}’"), ("category", "Posts in ‘{}’")):
-        for term in stream.terms_of(kind):
-            heading = label.format(term.name)
-            families.append(
-                (
-                    f"{kind}/{term.slug}",
-                    f"{site.title}: {heading}",
-                    heading,
-                    feeds.term_url(kind, term.slug),
-                    stream.posts_with(term),
-                )
-            )
+    families: list[tuple[str, str, str, str, list[Post]]] = []
+    for key, term, members in _families(stream):
+        if term is None:
+            families.append((key, site.title, site.description, site.base_url, members))
+            continue
+        heading = _HEADINGS[term.kind].format(term.name)
+        page_url = feeds.term_url(term.kind, term.slug)
+        families.append((key, f"{site.title}: {heading}", heading, page_url, members))
 
     rows: list[FeedRow] = []
     site_links = _feed_links(feeds, "all", site.title)
@@ -207,13 +200,21 @@ def _terms_of(stream: Stream, post: Post) -> list[Term]:
     ]
 
 
-def family_members(stream: Stream) -> dict[str, tuple[str, ...]]:
-    """Each family's post ids in order, by the family keys ``artifacts`` uses."""
-    out = {"all": tuple(p.id for p in stream.posts)}
+_HEADINGS = {"tag": "Posts tagged ‘{}’", "category": "Posts in ‘{}’"}
+
+
+def _families(stream: Stream) -> Iterator[tuple[str, Term | None, list[Post]]]:
+    """Every feed family by the key its files live under: the site (``all``, no
+    term), then each tag and each category, with its posts newest first."""
+    yield "all", None, list(stream.posts)
     for kind in ("tag", "category"):
         for term in stream.terms_of(kind):
-            out[f"{kind}/{term.slug}"] = tuple(p.id for p in stream.posts_with(term))
-    return out
+            yield f"{kind}/{term.slug}", term, stream.posts_with(term)
+
+
+def family_members(stream: Stream) -> dict[str, tuple[str, ...]]:
+    """Each family's post ids in order, by the family keys ``artifacts`` uses."""
+    return {key: tuple(p.id for p in posts) for key, _, posts in _families(stream)}
 
 
 def _unrendered() -> bytes:
