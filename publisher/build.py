@@ -115,9 +115,10 @@ def build(
     archive replaced by one of the same size and time); a new snapshot is kept.
 
     Three ways, cheapest first: nothing changed (by stat and manifest: stop);
-    a few archives changed and the last build's snapshot explains them (re-read
-    those, re-merge their posts, write only files showing posts that changed);
-    or a full read. Each writes only files whose key changed.
+    the last build's snapshot explains the archives that changed, came or went
+    (re-read those, patch the posts they reach, key only files that may show
+    them); or a full normalize (of the snapshot's pages of unchanged archives
+    and the rest parsed anew). Each writes only files whose key changed.
     """
     start = perf_counter()
     files = {display_name(f): FileStat.of(f) for f in archive_files(paths)}
