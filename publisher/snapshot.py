@@ -96,6 +96,11 @@ class Delta:
     updated: dict[str, datetime]
     versions: int
 
+    @classmethod
+    def empty(cls, base: str) -> Delta:
+        """No change yet since the base with token ``base``."""
+        return cls(base, "", {}, {}, {}, {}, {}, None, None, None, {}, 0)
+
     @property
     def size(self) -> int:
         return (
@@ -170,7 +175,7 @@ class SnapshotStore:
         versions rows (``None``: that archive is gone). As a delta holding every
         change since the base, or as a new base once large."""
         stream, remade = patch.stream, patch.remade
-        old = self._delta or Delta(snap.token, "", {}, {}, {}, {}, {}, None, None, None, {}, 0)
+        old = self._delta or Delta.empty(snap.token)
         edits, whole = dict(old.pages), dict(old.whole)
         for name, page in pages.items():
             before = snap.pages.get(name)
