@@ -121,7 +121,10 @@ def build(
     and the rest parsed anew). Each writes only files whose key changed.
     """
     start = perf_counter()
-    files = {display_name(f): FileStat.of(f) for f in archive_files(paths)}
+    files: dict[str, FileStat] = {}
+    for f in archive_files(paths):
+        real = f.resolve()  # once a file: this loop is all a no-change build reads
+        files[display_name(f, real)] = FileStat.of(real)
     config = digest(
         __version__,
         SNAPSHOT_FORMAT,

@@ -48,9 +48,10 @@ class FileStat:
     mtime_ns: int
 
     @classmethod
-    def of(cls, path: Path) -> FileStat:
-        st = path.stat()
-        return cls(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    def of(cls, resolved: Path) -> FileStat:
+        """The stat of a file by its resolved path."""
+        st = resolved.stat()
+        return cls(str(resolved), st.st_size, st.st_mtime_ns)
 
 
 @dataclass
