@@ -121,8 +121,9 @@ def build(
     and the rest parsed anew). Each writes only files whose key changed.
     """
     start = perf_counter()
+    given = archive_files(paths)  # names in problems and sources are as given
     files: dict[str, FileStat] = {}
-    for f in archive_files(paths):
+    for f in given:
         real = f.resolve()  # once a file: this loop is all a no-change build reads
         files[display_name(f, real)] = FileStat.of(real)
     config = digest(
@@ -157,7 +158,9 @@ def build(
         if prior is not None:
             parsed = {n: p for n, p in prior.pages.items() if prior.files.get(n) == files.get(n)}
         prior = None  # the rest is not kept through a full build's peak
-        plan = _full(settings, store, files, config, inputs, engine, now, skip_invalid, out, parsed)
+        plan = _full(
+            settings, store, given, files, config, inputs, engine, now, skip_invalid, out, parsed
+        )
     stream = plan.stream
     pending = _pending(settings, plan, writer)
     if pending is None:  # a kept file the manifest does not know: key everything
@@ -227,6 +230,7 @@ class _Plan:
 def _full(
     settings: Settings,
     store: SnapshotStore,
+    given: list[Path],
     files: dict[str, FileStat],
     config: str,
     inputs: str,
@@ -239,7 +243,7 @@ def _full(
     from publisher.ledger import Ledger
     from publisher.state import load_versions, resolve_updated
 
-    pages, stream = load_pages(settings, [Path(st.path) for st in files.values()], parsed)
+    pages, stream = load_pages(settings, given, parsed)
     _report(stream.problems)
     if stream.errors and not skip_invalid:
         raise PublisherError(

@@ -510,3 +510,22 @@ def test_full_reads_what_size_and_time_cannot_show(tmp_path: Path, seeds: Path) 
     assert forced.archives_read == 2
     assert "posts/the-importance-of-cyber-security.html" in forced.changed
     assert "mandatory Cyber" in (out / "posts/the-importance-of-cyber-security.html").read_text()
+
+
+def test_archives_outside_the_working_folder_keep_the_names_given(
+    tmp_path: Path, seeds: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Problems name a file as it was given ("../seeds/..."), in full and incremental
+    builds alike, and the snapshot then still patches edits to it."""
+    s = settings_with(tmp_path)
+    (tmp_path / "site").mkdir()
+    monkeypatch.chdir(tmp_path / "site")
+    given = Path("..") / "seeds"
+    f = seeds / "002_58f30e9912765277.txt"
+    f.write_text(f.read_text(encoding="utf-8").replace("Monday, August 6th", "Friday, August 6th"))
+    build(s, [given], Path("out"))
+    assert "../seeds/002_58f30e9912765277.txt:25: warning" in capsys.readouterr().err
+    f.write_text(f.read_text(encoding="utf-8").replace("mandatory cyber", "mandatory Cyber"))
+    edited = build(s, [given], Path("out"))
+    assert "../seeds/002_58f30e9912765277.txt:25: warning" in capsys.readouterr().err
+    assert edited.archives_read == 1 and SnapshotStore(s.state.url, Path("out")).delta.is_file()
