@@ -130,7 +130,6 @@ class _Edit:
         self.alias_of = {new: old for old, new in (aliases or {}).items()}
         self.at = {src: i for i, p in enumerate(self.posts) for src in p.sources}
         self.terms = stream.terms
-        self.on_days: dict[GroupKey, int] = {}  # old posts on the days an edit reaches
         self._by_line: dict[str, dict[int, RawPost]] = {}
 
     def content(self) -> Patch | None:
@@ -178,15 +177,11 @@ class _Edit:
         regrouped = self._regroup(old_changed)
         if regrouped is None:
             return None
-        affected, days, merged = regrouped
-        placed = self._place(affected, days, merged)
-        return None if placed is None else self._assign(placed, tz)
+        placed = self._place(regrouped)
+        return None if placed is None else self._assign(placed, regrouped.on_days, tz)
 
-    def _regroup(
-        self, old_changed: list[ArchivePage]
-    ) -> tuple[set[int], set[date], dict[GroupKey, tuple[RawPost, CopyGroup]]] | None:
-        """The old posts the edit reaches, the days they (and new posts) are on, and the
-        new merge of every group the edit reaches (a group with no copy left is gone)."""
+    def _regroup(self, old_changed: list[ArchivePage]) -> _Regrouped | None:
+        """What the edit reaches (see ``_Regrouped``); ``None``: decline."""
         posts = self.posts
         affected: set[int] = set()
         for page in old_changed:
@@ -207,8 +202,8 @@ class _Edit:
         if undated & ({t for t, _ in arriving} | {title_key(posts[i].title) for i in affected}):
             return None
         days = {d for _, d in arriving} | {posts[i].date for i in affected}
-        self.on_days = {_key(p): i for i, p in enumerate(posts) if p.date in days}
-        affected |= {self.on_days[k] for k in arriving if k in self.on_days}
+        on_days = {_key(p): i for i, p in enumerate(posts) if p.date in days}
+        affected |= {on_days[k] for k in arriving if k in on_days}
 
         # every affected group's copies: kept ones from unchanged pages, and the new
         groups: dict[GroupKey, list[RawPost]] = {}
@@ -227,16 +222,12 @@ class _Edit:
                 if best is None:
                     return None
                 merged[k] = (best, CopyGroup(copies, k[1]))
-        return affected, days, merged
+        return _Regrouped(affected, days, merged, on_days)
 
-    def _place(
-        self,
-        affected: set[int],
-        days: set[date],
-        merged: dict[GroupKey, tuple[RawPost, CopyGroup]],
-    ) -> list[_Placed] | None:
+    def _place(self, regrouped: _Regrouped) -> list[_Placed] | None:
         """The new order: untouched days as they were, the affected days sorted again."""
         posts = self.posts
+        affected, days, merged = regrouped.affected, regrouped.days, regrouped.merged
         by_day: dict[date, list[int]] = defaultdict(list)
         for i, p in enumerate(posts):
             by_day[p.date].append(i)
@@ -266,7 +257,7 @@ class _Edit:
                     placed.append(_Placed(day, best.title, None, best, group, redone=True))
         return placed
 
-    def _assign(self, placed: list[_Placed], tz: tzinfo) -> Patch:
+    def _assign(self, placed: list[_Placed], on_days: dict[GroupKey, int], tz: tzinfo) -> Patch:
         """Slugs, ids and minutes for the new order; posts kept where nothing changed."""
         posts = self.posts
         titles = [(p.title, p.day) for p in placed]
@@ -290,7 +281,7 @@ class _Edit:
             else:
                 assert p.best is not None and p.group is not None
                 made = self._make(p.best, p.group, slug, id_slug, clock(p.day, n))
-                was = self.on_days.get(_key(made))
+                was = on_days.get(_key(made))
                 old = posts[was] if was is not None else None
                 if old == made:
                     out.append(old)
@@ -363,6 +354,15 @@ class _Edit:
             problems += [p for page in self.new_pages.values() for p in page.problems]
             problems.sort(key=problem_order)
         return Stream(tuple(posts), problems, old.skipped, self.terms)
+
+
+class _Regrouped(NamedTuple):
+    """What a structural edit reaches."""
+
+    affected: set[int]  # old posts with a copy changed, or a group a new copy joins
+    days: set[date]  # the days they and the new posts are on
+    merged: dict[GroupKey, tuple[RawPost, CopyGroup]]  # each reached group, merged anew
+    on_days: dict[GroupKey, int]  # the old posts on those days, by group
 
 
 class _Placed(NamedTuple):
