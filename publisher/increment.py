@@ -40,10 +40,9 @@ from publisher.posts import (
     copy_sources,
     make_post,
     merge_copies,
+    page_and_id_slugs,
     post_id,
     problem_order,
-    unique_id_slugs,
-    unique_slugs,
 )
 from publisher.text import slugify, title_key
 
@@ -261,7 +260,7 @@ class _Edit:
         """Slugs, ids and minutes for the new order; posts kept where nothing changed."""
         posts = self.posts
         titles = [(p.title, p.day) for p in placed]
-        slugs, id_slugs = unique_slugs(titles), unique_id_slugs(titles)
+        slugs, id_slugs = page_and_id_slugs(titles)
         clock = Clock(tz)
         minute: dict[date, int] = defaultdict(int)
         out: list[Post] = []

@@ -191,7 +191,7 @@ def normalize(
     terms, canonical = collect_terms(c for _, g in merged for c in g.copies)
     ordered = _chronological(merged)
     titles = [(b.title, g.date) for b, g in ordered]
-    slugs, id_slugs = unique_slugs(titles), unique_id_slugs(titles)
+    slugs, id_slugs = page_and_id_slugs(titles)
     alias_of = {new: old for old, new in (aliases or {}).items()}
     posts: list[Post] = []
     minute_in_day: dict[date, int] = defaultdict(int)
@@ -421,13 +421,19 @@ def archive_order(items: list[tuple[RawPost, CopyGroup]]) -> list[tuple[RawPost,
     return [items[i] for i in order]
 
 
-def unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
+def page_and_id_slugs(posts: list[tuple[str, date]]) -> tuple[list[str], list[str]]:
+    """Each post's page slug and id slug (title, date; in stream order), from one
+    slug of each title."""
+    base = [slugify(title) for title, _ in posts]
+    return unique_slugs(posts, base), unique_id_slugs(posts, base)
+
+
+def unique_slugs(posts: list[tuple[str, date]], base: list[str]) -> list[str]:
     """Slugs unique across the site; the oldest post keeps the plain slug.
 
     Adding a newer post with the same title never renames an existing one: the
     newcomer gets ``-YYYY-MM-DD`` (then ``-2``, ``-3`` by title) appended.
     """
-    base = [slugify(title) for title, _ in posts]
     by_base: dict[str, list[int]] = defaultdict(list)
     for i, b in enumerate(base):
         by_base[b].append(i)
@@ -448,7 +454,7 @@ def unique_slugs(posts: list[tuple[str, date]]) -> list[str]:
     return out
 
 
-def unique_id_slugs(posts: list[tuple[str, date]]) -> list[str]:
+def unique_id_slugs(posts: list[tuple[str, date]], base: list[str]) -> list[str]:
     """What each post's ``tag:`` id says beside its date: its title's slug.
 
     Not ``unique_slugs``' answer: the oldest of two same-titled posts keeps the
@@ -457,7 +463,6 @@ def unique_id_slugs(posts: list[tuple[str, date]]) -> list[str]:
     slug need more: the second by title gets ``-2``, and so on. Adding posts of
     other days never changes an id.
     """
-    base = [slugify(title) for title, _ in posts]
     same: dict[tuple[date, str], list[int]] = defaultdict(list)
     for i, ((_, day), b) in enumerate(zip(posts, base, strict=True)):
         same[(day, b)].append(i)
