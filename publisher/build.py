@@ -366,8 +366,9 @@ def _report(problems: Sequence[Problem]) -> None:
         print(problem, file=sys.stderr)
 
 
-#: Below this many files to write, forking workers costs more than it saves.
-PARALLEL_MIN = 400
+#: Below this much work (posts shown, summed over the files: see
+#: ``Artifact.weight``), forking workers costs more than it saves.
+PARALLEL_MIN = 2000
 CHUNK = 50
 #: Feed formats pinned to a worker, so each post's entry for a format is built
 #: by one process only; pages are shared out to whichever worker is free.
@@ -400,7 +401,8 @@ def _render_all(
             bar.advance(task, n)
 
     try:
-        if jobs > 1 and len(pending) >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
+        work = sum(a.weight for a in pending)
+        if jobs > 1 and work >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
             _render_forked(writer, pending, jobs, advance, meanwhile)
         else:
             for i in range(0, len(pending), CHUNK):

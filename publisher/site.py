@@ -34,6 +34,9 @@ class Artifact:
     will_render: Callable[[], None] | None = None
     #: Listed only: its key is unchanged (see ``artifacts``), the file stays as it is.
     keep: bool = False
+    #: Rendering cost in posts shown, so a build of a few huge feeds (a large
+    #: ``feed_max_items``) is shared out to workers like one of many small files.
+    weight: int = 1
 
 
 def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
@@ -138,6 +141,7 @@ def artifacts(
                     _bind(feeds.render, doc, fmt),
                     newest,
                     partial(feeds.expect, doc, fmt),
+                    weight=len(doc.posts),
                 )
         if key != "all":
             heading = description
@@ -148,6 +152,7 @@ def artifacts(
                 f"{key}.html",
                 digest(base_key, heading, posts_key(posts), [p.summary for p in posts]),
                 _bind(pages.term, heading, posts, links),
+                weight=len(posts),
             )
 
     term_atom = {

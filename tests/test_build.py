@@ -344,12 +344,29 @@ def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:
         write(folder / f"t{t}.txt", f"Posts Tagged ‘topic {t}’\n\n" + "\n".join(texts))
 
 
-def test_parallel_render_matches_serial(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "max_items",
+    [5, 10_000],  # many small files; a few huge feeds (fewer files than posts)
+)
+def test_parallel_render_matches_serial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_items: int
+) -> None:
+    import publisher.build as build_module
+
+    forked: list[int] = []
+    render_forked = build_module._render_forked
+
+    def spy(writer, pending, *args):  # type: ignore[no-untyped-def]
+        forked.append(len(pending))
+        return render_forked(writer, pending, *args)
+
+    monkeypatch.setattr(build_module, "_render_forked", spy)
     _synthetic_archives(tmp_path / "in", posts=300, tags=6)
-    s = settings_with(tmp_path, "[build]\nfeed_max_items = 5\n")
+    s = settings_with(tmp_path, f"[build]\nfeed_max_items = {max_items}\n")
     one = build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
+    assert forked == []
     two = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
-    assert one.written == two.written > 400  # enough to take the forked path
+    assert forked == [two.written] and one.written == two.written  # the forked path was taken
     a = {k: v[0] for k, v in snapshot(tmp_path / "one").items() if not k.startswith(".")}
     b = {k: v[0] for k, v in snapshot(tmp_path / "two").items() if not k.startswith(".")}
     assert a == b
