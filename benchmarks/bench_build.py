@@ -23,6 +23,7 @@ from common import PEERS, ROOT, WORK, Run, corpus, timed
 
 PUBLISHER = [sys.executable, "-m", "publisher"]
 EDITS = 5  # one-post edits timed, each in a fresh process
+MAX_ITEMS = 10_000  # the largest feed_max_items: "no item cap" up to 10,000 posts
 
 
 def scratch() -> Path:
@@ -66,6 +67,20 @@ def ours(src: Path, tmp: Path) -> dict[str, Run]:
         f.write_text(f"{header}\n\n{post}{rest}", encoding="utf-8")
     res["one post added"] = timed(cmd, cwd=ROOT)
     return res
+
+
+def pelican_workload(src: Path, tmp: Path) -> Run:
+    """Our build writing only Pelican's 202 files (see pelican_workload.py)."""
+    cfg = tmp / "pelican-workload.toml"
+    cfg.write_text(
+        f'[site]\nbase_url = "https://example.com/"\n'
+        f'[build]\noutput = "{tmp / "pw-out"}"\nfeed_max_items = {MAX_ITEMS}\n'
+        f'[state]\nurl = "sqlite:///{tmp / "pw-state.db"}"\n'
+    )
+    return timed(
+        [sys.executable, str(Path(__file__).with_name("pelican_workload.py")), str(cfg), str(src)],
+        cwd=ROOT,
+    )
 
 
 def peers(posts: int, tmp: Path) -> dict[str, Run]:
@@ -123,11 +138,18 @@ def main() -> None:
             print(f"  publisher {name:34s} {run}")
         if args.peers:
             full = results["full build"]
+            same = None
+            if args.posts <= MAX_ITEMS:
+                same = pelican_workload(src / "tagtxt", tmp)
+                print(f"  publisher {'on Pelican’s 202 files only':34s} {same}")
             for name, run in peers(args.posts, tmp).items():
-                print(
+                line = (
                     f"  {name:44s} {run}  (publisher full build: {run.wall / full.wall:.1f}x "
-                    f"faster wall, {run.cpu / full.cpu:.1f}x less CPU)"
+                    f"faster wall, {run.cpu / full.cpu:.1f}x less CPU"
                 )
+                if same is not None and name == "pelican":
+                    line += f"; on the same 202 files: {run.wall / same.wall:.1f}x faster wall"
+                print(line + ")")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
