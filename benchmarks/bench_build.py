@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import PEERS, ROOT, WORK, Run, corpus, timed
+from common import PEERS, ROOT, WORK, Run, corpus, host_speed, timed
 
 PUBLISHER = [sys.executable, "-m", "publisher"]
 EDITS = 5  # one-post edits timed, each in a fresh process
@@ -150,6 +150,7 @@ def main() -> None:
                 if same is not None and name == "pelican":
                     line += f"; on the same 202 files: {run.wall / same.wall:.1f}x faster wall"
                 print(line + ")")
+        print(f"  {host_speed()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, corpus, timed
+from common import ROOT, corpus, host_speed, timed
 
 sys.path.insert(0, str(ROOT))
 
@@ -135,6 +135,7 @@ def main() -> None:
             f"({args.subscribers - sent} had no posts for their tags)\n"
             f"  sender {run.cpu:.2f} s CPU; peak RSS {run.peak_mb:.0f} MB"
         )
+        print(f"  {host_speed()}")
     finally:
         sink.terminate()
         sink.wait()

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import corpus
+from common import corpus, host_speed
 
 
 def once(src: Path) -> dict[str, float]:
@@ -77,6 +77,7 @@ def main() -> None:
         f"  peak RSS {max(r['peak'] for r in runs):.0f} MB (whole process, stream included); "
         "wall time on this shared VM varies by up to half"
     )
+    print(f"  {host_speed()}")
 
 
 if __name__ == "__main__":

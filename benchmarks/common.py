@@ -71,3 +71,30 @@ def timed(cmd: list[str], **kw: object) -> Run:
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+#: A fixed pure-Python loop: its time tells how fast this VM's CPU runs right now.
+_PROBE = "import time\nt = time.process_time()\nsum(i * i for i in range(5_000_000))\n"
+
+
+def host_speed() -> str:
+    """One line to print beside the figures: the same fixed loop's CPU seconds.
+
+    This VM's CPU speed changes by up to 2x from minute to minute (a fixed
+    loop took 1.06 s in one and 1.95 s in another), and every figure moves
+    with it; this line, printed after the figures, tells a slow spell from a
+    slower change.
+    """
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE + "print(time.process_time() - t)"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        runs.append(float(out))
+    return (
+        f"host speed probe: a fixed loop took {min(runs):.2f}-{max(runs):.2f} s CPU "
+        "(3 runs; 0.18 s when quiet; lower is faster)"
+    )
