@@ -129,7 +129,16 @@ class Settings:
     def templates_dir(self) -> Path:
         if self.build.templates:
             return Path(self.build.templates)
-        return Path(__file__).resolve().parent.parent / "templates"
+        return bundled_templates()
+
+
+def bundled_templates() -> Path:
+    """The templates that come with publisher: inside the package once installed
+    (a wheel carries ``templates/`` as ``publisher/templates``), and at the top
+    of a source checkout, where an editable install also reads them."""
+    package = Path(__file__).resolve().parent
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
 
 
 _SECTIONS: dict[str, type] = {
