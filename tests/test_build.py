@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -345,11 +345,11 @@ def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "max_items",
-    [5, 10_000],  # many small files; a few huge feeds (fewer files than posts)
+    ("max_items", "posts"),
+    [(5, 300), (10_000, 800)],  # many small files; a few huge feeds (fewer files than posts)
 )
 def test_parallel_render_matches_serial(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_items: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_items: int, posts: int
 ) -> None:
     import publisher.build as build_module
 
@@ -360,18 +360,32 @@ def test_parallel_render_matches_serial(
         forked.append(len(pending))
         return render_forked(writer, pending, *args)
 
+    def same_output() -> None:
+        a = {k: v[0] for k, v in snapshot(tmp_path / "one").items() if not k.startswith(".")}
+        b = {k: v[0] for k, v in snapshot(tmp_path / "two").items() if not k.startswith(".")}
+        assert a == b
+
     monkeypatch.setattr(build_module, "_render_forked", spy)
-    _synthetic_archives(tmp_path / "in", posts=300, tags=6)
+    _synthetic_archives(tmp_path / "in", posts=posts, tags=6)
     s = settings_with(tmp_path, f"[build]\nfeed_max_items = {max_items}\n")
     one = build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
     assert forked == []
     two = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
     assert forked == [two.written] and one.written == two.written  # the forked path was taken
-    a = {k: v[0] for k, v in snapshot(tmp_path / "one").items() if not k.startswith(".")}
-    b = {k: v[0] for k, v in snapshot(tmp_path / "two").items() if not k.startswith(".")}
-    assert a == b
+    same_output()
     again = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
     assert again.up_to_date and again.unchanged == two.written
+
+    # an edit to the newest post: incremental, and forked only when its feeds are large
+    f = tmp_path / "in" / "t0.txt"
+    f.write_text(f.read_text(encoding="utf-8").replace("Body 0 ", "Body zero ", 1), "utf-8")
+    when = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    forked.clear()
+    one = build(s, [tmp_path / "in"], tmp_path / "one", jobs=1, now=when)
+    two = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2, now=when)
+    assert one.archives_read == two.archives_read == 1 and 0 < two.written == one.written
+    assert len(forked) == (max_items == 10_000)
+    same_output()
 
 
 def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) -> None:
