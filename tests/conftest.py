@@ -15,6 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 
 
+def examples(n: int) -> int:
+    """A property test's hypothesis examples: ``n``, times ``HYPOTHESIS_SCALE`` for a
+    deep run (``HYPOTHESIS_SCALE=20 pytest tests/test_increment.py``)."""
+    return n * int(os.environ.get("HYPOTHESIS_SCALE", "1"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Default settings, with state and output inside the test's temp dir."""

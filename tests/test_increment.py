@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from publisher.archive import ArchivePage, parse_page
 from publisher.increment import Patch, patch
 from publisher.posts import Stream, normalize
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, examples
 from tests.test_roundtrip import LONDON, archive_files, long_date
 
 DOMAIN = "example.com"
@@ -180,7 +180,7 @@ def test_edits_it_cannot_patch_are_left_to_a_full_normalize() -> None:
     which=st.sets(st.integers(0, 9)),
     grow=st.booleans(),
 )
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_body_edit_patches_to_the_full_result_or_declines(data, pick, which, grow) -> None:  # type: ignore[no-untyped-def]
     """Edit a paragraph (or add one after it, moving the lines below) in every file
     that has it, or in some (the copies then conflict): a patch, when given,
@@ -249,7 +249,7 @@ def structural_edits(draw):  # type: ignore[no-untyped-def]
 
 
 @given(edit=structural_edits())
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_structural_edit_patches_to_the_full_result_or_declines(edit) -> None:  # type: ignore[no-untyped-def]
     before, after = edit
     result, expected = run(before, after)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from publisher.archive import MONTHS, WEEKDAYS, parse_page
 from publisher.posts import normalize
 from publisher.text import title_key
+from tests.conftest import examples
 
 LONDON = tz.gettz("Europe/London")
 WORDS = [
@@ -139,7 +140,7 @@ def archive_files(draw):
 
 
 @settings(
-    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "80")),
+    max_examples=examples(80),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
