@@ -13,13 +13,22 @@ from publisher.settings import Settings
 
 
 @contextmanager
-def no_cyclic_gc() -> Iterator[None]:
+def no_cyclic_gc(*, freeze: bool = False) -> Iterator[None]:
     """Parsing makes ~10^6 small acyclic objects; the cyclic collector only slows it
-    (about a third of normalize time on 10,000 posts)."""
+    (about a third of normalize time on 10,000 posts).
+
+    With ``freeze``, what exists at the end is moved out of the collector's reach
+    (``gc.freeze()``) *before* collection is back on. Objects made while it was
+    off still count as new, so the first allocation after ``gc.enable()`` would
+    start a collection walking all of them: 0.09 s of a 10,000-post one-post
+    rebuild, 0.4 s at 50,000, for garbage that is not there.
+    """
     was = gc.isenabled()
     gc.disable()
     try:
         yield
+        if freeze:
+            gc.freeze()
     finally:
         if was:
             gc.enable()
@@ -55,8 +64,7 @@ def load_pages(
     reach (it is acyclic; reference counting still frees it), which also keeps
     forked render workers from copying pages the collector would touch.
     """
-    with no_cyclic_gc():
+    with no_cyclic_gc(freeze=True):
         pages = read_pages([Path(settings.build.seeds)] if paths is None else paths, known)
         stream = normalize(pages, settings.site.tzinfo, settings.site.id_domain, settings.ids)
-    gc.freeze()
     return pages, stream

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 from publisher.archive import ArchivePage, RawPost
 from publisher.errors import Problem
 from publisher.increment import Patch, same_shape
+from publisher.pipeline import no_cyclic_gc
 from publisher.posts import Post, Stream, Term
 from publisher.state_stamp import beside_state
 
@@ -240,7 +241,9 @@ def _write(tmp: Path, data: Snapshot | Delta) -> bool:
     """Pickle to ``tmp``; a cache that cannot be written costs the next build, not this one."""
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        # the pickler's memo holds a tuple per object (~10^6): with the cyclic
+        # collector on, one full collection walked them all (0.1 s at 10,000 posts)
+        with open(tmp, "wb") as f, no_cyclic_gc():
             pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as exc:
         with contextlib.suppress(OSError):
