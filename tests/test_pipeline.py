@@ -32,9 +32,9 @@ def test_freeze_happens_before_the_collector_is_back_on() -> None:
 
         # the control: without freeze, the block's end starts a collection of them
         with no_cyclic_gc():
-            made = [[i] for i in range(100_000)]
+            also = [[i] for i in range(100_000)]  # (freeing ``made`` would cancel the count)
             gc.callbacks.append(note)
-        assert made and events
+        assert also and events
     finally:
         if note in gc.callbacks:
             gc.callbacks.remove(note)
