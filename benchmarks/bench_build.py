@@ -31,12 +31,20 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-", dir=base))
 
 
-def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
-    cfg = tmp / "bench.toml"
+def config(tmp: Path, name: str, build: str = "") -> Path:
+    """A config writing to ``tmp/<name>-out`` with its state in ``tmp/<name>-state.db``;
+    ``build``: more ``[build]`` lines."""
+    cfg = tmp / f"{name}.toml"
     cfg.write_text(
-        f'[site]\nbase_url = "https://example.com/"\n[build]\noutput = "{tmp / "out"}"\n'
-        f'[state]\nurl = "sqlite:///{tmp / "state.db"}"\n'
+        f'[site]\nbase_url = "https://example.com/"\n'
+        f'[build]\noutput = "{tmp / f"{name}-out"}"\n{build}'
+        f'[state]\nurl = "sqlite:///{tmp / f"{name}-state.db"}"\n'
     )
+    return cfg
+
+
+def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
+    cfg = config(tmp, "bench")
     archives = tmp / "tagtxt"
     shutil.copytree(src, archives)
     cmd = [python, "-m", "publisher", "--config", str(cfg), "build", "--quiet", str(archives)]
@@ -71,12 +79,7 @@ def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
 
 def pelican_workload(src: Path, tmp: Path, python: str) -> Run:
     """Our build writing only Pelican's 202 files (see pelican_workload.py)."""
-    cfg = tmp / "pelican-workload.toml"
-    cfg.write_text(
-        f'[site]\nbase_url = "https://example.com/"\n'
-        f'[build]\noutput = "{tmp / "pw-out"}"\nfeed_max_items = {MAX_ITEMS}\n'
-        f'[state]\nurl = "sqlite:///{tmp / "pw-state.db"}"\n'
-    )
+    cfg = config(tmp, "pelican-workload", f"feed_max_items = {MAX_ITEMS}\n")
     return timed(
         [python, str(Path(__file__).with_name("pelican_workload.py")), str(cfg), str(src)],
         cwd=tmp,
