@@ -166,31 +166,40 @@ class FeedRenderer:
         return fe
 
     def atom_entry(self, post: Post) -> bytes:
-        frag = self._atom.get(post.id)
-        if frag is None:
-            elem = self._entry(post).atom_entry()
-            etree.indent(elem, level=1)
-            frag = b"  " + etree.tostring(elem, encoding="utf-8") + b"\n"
-            self._atom[post.id] = frag
+        frag = self._atom.get(post.id) or self._xml_entries(post, "atom")
         self._used(self._atom, post.id, "atom")
         return frag
 
     def rss_entry(self, post: Post) -> bytes:
-        frag = self._rss.get(post.id)
-        if frag is None:
-            fe = self._entry(post)
-            holder = etree.Element("channel", nsmap={"content": CONTENT_NS, "dc": DC_NS})
-            item = fe.rss_entry()
-            holder.append(item)
-            etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.site.author_name
-            etree.indent(item, level=2)
-            frag = etree.tostring(item, encoding="utf-8")
-            # the namespaces are declared once on <rss>; drop the copies lxml adds
-            frag = frag.replace(_RSS_ITEM_NS, b"<item>", 1)
-            frag = b"    " + frag + b"\n"
-            self._rss[post.id] = frag
+        frag = self._rss.get(post.id) or self._xml_entries(post, "rss")
         self._used(self._rss, post.id, "rss")
         return frag
+
+    def _xml_entries(self, post: Post, fmt: str) -> bytes:
+        """The post's ``fmt`` fragment, and its Atom/RSS sibling too when a document
+        still to render here expects it (see ``expect``): both come from one
+        ``FeedEntry``, whose making (the post's HTML, feedgen's checks) is a third of
+        each. A build renders a document in every format in turn, so the sibling
+        waits only until the next document."""
+        fe = self._entry(post)
+        other, cache = ("rss", self._rss) if fmt == "atom" else ("atom", self._atom)
+        both = (fmt, other) if (post.id, other) in self._uses and post.id not in cache else (fmt,)
+        for f in both:
+            if f == "atom":
+                elem = fe.atom_entry()
+                etree.indent(elem, level=1)
+                self._atom[post.id] = b"  " + etree.tostring(elem, encoding="utf-8") + b"\n"
+            else:
+                holder = etree.Element("channel", nsmap={"content": CONTENT_NS, "dc": DC_NS})
+                item = fe.rss_entry()
+                holder.append(item)
+                etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.site.author_name
+                etree.indent(item, level=2)
+                frag = etree.tostring(item, encoding="utf-8")
+                # the namespaces are declared once on <rss>; drop the copies lxml adds
+                frag = frag.replace(_RSS_ITEM_NS, b"<item>", 1)
+                self._rss[post.id] = b"    " + frag + b"\n"
+        return (self._atom if fmt == "atom" else self._rss)[post.id]
 
     def json_item(self, post: Post) -> bytes:
         """The post's JSON Feed item, encoded once and spliced into every document

@@ -143,8 +143,9 @@ def test_pages_have_autodiscovery_and_link_targets_exist(built: Path, settings: 
 
 def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings) -> None:
     """With small pages every post is in several documents per format; announcing the
-    documents lets the renderer free each post's fragment after its last one, and the
-    bytes are those of a renderer that keeps everything."""
+    documents lets the renderer free each post's fragment after its last one and make
+    its Atom and RSS fragments from one entry, and the bytes are those of a renderer
+    that keeps everything."""
     from publisher.feeds import FORMATS, FeedRenderer, paginate
 
     stream = load_stream(settings, [SEEDS])
@@ -156,8 +157,19 @@ def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings)
     for doc in docs:
         for fmt in FORMATS:
             dropping.expect(doc, fmt)
+    made = {"keeping": 0, "dropping": 0}
+    for name, renderer in (("keeping", keeping), ("dropping", dropping)):
+        entry = renderer._entry
+
+        def counted(post, entry=entry, name=name):  # type: ignore[no-untyped-def]
+            made[name] += 1
+            return entry(post)
+
+        renderer._entry = counted  # type: ignore[method-assign]
     for doc in docs:
         for fmt in FORMATS:
             assert dropping.render(doc, fmt) == keeping.render(doc, fmt)
     assert len(keeping._atom) == len(posts)
+    # announced Atom and RSS documents share one FeedEntry per post; unannounced, one each
+    assert made == {"keeping": 2 * len(posts), "dropping": len(posts)}
     assert dropping._atom == dropping._rss == dropping._json == {} and dropping._uses == {}
