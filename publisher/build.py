@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -181,9 +181,6 @@ def build(
             plan.touched = plan.regrouped = None
             pending = _pending(settings, plan, writer)
             assert pending is not None
-        for a in pending:
-            if a.will_render is not None:
-                a.will_render()
         pending.sort(key=lambda a: a.order)  # stable: the same order every build
     try:
         _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, plan.stage)
@@ -383,10 +380,9 @@ def _report(problems: Sequence[Problem]) -> None:
 #: ``Artifact.weight``), forking workers costs more than it saves.
 PARALLEL_MIN = 2000
 CHUNK = 50
-#: Feed formats pinned to a worker, so each post's entry for a format is built
-#: by one process only (Atom and RSS together: they share the making of it, see
-#: ``FeedRenderer._xml_entries``); pages are shared out to whichever worker is free.
-_LANES = {".atom": 0, ".rss": 0, ".json": 1}
+#: Each forked worker takes a part of the feed documents (see ``_lanes``);
+#: everything else is shared out to whichever worker is free.
+_SUFFIXES = (".atom", ".rss", ".json")
 
 
 def _render_all(
@@ -419,12 +415,44 @@ def _render_all(
         if jobs > 1 and work >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
             _render_forked(writer, pending, jobs, advance, meanwhile)
         else:
+            _announce(pending)
             for i in range(0, len(pending), CHUNK):
                 advance(_write_batch(writer, pending[i : i + CHUNK]))
             meanwhile()
     finally:
         if bar:
             bar.stop()
+
+
+def _announce(artifacts: Iterable[Artifact]) -> None:
+    """Tell the renderers what this process will render (see ``FeedRenderer.expect``):
+    in the process that renders it, so that nothing is made for a document that
+    another worker renders."""
+    for a in artifacts:
+        if a.will_render is not None:
+            a.will_render()
+
+
+def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
+    """Which worker renders the documents of each feed format.
+
+    A format's documents stay in one worker, which makes each post's fragment in
+    that format once. Atom and RSS fragments made together share their
+    ``FeedEntry`` (a third of the cost of each), so they go to one worker when
+    the rest (JSON Feed, pages) can keep the other busy as long; otherwise (a
+    build of feeds only, say) each has its own.
+    """
+    weight = dict.fromkeys(_SUFFIXES, 0)
+    other = 0
+    for a in pending:
+        suffix = a.path[a.path.rfind(".") :]
+        if suffix in weight:
+            weight[suffix] += a.weight
+        else:
+            other += a.weight
+    xml = weight[".atom"] + weight[".rss"]
+    together = weight[".json"] + other >= xml // 2
+    return {".atom": 0, ".rss": 0 if together else 1 % jobs, ".json": 1 % jobs}
 
 
 def _write_batch(writer: OutputWriter, batch: list[Artifact]) -> int:
@@ -441,17 +469,19 @@ def _render_forked(
     meanwhile: Callable[[], None],
 ) -> None:
     ctx = mp.get_context("fork")
+    lane_of = _lanes(pending, jobs)
     lanes: list[list[int]] = [[] for _ in range(jobs)]
     shared: list[int] = []
     for i, a in enumerate(pending):
-        lane = _LANES.get(a.path[a.path.rfind(".") :])
-        (lanes[lane % jobs] if lane is not None else shared).append(i)
+        lane = lane_of.get(a.path[a.path.rfind(".") :])
+        (lanes[lane] if lane is not None else shared).append(i)
     cursor = ctx.Value("l", 0)
     queue = ctx.Queue()
 
     def work(mine: list[int]) -> None:
         try:
             mark = writer.mark()
+            _announce(pending[j] for j in mine)
             for i in range(0, len(mine), CHUNK):
                 queue.put(
                     ("progress", _write_batch(writer, [pending[j] for j in mine[i : i + CHUNK]]))
@@ -463,6 +493,7 @@ def _render_forked(
                 if start >= len(shared):
                     break
                 batch = [pending[j] for j in shared[start : start + CHUNK]]
+                _announce(batch)
                 queue.put(("progress", _write_batch(writer, batch)))
             queue.put(("done", writer.since(mark)))
         except BaseException:
