@@ -388,6 +388,26 @@ def test_parallel_render_matches_serial(
     same_output()
 
 
+def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
+    from publisher.build import _lanes
+    from publisher.site import Artifact
+
+    def doc(path: str, weight: int) -> Artifact:
+        return Artifact(path, "", bytes, weight=weight)
+
+    feeds_only = [doc("all.atom", 300), doc("all.rss", 300), doc("tag/a.atom", 100)]
+    assert _lanes(feeds_only, 2) == {".atom": 0, ".rss": 1, ".json": 1}
+    everything = [
+        *feeds_only,
+        doc("all.json", 300),
+        *(doc(f"posts/{i}.html", 1) for i in range(99)),
+    ]
+    assert _lanes(everything, 2) == {".atom": 0, ".rss": 0, ".json": 1}
+    no_json = everything[:3] + everything[4:]  # 99 pages do not balance 700 of feeds
+    assert _lanes(no_json, 2)[".rss"] == 1
+    assert set(_lanes(everything, 1).values()) == {0}
+
+
 def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) -> None:
     """The cheap path must stay cheap: no feed, template, database or scheduler library."""
     s = settings_with(tmp_path)
