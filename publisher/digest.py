@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import css_inline
 from jinja2 import Environment, StrictUndefined
 
-from publisher.pages import environment
+from publisher.pages import FORMAT_LABELS, environment
 from publisher.posts import Post
 from publisher.settings import Settings
 from publisher.text import slugify
@@ -85,10 +85,12 @@ class DigestRenderer:
         return f"Posts from the week of {first:%A %-d %B} to {last:%A %-d %B %Y} ({week.label})"
 
     def feeds(self, tags: Sequence[str]) -> list[FeedRef]:
-        base = self.site.base_url
+        """The feeds a digest offers to follow instead, in the first format the build writes."""
+        base, fmt = self.site.base_url, self.settings.build.formats[0]
+        label = FORMAT_LABELS[fmt]
         if not tags:
-            return [FeedRef(f"{self.site.title} (Atom)", f"{base}all.atom")]
-        return [FeedRef(f"‘{t}’ (Atom)", f"{base}tag/{slugify(t, 'tag')}.atom") for t in tags]
+            return [FeedRef(f"{self.site.title} ({label})", f"{base}all.{fmt}")]
+        return [FeedRef(f"‘{t}’ ({label})", f"{base}tag/{slugify(t, 'tag')}.{fmt}") for t in tags]
 
     def render(
         self, week: Week, posts: Sequence[Post], tags: Sequence[str] = (), personal: bool = True

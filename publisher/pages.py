@@ -84,7 +84,8 @@ class PageRenderer:
 
 
 def opml(title: str, rows: list[FeedRow]) -> bytes:
-    """OPML 2.0 listing every feed (Atom flavour), so a reader can subscribe to all at once."""
+    """OPML 2.0 listing every feed (in the first format written: Atom unless it is
+    off), so a reader can subscribe to all at once."""
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',
@@ -94,10 +95,10 @@ def opml(title: str, rows: list[FeedRow]) -> bytes:
         "  <body>",
     ]
     for row in rows:
-        atom = next(f for f in row.feeds if f.type == "application/atom+xml")
+        feed = row.feeds[0]
         lines.append(
             f'    <outline type="rss" text={quoteattr(row.title)} title={quoteattr(row.title)}'
-            f" xmlUrl={quoteattr(atom.href)} htmlUrl={quoteattr(row.page)}/>"
+            f" xmlUrl={quoteattr(feed.href)} htmlUrl={quoteattr(row.page)}/>"
         )
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines).encode("utf-8")

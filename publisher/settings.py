@@ -48,12 +48,21 @@ class SiteSettings:
         return zone
 
 
+#: Every feed format, in the order files, links and lists show them.
+FEED_FORMATS = ("atom", "rss", "json")
+
+
 @dataclass(frozen=True)
 class BuildSettings:
     seeds: str = "seeds"
     output: str = "feeds"
     templates: str = ""
     feed_max_items: int = 20
+    #: Feed formats to write (each family gets one feed per format), in FEED_FORMATS order.
+    formats: tuple[str, ...] = FEED_FORMATS
+    #: Write the HTML pages (posts, tags, categories, index, sent digests). Off: only
+    #: the feeds, their stylesheet and OPML, for pages published some other way.
+    pages: bool = True
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,7 @@ _SECTIONS: dict[str, type] = {
 }
 #: TOML spellings that are Python keywords
 _KEY_ALIASES = {("digest", "from"): "sender"}
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _SLUGISH = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -237,6 +247,18 @@ def _coerce(
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where} must be a string, not {value!r}", 'quote it: key = "value"')
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str) and value.strip().lower() in _BOOLS:
+            return _BOOLS[value.strip().lower()]
+        raise ConfigError(f"{where} must be true or false, not {value!r}", "e.g. true")
+    if kind is tuple:
+        if from_env and isinstance(value, str):  # a comma-separated list
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where} must be a list of strings, not {value!r}", 'e.g. ["a", "b"]')
     raise AssertionError(f"unhandled setting type {kind}")  # pragma: no cover
 
 
@@ -326,6 +348,15 @@ def _validate(s: Settings) -> None:
             ) from None
     if s.schedule.misfire_grace_seconds < 0:
         raise ConfigError(f"{src}: [schedule] misfire_grace_seconds must be >= 0", "e.g. 21600")
+    unknown = [f for f in s.build.formats if f not in FEED_FORMATS]
+    if unknown or not s.build.formats:
+        raise ConfigError(
+            f"{src}: [build] formats {list(s.build.formats)!r} must name one or more of "
+            f"{', '.join(FEED_FORMATS)}",
+            'e.g. formats = ["atom", "rss"]',
+        )
+    # one order whatever the config's: the same files, links and lists
+    object.__setattr__(s.build, "formats", tuple(f for f in FEED_FORMATS if f in s.build.formats))
     if not 1 <= s.build.feed_max_items <= 10_000:
         raise ConfigError(
             f"{src}: [build] feed_max_items {s.build.feed_max_items} is out of range",

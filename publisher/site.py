@@ -13,7 +13,7 @@ from functools import partial
 
 from publisher import __version__
 from publisher.digest_archive import digest_files, sent_digests
-from publisher.feeds import FORMATS, MEDIA_TYPES, FeedRenderer, doc_path, paginate
+from publisher.feeds import MEDIA_TYPES, FeedRenderer, doc_path, paginate
 from publisher.ledger import DigestRecord
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
@@ -39,7 +39,9 @@ class Artifact:
     weight: int = 1
 
 
-def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
+def _feed_links(
+    renderer: FeedRenderer, key: str, title: str, formats: Sequence[str]
+) -> list[FeedLink]:
     return [
         FeedLink(
             renderer.url(doc_path(key, fmt)),
@@ -47,7 +49,7 @@ def _feed_links(renderer: FeedRenderer, key: str, title: str) -> list[FeedLink]:
             f"{title} ({FORMAT_LABELS[fmt]})",
             FORMAT_LABELS[fmt],
         )
-        for fmt in FORMATS
+        for fmt in formats
     ]
 
 
@@ -71,12 +73,14 @@ def artifacts(
     """
     listing = regrouped is not None  # list what is kept, so the rest is removed
     site = settings.site
+    formats, with_pages = settings.build.formats, settings.build.pages
     feeds = FeedRenderer(site, updated)
     pages = PageRenderer(settings)
     base_key = digest(
         __version__,
         repr(site),
         settings.build.feed_max_items,
+        formats,  # pages link to every format
         folder_digest(settings.templates_dir),
     )
 
@@ -110,9 +114,9 @@ def artifacts(
         families.append((key, f"{site.title}: {heading}", heading, page_url, members))
 
     rows: list[FeedRow] = []
-    site_links = _feed_links(feeds, "all", site.title)
+    site_links = _feed_links(feeds, "all", site.title, formats)
     for key, title, description, page_url, posts in families:
-        links = _feed_links(feeds, key, title)
+        links = _feed_links(feeds, key, title, formats)
         rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
         whole = regrouped is not None and key in regrouped
         if not whole and not shows_touched(posts) and not listing:
@@ -122,7 +126,7 @@ def artifacts(
         ):
             if not whole and not shows_touched(doc.posts):
                 if listing:
-                    yield from (kept(doc.path(fmt)) for fmt in FORMATS)
+                    yield from (kept(doc.path(fmt)) for fmt in formats)
                 continue
             doc_key = digest(
                 base_key,
@@ -134,7 +138,7 @@ def artifacts(
                 posts_key(doc.posts),
             )
             newest = (0, -doc.posts[0].published.timestamp())
-            for fmt in FORMATS:
+            for fmt in formats:
                 yield Artifact(
                     doc.path(fmt),
                     doc_key,
@@ -143,7 +147,7 @@ def artifacts(
                     partial(feeds.expect, doc, fmt),
                     weight=len(doc.posts),
                 )
-        if key != "all":
+        if key != "all" and with_pages:
             heading = description
             if not whole and not shows_touched(posts):
                 yield kept(f"{key}.html")  # (listing: the family was skipped otherwise)
@@ -155,46 +159,48 @@ def artifacts(
                 weight=len(posts),
             )
 
-    term_atom = {
-        (row_key, title): link
-        for row_key, title in {(f"{t.kind}/{t.slug}", t.name) for t in stream.terms.values()}
-        for link in _feed_links(feeds, row_key, title)
-        if link.type == MEDIA_TYPES["atom"]
-    }
+    if with_pages:
+        term_links = {  # a post page links to each of its terms' feeds in the first format
+            (f"{t.kind}/{t.slug}", t.name): _feed_links(
+                feeds, f"{t.kind}/{t.slug}", t.name, formats[:1]
+            )[0]
+            for t in stream.terms.values()
+        }
 
-    def post_page(p: Post) -> bytes:
-        # built only when the page is (re)rendered: most rebuilds skip most posts
-        terms = _terms_of(stream, p)
-        links = site_links + [term_atom[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
-        return pages.post(p, terms, links)
+        def post_page(p: Post) -> bytes:
+            # built only when the page is (re)rendered: most rebuilds skip most posts
+            terms = _terms_of(stream, p)
+            links = site_links + [term_links[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
+            return pages.post(p, terms, links)
 
-    for p in stream.posts:
-        if touched is None or p.id in touched:
+        for p in stream.posts:
+            if touched is None or p.id in touched:
+                yield Artifact(
+                    f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p)
+                )
+            elif listing:
+                yield kept(f"posts/{p.slug}.html")
+
+        weeks = sent_digests(settings, stream, sent)
+        if listing or any(shows_touched(d.posts) for d in weeks):
+            for path, key, render in digest_files(settings, weeks, updated, base_key):
+                yield Artifact(path, key, render)
+        archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
+        recent = list(stream.posts[: settings.build.feed_max_items])
+        if listing or shows_touched(recent):
             yield Artifact(
-                f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p)
+                "index.html",
+                digest(base_key, rows, posts_key(recent), archive),
+                _bind(pages.index, rows, recent, site_links, archive),
             )
-        elif listing:
-            yield kept(f"posts/{p.slug}.html")
-
-    weeks = sent_digests(settings, stream, sent)
-    if listing or any(shows_touched(d.posts) for d in weeks):
-        for path, key, render in digest_files(settings, weeks, updated, base_key):
-            yield Artifact(path, key, render)
-    archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
-    recent = list(stream.posts[: settings.build.feed_max_items])
-    if listing or shows_touched(recent):
-        yield Artifact(
-            "index.html",
-            digest(base_key, rows, posts_key(recent), archive),
-            _bind(pages.index, rows, recent, site_links, archive),
-        )
     if touched is not None and not listing:
         return  # the rest shows no post
     yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
+    static = STATIC_FILES if with_pages else STATIC_FILES[:1]  # feed.xsl: the feeds' own
     if listing:
-        yield from (kept(name) for name in STATIC_FILES)  # made of the templates only
+        yield from (kept(name) for name in static)  # made of the templates only
         return
-    for name in STATIC_FILES:
+    for name in static:
         data = (settings.templates_dir / name).read_bytes()
         yield Artifact(name, digest(data), _bind(lambda d: d, data))
 

@@ -196,6 +196,33 @@ def test_writes_are_atomic_no_temp_files_left(
     assert "Cyber" in (out / "all.atom").read_text(encoding="utf-8")
 
 
+def test_formats_and_pages_choose_the_files_and_switch_back(tmp_path: Path, seeds: Path) -> None:
+    """Feeds only, in two formats (Pelican's benchmark shape), then everything, then back:
+    each build removes what the settings no longer ask for, and nothing else."""
+    out = tmp_path / "out"
+    foreign = write(out / "tag" / "notes.html", "not ours")
+    full = build(settings_with(tmp_path), [seeds], out)
+    first = {k: v[0] for k, v in snapshot(out).items() if k != ".publisher-manifest.json"}
+    feeds_only = settings_with(tmp_path, "[build]\nformats = ['rss', 'atom']\npages = false\n")
+    slim = build(feeds_only, [seeds], out)
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    files -= {".publisher-manifest.json", "tag/notes.html"}
+    assert {f.rsplit(".", 1)[1] for f in files} == {"atom", "rss", "opml", "xsl"}
+    assert {"all.atom", "all.rss", "tag/thanks.atom", "tag/digital.rss"} <= files
+    assert slim.removed == full.written - len(files) and foreign.read_text() == "not ours"
+    assert len(feedparser.parse(str(out / "tag" / "digital.rss")).entries) == 10
+    opml = (out / "feeds.opml").read_text(encoding="utf-8")
+    assert 'xmlUrl="http://127.0.0.1:8000/tag/thanks.atom"' in opml
+    rss_only = settings_with(tmp_path, "[build]\nformats = ['rss']\n")
+    build(rss_only, [seeds], out)
+    page = (out / "posts").glob("*.html").__next__().read_text(encoding="utf-8")
+    assert 'type="application/rss+xml"' in page and "application/atom+xml" not in page
+    assert not list(out.rglob("*.atom")) and not list(out.rglob("[!.]*.json"))
+    build(settings_with(tmp_path), [seeds], out)
+    last = {k: v[0] for k, v in snapshot(out).items() if k != ".publisher-manifest.json"}
+    assert last == first  # byte for byte, as if never switched
+
+
 def test_escaping_and_control_characters_round_trip(tmp_path: Path) -> None:
     title = "Fish & <chips> \"quoted\" 'single' — café ☕"
     body = "Tom & Jerry <script>alert('x')</script> “curly” naïve ☃\x07 end."

@@ -423,3 +423,19 @@ def test_draft_renders_every_message_to_the_outbox_without_touching_the_ledger(
     assert not smtp.recorder.messages  # nothing went to the real server
     assert Ledger(open_engine(cfg.state.url)).digest("2019-W07") is None
     assert run_week(cfg, "2019-W07").sent == 2  # the real send is still to come
+
+
+def test_digest_offers_the_feeds_in_the_first_format_built(tmp_path: Path) -> None:
+    from publisher.digest import DigestRenderer
+    from publisher.pipeline import load_stream
+
+    path = tmp_path / "p.toml"
+    path.write_text('[build]\nformats = ["json", "rss"]\n', encoding="utf-8")
+    s = load_settings(path, environ={})
+    posts = list(load_stream(s, [SEEDS]).posts[:3])
+    week = parse_week("2019-W07", s.site.tzinfo)
+    mail = DigestRenderer(s).render(week, posts, tags=["thanks"])
+    assert f"{s.site.base_url}tag/thanks.rss" in mail.html and "(RSS)" in mail.text
+    assert ".atom" not in mail.html + mail.text
+    everything = DigestRenderer(s).render(week, posts)
+    assert f"{s.site.base_url}all.rss" in everything.text

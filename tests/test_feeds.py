@@ -146,7 +146,8 @@ def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings)
     documents lets the renderer free each post's fragment after its last one and make
     its Atom and RSS fragments from one entry, and the bytes are those of a renderer
     that keeps everything."""
-    from publisher.feeds import FORMATS, FeedRenderer, paginate
+    from publisher.feeds import FeedRenderer, paginate
+    from publisher.settings import FEED_FORMATS as FORMATS
 
     stream = load_stream(settings, [SEEDS])
     posts = list(stream.posts)

@@ -52,6 +52,11 @@ def test_toml_and_environment_override(tmp_path: Path) -> None:
         ("[smtp]\nrate_per_second = 'fast'\n", {}, "must be a number"),
         ("[digest]\nfrom = 'nobody'\n", {}, "[digest] from"),
         ("[schedule]\ndigest_cron = '0 7 * *'\n", {}, "[schedule] digest_cron"),
+        ("[build]\nformats = ['atom', 'xml']\n", {}, "must name one or more of atom, rss, json"),
+        ("[build]\nformats = []\n", {}, "[build] formats"),
+        ("[build]\nformats = 'atom'\n", {}, "[build] formats must be a list of strings"),
+        ("[build]\npages = 'no'\n", {}, "[build] pages must be true or false"),
+        ("", {"PUBLISHER_BUILD_PAGES": "maybe"}, "PUBLISHER_BUILD_PAGES: [build] pages"),
     ],
 )
 def test_bad_config_names_file_key_and_fix(
@@ -65,6 +70,17 @@ def test_bad_config_names_file_key_and_fix(
     assert exc.value.remedy and exc.value.exit_code == 2
     if not env:
         assert str(cfg) in exc.value.message
+
+
+def test_formats_and_pages_from_toml_and_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[build]\nformats = ['rss', 'atom', 'rss']\npages = false\n")
+    s = load_settings(cfg, environ={})
+    assert s.build.formats == ("atom", "rss") and s.build.pages is False  # one order, once each
+    env = {"PUBLISHER_BUILD_FORMATS": "json, atom", "PUBLISHER_BUILD_PAGES": "yes"}
+    s = load_settings(cfg, environ=env)
+    assert s.build.formats == ("atom", "json") and s.build.pages is True
+    assert load_settings(None, environ={}).build.formats == ("atom", "rss", "json")
 
 
 def test_digest_from_and_smtp_overrides_from_environment(tmp_path: Path) -> None:
