@@ -182,12 +182,22 @@ def build(
             pending = _pending(settings, plan, writer)
             assert pending is not None
         pending.sort(key=lambda a: a.order)  # stable: the same order every build
+
+    def meanwhile() -> None:
+        """While the render workers run: keep the snapshot, save the posts' versions.
+
+        The versions are what this build saw: if writing then fails, the next
+        build dates an edit from this one, which saw it first (and, finding no
+        snapshot, reads every archive).
+        """
+        plan.stage()
+        save_versions(engine, plan.versions)
+
     try:
-        _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, plan.stage)
+        _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, meanwhile)
         if plan.touched is not None and plan.regrouped is None:
             writer.keep_unlisted()
         writer.finish(inputs)
-        save_versions(engine, plan.versions)
         plan.record(count_versions(engine))
     except BaseException:
         store.discard()
