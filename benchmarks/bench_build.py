@@ -77,13 +77,25 @@ def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
     return res
 
 
-def pelican_workload(src: Path, tmp: Path, python: str) -> Run:
-    """Our build writing only Pelican's 202 files (see pelican_workload.py)."""
-    cfg = config(tmp, "pelican-workload", f"feed_max_items = {MAX_ITEMS}\n")
-    return timed(
-        [python, str(Path(__file__).with_name("pelican_workload.py")), str(cfg), str(src)],
-        cwd=tmp,
-    )
+#: Pelican's benchmark settings, as publisher settings: the site feed and each tag
+#: feed in Atom and RSS, every entry, no pages (Pelican's *_SAVE_AS = "").
+PELICAN_LIKE = f'feed_max_items = {MAX_ITEMS}\nformats = ["atom", "rss"]\npages = false\n'
+
+
+def pelican_like(src: Path, tmp: Path, python: str) -> Run:
+    """A full build with Pelican's settings (202 feeds, plus feeds.opml and feed.xsl)."""
+    cfg = config(tmp, "pelican-like", PELICAN_LIKE)
+    cmd = [python, "-m", "publisher", "--config", str(cfg), "build", "--quiet", str(src)]
+    return timed(cmd, cwd=tmp)
+
+
+def baselines(src: Path, tmp: Path, python: str) -> dict[str, Run]:
+    """The issue's reference rows on this machine (see baselines.py)."""
+    script = str(Path(__file__).with_name("baselines.py"))
+    return {
+        name: timed([python, script, kind, str(src), str(tmp / f"baseline-{kind}")], cwd=tmp)
+        for kind, name in (("feedgen", "naive feedgen loop"), ("strings", "plain string templates"))
+    }
 
 
 def peers(posts: int, tmp: Path) -> dict[str, Run]:
@@ -144,15 +156,17 @@ def main() -> None:
             full = results["full build"]
             same = None
             if args.posts <= MAX_ITEMS:
-                same = pelican_workload(src / "tagtxt", tmp, python)
-                print(f"  publisher {'on Pelican’s 202 files only':34s} {same}")
+                same = pelican_like(src / "tagtxt", tmp, python)
+                print(f"  publisher {'full build, Pelican’s settings':34s} {same}")
+            for name, run in baselines(src / "tagtxt", tmp, python).items():
+                print(f"  {name:44s} {run}")
             for name, run in peers(args.posts, tmp).items():
                 line = (
                     f"  {name:44s} {run}  (publisher full build: {run.wall / full.wall:.1f}x "
                     f"faster wall, {run.cpu / full.cpu:.1f}x less CPU"
                 )
                 if same is not None and name == "pelican":
-                    line += f"; on the same 202 files: {run.wall / same.wall:.1f}x faster wall"
+                    line += f"; with its settings: {run.wall / same.wall:.1f}x faster wall"
                 print(line + ")")
         print(f"  {host_speed()}")
     finally:
