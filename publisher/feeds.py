@@ -268,17 +268,15 @@ class FeedRenderer:
             ext.links = extra
         return fg
 
-    def atom(self, doc: FeedDoc) -> bytes:
+    def atom(self, doc: FeedDoc) -> list[bytes]:
         shell = self._generator(doc, "atom").atom_str(pretty=True)
-        body = b"".join(self.atom_entry(p) for p in doc.posts)
-        return self._splice(shell, b"</feed>", body)
+        return self._splice(shell, b"</feed>", [self.atom_entry(p) for p in doc.posts])
 
-    def rss(self, doc: FeedDoc) -> bytes:
+    def rss(self, doc: FeedDoc) -> list[bytes]:
         shell = self._generator(doc, "rss").rss_str(pretty=True)
-        body = b"".join(self.rss_entry(p) for p in doc.posts)
-        return self._splice(shell, b"  </channel>", body)
+        return self._splice(shell, b"  </channel>", [self.rss_entry(p) for p in doc.posts])
 
-    def json(self, doc: FeedDoc) -> bytes:
+    def json(self, doc: FeedDoc) -> list[bytes]:
         feed: dict[str, object] = {
             "version": "https://jsonfeed.org/version/1.1",
             "title": doc.title,
@@ -296,19 +294,26 @@ class FeedRenderer:
         # compact, by the C encoder (indent= forces the pure-Python one, 10x slower);
         # "items" last, so the encoded items are spliced before the closing brace
         head = json.dumps(feed, ensure_ascii=False)[:-1].encode()
-        items = b", ".join(self.json_item(p) for p in doc.posts)
-        return b"".join((head, b', "items": [', items, b"]}\n"))
+        parts = [head, b', "items": [']
+        for i, p in enumerate(doc.posts):
+            if i:
+                parts.append(b", ")
+            parts.append(self.json_item(p))
+        parts.append(b"]}\n")
+        return parts
 
-    def render(self, doc: FeedDoc, fmt: str) -> bytes:
+    def render(self, doc: FeedDoc, fmt: str) -> list[bytes]:
+        """The document as pieces to write in turn (see ``OutputWriter.write``): a feed
+        of every entry is tens of MB, which joining would hold twice more."""
         return getattr(self, fmt)(doc)
 
-    def _splice(self, shell: bytes, closing: bytes, body: bytes) -> bytes:
+    def _splice(self, shell: bytes, closing: bytes, entries: list[bytes]) -> list[bytes]:
         """The entries put into the feedgen shell, and the stylesheet after the XML
-        declaration; in one join, as a feed of every entry is tens of MB."""
+        declaration."""
         end_decl = shell.index(b"\n") + 1
         at = shell.rindex(closing)
         stylesheet = self.stylesheet.encode()
-        return b"".join((shell[:end_decl], stylesheet, shell[end_decl:at], body, shell[at:]))
+        return [shell[:end_decl], stylesheet, shell[end_decl:at], *entries, shell[at:]]
 
 
 _RSS_ITEM_NS = f'<item xmlns:content="{CONTENT_NS}" xmlns:dc="{DC_NS}">'.encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from publisher.errors import PublisherError
 
 MANIFEST = ".publisher-manifest.json"
 MANIFEST_VERSION = 1
+#: Write buffer: a feed's entries are a few kB each, written in 1 MB system calls.
+_BUFFER = 1 << 20
 
 
 @dataclass
@@ -150,14 +153,16 @@ class OutputWriter:
             return self.keep(rel)
         return False
 
-    def write(self, rel: str, key: str, data: bytes) -> None:
+    def write(self, rel: str, key: str, data: bytes | Sequence[bytes]) -> None:
+        """Write ``data`` (bytes, or pieces written in turn) unless the file holds it."""
         if rel in self._new:
             raise PublisherError(f"internal: {rel} written twice in one build")
         target = self.path(rel)
+        parts = [data] if isinstance(data, bytes) else data
         same = False
         if rel in self._old:  # only a file we wrote before can be identical already
             with contextlib.suppress(FileNotFoundError), open(target, "rb") as f:
-                same = f.read() == data
+                same = _holds(f.read(), parts)
         if same:
             self.counts.unchanged += 1
         else:
@@ -167,8 +172,8 @@ class OutputWriter:
                 self._dirs.add(folder)
             tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
             try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+                with open(tmp, "wb", buffering=_BUFFER) as f:
+                    f.writelines(parts)
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
@@ -201,3 +206,15 @@ class OutputWriter:
         while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
+
+
+def _holds(old: bytes, parts: Sequence[bytes]) -> bool:
+    """``old == b"".join(parts)``, without the join."""
+    if len(old) != sum(map(len, parts)):
+        return False
+    view, at = memoryview(old), 0
+    for part in parts:
+        if view[at : at + len(part)] != part:
+            return False
+        at += len(part)
+    return True

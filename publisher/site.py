@@ -27,7 +27,7 @@ STATIC_FILES = ("feed.xsl", "style.css")
 class Artifact:
     path: str
     key: str
-    render: Callable[[], bytes]
+    render: Callable[[], bytes | Sequence[bytes]]  # see ``OutputWriter.write``
     #: Render order: feed documents by their newest post, newest first, then the rest.
     order: tuple[int, float] = (1, 0.0)
     #: Called once before rendering when the file is to be (re)written.
@@ -232,5 +232,7 @@ def _unrendered() -> bytes:
     raise AssertionError("a kept file is never rendered")
 
 
-def _bind(fn: Callable[..., bytes], *args: object) -> Callable[[], bytes]:
+def _bind(
+    fn: Callable[..., bytes | Sequence[bytes]], *args: object
+) -> Callable[[], bytes | Sequence[bytes]]:
     return lambda: fn(*args)
