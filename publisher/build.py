@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.archive import ArchivePage, Copies, archive_files, display_name, parse_page
+from publisher.build_state import BuildState
 from publisher.errors import Problem, PublisherError
 from publisher.output import OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
@@ -31,15 +32,13 @@ from publisher.posts import Stream
 from publisher.settings import Settings
 from publisher.snapshot import FORMAT as SNAPSHOT_FORMAT
 from publisher.snapshot import FileStat, Snapshot, SnapshotStore, changed_files
+from publisher.state_rows import PostVersion, resolve_updated
 from publisher.state_stamp import stamp_path
 from publisher.text import digest, folder_digest
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-    from publisher.ledger import DigestRecord
     from publisher.site import Artifact
-    from publisher.state import PostVersion
+    from publisher.state_rows import DigestRecord
 
 # feeds/pages/state pull in feedgen, lxml, Jinja2 and SQLAlchemy (~0.3 s of
 # imports): they are imported after the "nothing changed" check, not before.
@@ -141,69 +140,66 @@ def build(
     now = now or datetime.now(settings.site.tzinfo)
     now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
     store = SnapshotStore(settings.state.url, out)
-    plan = None
-    # The cyclic collector stays off while ~10^6 acyclic objects come in (SQLAlchemy,
-    # the snapshot or the parsed archives, the artifacts), which are then frozen:
-    # neither this process nor the forked render workers walk them again (see
-    # ``no_cyclic_gc``; each walk took 0.04-0.09 s at 10,000 posts).
-    with no_cyclic_gc(freeze=True):
-        from publisher.state import count_versions, open_engine, save_versions
-
-        engine = open_engine(settings.state.url)
-        prior = None if full else store.load(config)
-        if prior is not None:
-            plan = _incremental(settings, store, prior, files, inputs, engine, now, writer)
-        if plan is None:
-            # what the snapshot parsed of archives unchanged since still holds
-            parsed = {}
+    # the state database is opened meanwhile, in a helper process (see there)
+    with BuildState(settings.state.url) as state:
+        plan = None
+        # The cyclic collector stays off while ~10^6 acyclic objects come in (the
+        # snapshot or the parsed archives, the artifacts), which are then frozen:
+        # neither this process nor the forked render workers walk them again (see
+        # ``no_cyclic_gc``; each walk took 0.04-0.09 s at 10,000 posts).
+        with no_cyclic_gc(freeze=True):
+            prior = None if full else store.load(config)
             if prior is not None:
-                parsed = {
-                    n: p for n, p in prior.pages.items() if prior.files.get(n) == files.get(n)
-                }
-            prior = None  # the rest is not kept through a full build's peak
-            plan = _full(
-                settings,
-                store,
-                given,
-                files,
-                config,
-                inputs,
-                engine,
-                now,
-                skip_invalid,
-                out,
-                parsed,
-            )
-        stream = plan.stream
-        pending = _pending(settings, plan, writer)
-        if pending is None:  # a kept file the manifest does not know: key everything
-            writer = OutputWriter(out)
-            plan.touched = plan.regrouped = None
+                plan = _incremental(settings, store, prior, files, inputs, state, now, writer)
+            if plan is None:
+                # what the snapshot parsed of archives unchanged since still holds
+                parsed = {}
+                if prior is not None:
+                    parsed = {
+                        n: p for n, p in prior.pages.items() if prior.files.get(n) == files.get(n)
+                    }
+                prior = None  # the rest is not kept through a full build's peak
+                plan = _full(
+                    settings,
+                    store,
+                    given,
+                    files,
+                    config,
+                    inputs,
+                    state,
+                    now,
+                    skip_invalid,
+                    out,
+                    parsed,
+                )
+            stream = plan.stream
             pending = _pending(settings, plan, writer)
-            assert pending is not None
-        pending.sort(key=lambda a: a.order)  # stable: the same order every build
+            if pending is None:  # a kept file the manifest does not know: key everything
+                writer = OutputWriter(out)
+                plan.touched = plan.regrouped = None
+                pending = _pending(settings, plan, writer)
+                assert pending is not None
+            pending.sort(key=lambda a: a.order)  # stable: the same order every build
 
-    def meanwhile() -> None:
-        """While the render workers run: keep the snapshot, save the posts' versions.
+        def meanwhile() -> None:
+            """While the render workers run: keep the snapshot, save the posts' versions.
 
-        The versions are what this build saw: if writing then fails, the next
-        build dates an edit from this one, which saw it first (and, finding no
-        snapshot, reads every archive).
-        """
-        plan.stage()
-        save_versions(engine, plan.versions)
+            The versions are what this build saw: if writing then fails, the next
+            build dates an edit from this one, which saw it first (and, finding no
+            snapshot, reads every archive).
+            """
+            plan.stage()
+            state.save_versions(plan.versions)
 
-    try:
-        _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, meanwhile)
-        if plan.touched is not None and plan.regrouped is None:
-            writer.keep_unlisted()
-        writer.finish(inputs)
-        plan.record(count_versions(engine))
-    except BaseException:
-        store.discard()
-        raise
-    finally:
-        engine.dispose()
+        try:
+            _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, meanwhile)
+            if plan.touched is not None and plan.regrouped is None:
+                writer.keep_unlisted()
+            writer.finish(inputs)
+            plan.record(state.count_versions())
+        except BaseException:
+            store.discard()
+            raise
     if settings.site.websub_hub:
         from publisher.websub import ping_hub
 
@@ -254,15 +250,12 @@ def _full(
     files: dict[str, FileStat],
     config: str,
     inputs: str,
-    engine: Engine,
+    state: BuildState,
     now: datetime,
     skip_invalid: bool,
     out: Path,
     parsed: dict[str, ArchivePage],
 ) -> _Plan:
-    from publisher.ledger import Ledger
-    from publisher.state import load_versions, resolve_updated
-
     pages, stream = load_pages(settings, given, parsed)
     _report(stream.problems)
     if stream.errors and not skip_invalid:
@@ -273,11 +266,11 @@ def _full(
         )
     if not stream.posts:
         raise PublisherError("no posts to publish", "check the archive paths")
-    known = load_versions(engine)
+    known = state.load_versions()
     updated, versions = resolve_updated(
         ((p.id, p.content_hash, p.published) for p in stream.posts), known, now
     )
-    sent = Ledger(engine).sent_digests()
+    sent = state.sent_digests()
     # the row count is known before the rows are saved: what was there, plus the new
     rows = len(known.keys() | {pid for pid, _ in versions})
     snap = Snapshot(config, inputs, files, {p.file: p for p in pages}, stream, updated, sent, rows)
@@ -301,13 +294,12 @@ def _incremental(
     prior: Snapshot,
     files: dict[str, FileStat],
     inputs: str,
-    engine: Engine,
+    state: BuildState,
     now: datetime,
     writer: OutputWriter,
 ) -> _Plan | None:
     """Patch the last build's stream with the few archives that changed, or ``None``."""
     from publisher.increment import patch
-    from publisher.state import count_versions, load_versions, resolve_updated
 
     changed, gone = changed_files(prior, files)
     seen: Copies = {}
@@ -318,14 +310,14 @@ def _incremental(
     result = patch(
         prior.stream, prior.pages, new_pages | emptied, site.id_domain, site.tzinfo, settings.ids
     )
-    if result is None or count_versions(engine) != prior.versions:
+    if result is None or state.count_versions() != prior.versions:
         return None
     stream = result.stream
     _report(stream.problems)
     by_id = {p.id: p for p in stream.posts if p.id in result.remade} if result.remade else {}
     fresh, versions = resolve_updated(
         ((p.id, p.content_hash, p.published) for p in by_id.values()),
-        load_versions(engine, by_id),
+        state.load_versions(by_id),
         now,
     )
     updated = prior.updated | fresh

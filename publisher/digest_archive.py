@@ -12,9 +12,9 @@ from feedgen.feed import FeedGenerator
 
 from publisher import __version__
 from publisher.digest import DigestRenderer
-from publisher.ledger import DigestRecord
 from publisher.posts import Post, Stream
 from publisher.settings import Settings
+from publisher.state_rows import DigestRecord
 from publisher.text import digest
 from publisher.weeks import Week, parse_week
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.state import deliveries, digests, subscribers
+from publisher.state_rows import DigestRecord
 
 
 class DeliveryStatus(StrEnum):
@@ -41,14 +42,6 @@ class Delivery:
     status: DeliveryStatus
     attempts: int
     message_id: str
-
-
-@dataclass(frozen=True)
-class DigestRecord:
-    id: int
-    week: str
-    created: str
-    post_ids: tuple[str, ...]
 
 
 # The two updates made per message, built once (statement construction and

@@ -14,10 +14,10 @@ from functools import partial
 from publisher import __version__
 from publisher.digest_archive import digest_files, sent_digests
 from publisher.feeds import MEDIA_TYPES, FeedRenderer, doc_path, paginate
-from publisher.ledger import DigestRecord
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
 from publisher.settings import Settings
+from publisher.state_rows import DigestRecord
 from publisher.text import digest, folder_digest
 
 STATIC_FILES = ("feed.xsl", "style.css")

@@ -34,7 +34,7 @@ from publisher.posts import Post, Stream, Term
 from publisher.state_stamp import beside_state
 
 if TYPE_CHECKING:
-    from publisher.ledger import DigestRecord
+    from publisher.state_rows import DigestRecord
 
 #: Part of the config digest: a snapshot in another layout is never read back.
 FORMAT = 1

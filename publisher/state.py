@@ -8,13 +8,13 @@ transaction, so an old database keeps its data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from publisher.errors import PublisherError
+from publisher.state_rows import PostVersion
 from publisher.state_stamp import sqlite_file
 
 metadata = sa.MetaData()
@@ -105,16 +105,16 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class PostVersion:
-    content_hash: str
-    updated: datetime
-
-
 def open_engine(url: str) -> Engine:
     """Connect and migrate; a SQLite file's folder is created on first use."""
     if (db := sqlite_file(url)) is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PublisherError(
+                f"state database {url}: cannot create its folder {db.parent}: {exc.strerror}",
+                "check [state] url (or PUBLISHER_STATE_URL): its folder must be one you can write",
+            ) from None
     try:
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":
@@ -189,26 +189,3 @@ def save_versions(engine: Engine, changed: Iterable[tuple[str, PostVersion]]) ->
         for i in range(0, len(ids), 500):
             conn.execute(post_versions.delete().where(post_versions.c.id.in_(ids[i : i + 500])))
         conn.execute(post_versions.insert(), rows)
-
-
-def resolve_updated(
-    posts: Iterable[tuple[str, str, datetime]],
-    known: dict[str, PostVersion],
-    now: datetime,
-) -> tuple[dict[str, datetime], list[tuple[str, PostVersion]]]:
-    """(id, content hash, published) -> updated dates, and the rows to save.
-
-    A post seen for the first time was last updated when it was published; a
-    post whose content changed since the last build was updated ``now``.
-    """
-    updated: dict[str, datetime] = {}
-    changed: list[tuple[str, PostVersion]] = []
-    for pid, digest, published in posts:
-        old = known.get(pid)
-        if old is not None and old.content_hash == digest:
-            updated[pid] = old.updated
-            continue
-        when = published if old is None else max(now, published)
-        updated[pid] = when
-        changed.append((pid, PostVersion(digest, when)))
-    return updated, changed

@@ -1,0 +1,153 @@
+"""The state database as a build uses it: in this process, or in a forked helper.
+
+Importing SQLAlchemy takes ~0.2 s: a tenth of a full build with Pelican's
+settings and a third of a one-post rebuild at 10,000 posts. A build needs the
+database only once it has read the archives (for the posts' versions) and
+while its workers render (to save them). So a process that has not imported
+SQLAlchemy yet forks a helper at the start of the build, which imports it,
+opens (and migrates) the database and then answers this process's calls,
+while this process reads the snapshot and the archives. A process that has
+imported it already (the scheduler, the web app, a test run) has nothing to
+hide and calls the database itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import sys
+import traceback
+from collections.abc import Iterable
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from publisher.errors import PublisherError
+from publisher.state_rows import PostVersion
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from publisher.state_rows import DigestRecord
+
+
+class BuildState:
+    """A build's calls on the state database (see the module docstring)."""
+
+    def __init__(self, url: str, *, helper: bool | None = None) -> None:
+        """Fork the helper now when ``helper`` (default: SQLAlchemy not imported yet
+        and ``fork`` available); otherwise the database is opened on first use."""
+        if helper is None:
+            helper = "sqlalchemy" not in sys.modules and "fork" in mp.get_all_start_methods()
+        self.url = url
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+        self._proc: Any = None
+        if helper:
+            ctx = mp.get_context("fork")
+            self._conn, theirs = ctx.Pipe()
+            self._proc = ctx.Process(target=_serve, args=(url, theirs), daemon=True)
+            self._proc.start()
+            theirs.close()
+
+    @property
+    def forked(self) -> bool:
+        return self._proc is not None
+
+    def count_versions(self) -> int:
+        return self._call("count_versions")
+
+    def load_versions(self, ids: Iterable[str] | None = None) -> dict[str, PostVersion]:
+        return self._call("load_versions", None if ids is None else list(ids))
+
+    def save_versions(self, changed: list[tuple[str, PostVersion]]) -> None:
+        self._call("save_versions", changed)
+
+    def sent_digests(self) -> list[DigestRecord]:
+        return self._call("sent_digests")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):  # the helper may be gone already
+                self._conn.send(None)
+            self._proc.join()
+            self._conn.close()
+            self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self) -> BuildState:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self._conn is None:
+            if self._engine is None:
+                from publisher.state import open_engine
+
+                self._engine = open_engine(self.url)
+            return _run(self._engine, name, args)
+        try:
+            self._conn.send((name, args))
+            ok, value = self._conn.recv()
+        except (EOFError, OSError):
+            raise PublisherError(
+                f"state database {self.url}: the process holding it exited",
+                "run the command again; if it keeps failing, run it with --jobs 1",
+            ) from None
+        if ok:
+            return value
+        kind, message, remedy, exit_code = value
+        if kind is None:  # not an error for the user: a bug, with its traceback
+            raise RuntimeError(f"state database helper failed:\n{message}")
+        raise kind(message, remedy, exit_code)
+
+
+def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
+    from publisher import state
+
+    if name == "sent_digests":
+        from publisher.ledger import Ledger
+
+        return Ledger(engine).sent_digests()
+    if name not in ("count_versions", "load_versions", "save_versions"):
+        raise AssertionError(f"no state call {name!r}")
+    return getattr(state, name)(engine, *args)
+
+
+def _serve(url: str, conn: Connection) -> None:
+    """The helper: open the database at once, then answer calls until told to stop.
+
+    A failure to open is the answer to every call, so the build reports it
+    where it would have met it in process.
+    """
+    engine = failure = None
+    try:
+        from publisher.state import open_engine
+
+        engine = open_engine(url)
+    except BaseException as exc:  # noqa: BLE001 - sent to the build, which raises it
+        failure = _portable(exc)
+    try:
+        while (call := conn.recv()) is not None:
+            if engine is None:
+                conn.send((False, failure))
+                continue
+            try:
+                conn.send((True, _run(engine, *call)))
+            except BaseException as exc:  # noqa: BLE001 - as above
+                conn.send((False, _portable(exc)))
+    except EOFError:  # the build is gone
+        pass
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _portable(exc: BaseException) -> tuple[type[PublisherError] | None, str, str, int]:
+    """An exception as picklable parts: a PublisherError keeps its remedy and exit code."""
+    if isinstance(exc, PublisherError):
+        return type(exc), exc.message, exc.remedy, exc.exit_code
+    return None, "".join(traceback.format_exception(exc)), "", 1

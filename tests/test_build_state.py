@@ -1,0 +1,117 @@
+"""The build's state database calls: in process, or through the forked helper."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from publisher.build import build
+from publisher.build_state import BuildState
+from publisher.errors import PublisherError
+from publisher.settings import load_settings
+from publisher.state_rows import PostVersion
+from tests.conftest import SEEDS, write
+
+WHEN = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_calls_answer_alike_in_process_and_through_the_helper(tmp_path: Path, helper: bool) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    rows = [(f"tag:x,2026-01-0{i}:p", PostVersion(f"h{i}", WHEN)) for i in range(1, 4)]
+    with BuildState(url, helper=helper) as state:
+        assert state.forked is helper
+        assert state.count_versions() == 0 and state.load_versions() == {}
+        state.save_versions(rows)
+        assert state.count_versions() == 3
+        assert state.load_versions([rows[1][0], "tag:x,2026-01-09:gone"]) == dict(rows[1:2])
+        assert state.sent_digests() == []
+    with BuildState(url, helper=not helper) as other:  # the same database, the other way
+        assert other.load_versions() == dict(rows)
+    if helper:
+        assert state._proc.exitcode == 0  # closed: the helper was told to stop, and did
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_a_database_that_cannot_be_opened_is_reported_with_its_remedy(
+    tmp_path: Path, helper: bool
+) -> None:
+    blocker = write(tmp_path / "file", "not a folder")
+    with BuildState(f"sqlite:///{blocker / 'state.db'}", helper=helper) as state:
+        with pytest.raises(PublisherError) as exc:
+            state.load_versions()
+        assert "state database" in exc.value.message and "[state] url" in exc.value.remedy
+        with pytest.raises(PublisherError):  # and again: the helper keeps answering
+            state.count_versions()
+
+
+def _cli_build(cwd: Path, config: Path, archives: Path) -> str:
+    """``publisher build`` in a fresh interpreter (SQLAlchemy not imported: the helper
+    path); prints whether this process imported SQLAlchemy after all."""
+    code = (
+        "import sys; from publisher.cli import main; "
+        f"rc = main(['--config', {str(config)!r}, 'build', '--quiet', {str(archives)!r}]); "
+        "print(rc, 'sqlalchemy' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, env=env, check=True
+    )
+    return r.stdout.strip().splitlines()[-1]
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def test_a_build_through_the_helper_writes_what_one_in_process_writes(tmp_path: Path) -> None:
+    """Full, then incremental (versions counted, loaded for the edited post, saved):
+    the forked helper's builds and this process's write the same files, and the
+    command never imported SQLAlchemy itself."""
+    full, edited = {}, {}
+    for way in ("helper", "local"):
+        root = tmp_path / way
+        archives = root / "seeds"
+        shutil.copytree(SEEDS, archives)
+        out = root / "out"
+        config = write(
+            root / "p.toml",
+            f'[build]\noutput = "{out}"\n[state]\nurl = "sqlite:///{root / "s.db"}"\n',
+        )
+
+        def edit(archives: Path = archives) -> None:  # a word in one post, in every copy
+            for f in archives.glob("*.txt"):
+                text = f.read_text(encoding="utf-8")
+                if "flat out" in text:
+                    f.write_text(text.replace("flat out", "working flat out"), encoding="utf-8")
+
+        if way == "helper":
+            assert _cli_build(root, config, archives) == "0 False"
+            full[way] = _files(out)
+            edit()
+            assert _cli_build(root, config, archives) == "0 False"
+        else:
+            settings = load_settings(config, environ={})
+            cwd = Path.cwd()
+            os.chdir(root)  # archive names in the stream are relative to it, as for the CLI
+            try:
+                build(settings, [archives], out)
+                full[way] = _files(out)
+                edit()
+                assert build(settings, [archives], out).archives_read == 1  # incremental
+            finally:
+                os.chdir(cwd)
+        edited[way] = {k for k, v in _files(out).items() if full[way].get(k) != v}
+    assert full["helper"] == full["local"] and len(full["local"]) > 20
+    # the edit's updated date is each build's clock: the same files show it
+    assert edited["helper"] == edited["local"] and "all.atom" in edited["local"]
