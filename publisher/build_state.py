@@ -94,8 +94,8 @@ class BuildState:
             ok, value = self._conn.recv()
         except (EOFError, OSError):
             raise PublisherError(
-                f"state database {self.url}: the process holding it exited",
-                "run the command again; if it keeps failing, run it with --jobs 1",
+                f"state database {self.url}: the helper process holding it exited early",
+                "run the command again",
             ) from None
         if ok:
             return value

@@ -7,6 +7,7 @@ transaction, so an old database keeps its data.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -185,6 +186,19 @@ def save_versions(engine: Engine, changed: Iterable[tuple[str, PostVersion]]) ->
     if not rows:
         return
     with engine.begin() as conn:
+        dialect = engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            # one upsert: deleting first, 500 ids a statement, took twice as long as
+            # inserting 10,000 rows (a first build saves every post)
+            insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
+            stmt = insert(post_versions)
+            excluded = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[post_versions.c.id],
+                set_={"content_hash": excluded.content_hash, "updated": excluded.updated},
+            )
+            conn.execute(stmt, rows)
+            return
         ids = [r["id"] for r in rows]
         for i in range(0, len(ids), 500):
             conn.execute(post_versions.delete().where(post_versions.c.id.in_(ids[i : i + 500])))

@@ -31,6 +31,10 @@ def test_calls_answer_alike_in_process_and_through_the_helper(tmp_path: Path, he
         state.save_versions(rows)
         assert state.count_versions() == 3
         assert state.load_versions([rows[1][0], "tag:x,2026-01-09:gone"]) == dict(rows[1:2])
+        edited = (rows[0][0], PostVersion("h1-edited", WHEN.replace(day=24)))
+        state.save_versions([edited])  # an edited post's row is replaced, not added
+        assert state.count_versions() == 3
+        rows[0] = edited
         assert state.sent_digests() == []
     with BuildState(url, helper=not helper) as other:  # the same database, the other way
         assert other.load_versions() == dict(rows)
