@@ -12,7 +12,6 @@ from datetime import datetime
 from functools import partial
 
 from publisher import __version__
-from publisher.digest_archive import digest_files, sent_digests
 from publisher.feeds import MEDIA_TYPES, FeedRenderer, doc_path, paginate
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
@@ -160,6 +159,8 @@ def artifacts(
             )
 
     if with_pages:
+        from publisher.digest_archive import digest_files, sent_digests  # Jinja2: see pages
+
         term_links = {  # a post page links to each of its terms' feeds in the first format
             (f"{t.kind}/{t.slug}", t.name): _feed_links(
                 feeds, f"{t.kind}/{t.slug}", t.name, formats[:1]

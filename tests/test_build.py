@@ -450,6 +450,25 @@ def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) ->
     assert "nothing changed" in r.stdout and r.stdout.strip().endswith("0 []")
 
 
+def test_a_feeds_only_build_loads_no_template_or_database_library(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """With pages off, nothing needs Jinja2; SQLAlchemy stays in the state helper."""
+    settings_with(tmp_path, "[build]\npages = false\n")
+    code = (
+        "import sys; from publisher.cli import main; "
+        f"rc = main(['--config', {str(tmp_path / 'p.toml')!r}, 'build', '--quiet', "
+        f"'--out', {str(tmp_path / 'out')!r}, {str(seeds)!r}]); "
+        "print(rc, [m for m in ('jinja2', 'sqlalchemy') if m in sys.modules])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert r.stdout.strip().endswith("0 []") and (tmp_path / "out" / "all.atom").is_file()
+    assert not list((tmp_path / "out").rglob("*.html"))
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {k: v[0] for k, v in snapshot(root).items() if not k.startswith(".")}
 
