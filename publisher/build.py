@@ -441,9 +441,10 @@ def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
 
     A format's documents stay in one worker, which makes each post's fragment in
     that format once. Atom and RSS fragments made together share their
-    ``FeedEntry`` (a third of the cost of each), so they go to one worker when
-    the rest (JSON Feed, pages) can keep the other busy as long; otherwise (a
-    build of feeds only, say) each has its own.
+    ``FeedEntry`` (a third of the cost of each), so with two workers they go to
+    one when the rest (JSON Feed, pages) can keep the other busy as long.
+    Otherwise (a build of feeds only; three workers or more, where that one
+    worker would finish last) each format has its own.
     """
     weight = dict.fromkeys(_SUFFIXES, 0)
     other = 0
@@ -454,8 +455,9 @@ def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
         else:
             other += a.weight
     xml = weight[".atom"] + weight[".rss"]
-    together = weight[".json"] + other >= xml // 2
-    return {".atom": 0, ".rss": 0 if together else 1 % jobs, ".json": 1 % jobs}
+    if jobs == 2 and weight[".json"] + other >= xml // 2:
+        return {".atom": 0, ".rss": 0, ".json": 1}
+    return {".atom": 0, ".rss": 1 % jobs, ".json": 2 % jobs}
 
 
 def _write_batch(writer: OutputWriter, batch: list[Artifact]) -> int:

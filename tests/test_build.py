@@ -400,6 +400,8 @@ def test_parallel_render_matches_serial(
     two = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
     assert forked == [two.written] and one.written == two.written  # the forked path was taken
     same_output()
+    three = build(s, [tmp_path / "in"], tmp_path / "three", jobs=3)  # a lane per format
+    assert forked[-1] == three.written and _files(tmp_path / "three") == _files(tmp_path / "one")
     again = build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
     assert again.up_to_date and again.unchanged == two.written
 
@@ -423,7 +425,7 @@ def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
         return Artifact(path, "", bytes, weight=weight)
 
     feeds_only = [doc("all.atom", 300), doc("all.rss", 300), doc("tag/a.atom", 100)]
-    assert _lanes(feeds_only, 2) == {".atom": 0, ".rss": 1, ".json": 1}
+    assert _lanes(feeds_only, 2) == {".atom": 0, ".rss": 1, ".json": 0}
     everything = [
         *feeds_only,
         doc("all.json", 300),
@@ -433,6 +435,7 @@ def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
     no_json = everything[:3] + everything[4:]  # 99 pages do not balance 700 of feeds
     assert _lanes(no_json, 2)[".rss"] == 1
     assert set(_lanes(everything, 1).values()) == {0}
+    assert _lanes(everything, 4) == {".atom": 0, ".rss": 1, ".json": 2}  # one each
 
 
 def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) -> None:
