@@ -153,7 +153,8 @@ def artifacts(
                 continue
             yield Artifact(
                 f"{key}.html",
-                digest(base_key, heading, posts_key(posts), [p.summary for p in posts]),
+                # each post's summary is in its key already: made of its content
+                digest(base_key, heading, posts_key(posts)),
                 _bind(pages.term, heading, posts, links),
                 weight=len(posts),
             )
