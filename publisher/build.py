@@ -383,9 +383,6 @@ def _report(problems: Sequence[Problem]) -> None:
 #: ``Artifact.weight``), forking workers costs more than it saves.
 PARALLEL_MIN = 2000
 CHUNK = 50
-#: Each forked worker takes a part of the feed documents (see ``_lanes``);
-#: everything else is shared out to whichever worker is free.
-_SUFFIXES = (".atom", ".rss", ".json")
 
 
 def _render_all(
@@ -436,6 +433,10 @@ def _announce(artifacts: Iterable[Artifact]) -> None:
             a.will_render()
 
 
+def _suffix(path: str) -> str:
+    return path[path.rfind(".") :]
+
+
 def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
     """Which worker renders the documents of each feed format.
 
@@ -446,10 +447,10 @@ def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
     Otherwise (a build of feeds only; three workers or more, where that one
     worker would finish last) each format has its own.
     """
-    weight = dict.fromkeys(_SUFFIXES, 0)
+    weight = dict.fromkeys(FEED_SUFFIXES, 0)
     other = 0
     for a in pending:
-        suffix = a.path[a.path.rfind(".") :]
+        suffix = _suffix(a.path)
         if suffix in weight:
             weight[suffix] += a.weight
         else:
@@ -473,12 +474,14 @@ def _render_forked(
     advance: Callable[[int], None],
     meanwhile: Callable[[], None],
 ) -> None:
+    # each worker takes the feed documents of its lane (see ``_lanes``); everything
+    # else is shared out to whichever worker is free
     ctx = mp.get_context("fork")
     lane_of = _lanes(pending, jobs)
     lanes: list[list[int]] = [[] for _ in range(jobs)]
     shared: list[int] = []
     for i, a in enumerate(pending):
-        lane = lane_of.get(a.path[a.path.rfind(".") :])
+        lane = lane_of.get(_suffix(a.path))
         (lanes[lane] if lane is not None else shared).append(i)
     cursor = ctx.Value("l", 0)
     queue = ctx.Queue()
