@@ -108,7 +108,7 @@ class OutputWriter:
             st = os.stat(self.path(rel))
         except FileNotFoundError:
             return False
-        return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
+        return _as_recorded(st, entry)
 
     def up_to_date(self, inputs: str) -> bool:
         """True when the inputs fingerprint and every written file are as last recorded."""
@@ -127,7 +127,7 @@ class OutputWriter:
                 st = stat(prefix + rel)
             except (FileNotFoundError, NotADirectoryError):
                 return False
-            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime_ns"]:
+            if not _as_recorded(st, entry):
                 return False
         return True
 
@@ -206,6 +206,11 @@ class OutputWriter:
         while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
+
+
+def _as_recorded(st: os.stat_result, entry: dict[str, object]) -> bool:
+    """The file is as this writer left it: the size and modification time recorded."""
+    return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
 
 
 def _holds(old: bytes, parts: Sequence[bytes]) -> bool:
