@@ -43,11 +43,16 @@ def config(tmp: Path, name: str, build: str = "") -> Path:
     return cfg
 
 
+def build_command(src: Path, tmp: Path, python: str, name: str, build: str = "") -> list[str]:
+    """``publisher build`` of ``src`` with ``config(tmp, name, build)``."""
+    cfg = config(tmp, name, build)
+    return [python, "-m", "publisher", "--config", str(cfg), "build", "--quiet", str(src)]
+
+
 def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
-    cfg = config(tmp, "bench")
     archives = tmp / "tagtxt"
     shutil.copytree(src, archives)
-    cmd = [python, "-m", "publisher", "--config", str(cfg), "build", "--quiet", str(archives)]
+    cmd = build_command(archives, tmp, python, "bench")
     res = {"full build": timed(cmd, cwd=tmp)}
     res["no-change rebuild"] = timed(cmd, cwd=tmp)
     # edit one post in every archive that holds it: a word, several times (fresh
@@ -83,12 +88,6 @@ PELICAN_LIKE = f'feed_max_items = {MAX_ITEMS}\nformats = ["atom", "rss"]\npages 
 ROUNDS = 3  # --peers: rounds of every full build, interleaved
 
 
-def full_build(src: Path, tmp: Path, python: str, name: str, build: str = "") -> list[str]:
-    """A full build into a fresh folder and state database under ``tmp``."""
-    cfg = config(tmp, name, build)
-    return [python, "-m", "publisher", "--config", str(cfg), "build", "--quiet", str(src)]
-
-
 def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
     """Every full build --peers compares, as a command writing under ``tmp``: ours (by
     default and with Pelican's settings), the issue's two reference rows (see
@@ -107,9 +106,9 @@ def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
     shutil.copytree(PEERS / "hugo" / "layouts", site / "layouts", dirs_exist_ok=True)
     script = str(Path(__file__).with_name("baselines.py"))
     src = str(c / "tagtxt")
-    ours = {"publisher full build": full_build(c / "tagtxt", tmp, python, "full")}
+    ours = {"publisher full build": build_command(c / "tagtxt", tmp, python, "full")}
     if posts <= MAX_ITEMS:  # beyond it, feed_max_items cannot mean "no cap"
-        ours["publisher, Pelican’s settings"] = full_build(
+        ours["publisher, Pelican’s settings"] = build_command(
             c / "tagtxt", tmp, python, "pelican-like", PELICAN_LIKE
         )
     return {
