@@ -129,7 +129,7 @@ def build(
         __version__,
         SNAPSHOT_FORMAT,
         repr(settings),
-        folder_digest(settings.templates_dir),
+        folder_digest(*settings.template_dirs),
         skip_invalid,
         _stamp(settings),
         os.getcwd(),  # file names in the stream are relative to it

@@ -69,7 +69,7 @@ class DigestRenderer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.site = settings.site
-        self.env: Environment = environment(settings.templates_dir)
+        self.env: Environment = environment(settings.template_dirs)
         self.subject_template = Environment(
             undefined=StrictUndefined, autoescape=False
         ).from_string(settings.digest.subject)

@@ -6,6 +6,7 @@ the normalizer built from escaped text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,13 +39,13 @@ class FeedRow:
     feeds: tuple[FeedLink, ...]
 
 
-def environment(templates: Path) -> Environment:
+def environment(templates: Sequence[Path]) -> Environment:
     """Jinja2, imported here: a build of feeds only (``[build] pages = false``) never
     loads it (~0.07 s)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     return Environment(
-        loader=FileSystemLoader(templates),
+        loader=FileSystemLoader(list(templates)),
         autoescape=select_autoescape(["html", "xml", "html.j2", "xml.j2"], default=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
@@ -57,7 +58,7 @@ def environment(templates: Path) -> Environment:
 
 class PageRenderer:
     def __init__(self, settings: Settings) -> None:
-        self.templates = settings.templates_dir
+        self.templates = settings.template_dirs
         self.site = settings.site
         self.base = settings.site.base_url
         self._env: Environment | None = None

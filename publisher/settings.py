@@ -135,10 +135,28 @@ class Settings:
     source: str = "defaults"
 
     @property
-    def templates_dir(self) -> Path:
-        if self.build.templates:
-            return Path(self.build.templates)
-        return bundled_templates()
+    def template_dirs(self) -> tuple[Path, ...]:
+        """Where templates are looked up, first match wins: ``[build] templates``,
+        then the bundled ones. A site's folder holds only the files it changes,
+        as a theme override does in Pelican and Hugo, and keeps working when a
+        release adds a template."""
+        bundled = bundled_templates()
+        if not self.build.templates:
+            return (bundled,)
+        own = Path(self.build.templates)
+        if not own.is_dir():
+            raise ConfigError(
+                f"{self.source}: [build] templates: no folder {own}",
+                f"create it with the templates to change (copies from {bundled}), "
+                "or remove the setting to use the bundled ones",
+            )
+        return (own, bundled)
+
+    def template_file(self, name: str) -> Path:
+        """A template used as it is (the feeds' stylesheet, the pages' CSS): the
+        first folder of ``template_dirs`` that has it."""
+        dirs = self.template_dirs
+        return next((d / name for d in dirs if (d / name).is_file()), dirs[-1] / name)
 
 
 def bundled_templates() -> Path:

@@ -80,7 +80,7 @@ def artifacts(
         repr(site),
         settings.build.feed_max_items,
         formats,  # pages link to every format
-        folder_digest(settings.templates_dir),
+        folder_digest(*settings.template_dirs),
     )
 
     post_keys: dict[str, str] = {}
@@ -203,7 +203,7 @@ def artifacts(
         yield from (kept(name) for name in static)  # made of the templates only
         return
     for name in static:
-        data = (settings.templates_dir / name).read_bytes()
+        data = settings.template_file(name).read_bytes()
         yield Artifact(name, digest(data), _bind(lambda d: d, data))
 
 

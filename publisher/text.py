@@ -79,6 +79,8 @@ def digest(*parts: object) -> str:
     return h.hexdigest()
 
 
-def folder_digest(folder: Path) -> str:
-    """Digest of every file's name and bytes in ``folder`` (the templates)."""
-    return digest(sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.is_file()))
+def folder_digest(*folders: Path) -> str:
+    """Digest of every file's name and bytes in ``folders`` (the templates)."""
+    return digest(
+        *(sorted((p.name, p.read_bytes()) for p in f.iterdir() if p.is_file()) for f in folders)
+    )

@@ -157,7 +157,7 @@ class App:
         self.clock = clock
         self.secret = secret_from_env(allow_dev=settings.delivery.method == "outbox")
         self.store = SubscriberStore(open_engine(settings.state.url))
-        self.env = environment(settings.templates_dir)
+        self.env = environment(settings.template_dirs)
         self.transport = transport or (lambda: transport_for(settings))
         self.tags = load_stream(settings).terms_of("tag")
         self.per_ip = RateLimit(5, 600, clock)

@@ -223,6 +223,30 @@ def test_formats_and_pages_choose_the_files_and_switch_back(tmp_path: Path, seed
     assert last == first  # byte for byte, as if never switched
 
 
+def test_a_templates_folder_overrides_only_what_it_holds(tmp_path: Path, seeds: Path) -> None:
+    """``[build] templates`` holds the files a site changes; the rest are the bundled
+    ones. Changing one rewrites the files made with it; a folder that is not there
+    is a configuration error naming the setting, and nothing is written."""
+    out, bundled = tmp_path / "out", ROOT / "templates"
+    build(settings_with(tmp_path), [seeds], out)
+    before = {k: v[0] for k, v in snapshot(out).items() if not k.startswith(".")}
+    own = tmp_path / "theme"
+    extra = f"[build]\ntemplates = '{own.as_posix()}'\n"
+    with pytest.raises(PublisherError) as missing:
+        build(settings_with(tmp_path, extra), [seeds], out)
+    assert missing.value.exit_code == 2 and "[build] templates: no folder" in str(missing.value)
+    assert {k: v[0] for k, v in snapshot(out).items() if not k.startswith(".")} == before
+    write(own / "style.css", "body { color: teal }\n")
+    post = (bundled / "post.html.j2").read_text(encoding="utf-8")
+    write(own / "post.html.j2", post.replace("</article>", "<p>Our own footer</p></article>"))
+    r = build(settings_with(tmp_path, extra), [seeds], out)
+    after = {k: v[0] for k, v in snapshot(out).items() if not k.startswith(".")}
+    changed = {k for k in after if after[k] != before[k]}
+    assert changed == set(r.changed) == {"style.css"} | {k for k in after if k.startswith("posts/")}
+    assert after["style.css"] == b"body { color: teal }\n"
+    assert all(b"<p>Our own footer</p></article>" in after[k] for k in changed - {"style.css"})
+    assert after["feed.xsl"] == (bundled / "feed.xsl").read_bytes()
+
 def test_escaping_and_control_characters_round_trip(tmp_path: Path) -> None:
     title = "Fish & <chips> \"quoted\" 'single' — café ☕"
     body = "Tom & Jerry <script>alert('x')</script> “curly” naïve ☃\x07 end."

@@ -36,7 +36,7 @@ def test_wheel_carries_the_templates_and_an_install_of_it_builds(tmp_path: Path)
         f"import sys; sys.path.insert(0, {str(site)!r}); import publisher; "
         f"assert publisher.__file__.startswith({str(site)!r}), publisher.__file__; "
         "from publisher.cli import main; from publisher.settings import Settings; "
-        "print(Settings().templates_dir); "
+        "print(Settings().template_dirs[0]); "
         f"sys.exit(main(['build', '--quiet', '--out', 'feeds', {str(SEEDS)!r}]))"
     )
     run = subprocess.run(
