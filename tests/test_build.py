@@ -247,6 +247,7 @@ def test_a_templates_folder_overrides_only_what_it_holds(tmp_path: Path, seeds: 
     assert all(b"<p>Our own footer</p></article>" in after[k] for k in changed - {"style.css"})
     assert after["feed.xsl"] == (bundled / "feed.xsl").read_bytes()
 
+
 def test_escaping_and_control_characters_round_trip(tmp_path: Path) -> None:
     title = "Fish & <chips> \"quoted\" 'single' — café ☕"
     body = "Tom & Jerry <script>alert('x')</script> “curly” naïve ☃\x07 end."

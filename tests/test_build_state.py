@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,8 +23,8 @@ WHEN = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("helper", [True, False])
-def test_calls_answer_alike_in_process_and_through_the_helper(tmp_path: Path, helper: bool) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+def test_calls_answer_alike_in_process_and_through_the_helper(state_url: str, helper: bool) -> None:
+    url = state_url
     rows = [(f"tag:x,2026-01-0{i}:p", PostVersion(f"h{i}", WHEN)) for i in range(1, 4)]
     with BuildState(url, helper=helper) as state:
         assert state.forked is helper
@@ -78,10 +79,12 @@ def _files(out: Path) -> dict[str, bytes]:
     }
 
 
-def test_a_build_through_the_helper_writes_what_one_in_process_writes(tmp_path: Path) -> None:
+def test_a_build_through_the_helper_writes_what_one_in_process_writes(
+    tmp_path: Path, state_db: Callable[[str], str]
+) -> None:
     """Full, then incremental (versions counted, loaded for the edited post, saved):
     the forked helper's builds and this process's write the same files, and the
-    command never imported SQLAlchemy itself."""
+    command never imported SQLAlchemy itself; on SQLite and on PostgreSQL."""
     full, edited = {}, {}
     for way in ("helper", "local"):
         root = tmp_path / way
@@ -90,7 +93,7 @@ def test_a_build_through_the_helper_writes_what_one_in_process_writes(tmp_path: 
         out = root / "out"
         config = write(
             root / "p.toml",
-            f'[build]\noutput = "{out}"\n[state]\nurl = "sqlite:///{root / "s.db"}"\n',
+            f'[build]\noutput = "{out}"\n[state]\nurl = "{state_db(way)}"\n',
         )
 
         def edit(archives: Path = archives) -> None:  # a word in one post, in every copy

@@ -33,13 +33,30 @@ NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 DIGITISATION = "Digitisation, and the Children’s Services Ofsted"
 
 
-@pytest.fixture
-def cfg(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def _cfg(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     return smtp_settings(
-        tmp_path, smtp.port, extra='[digest]\nfrom = "Staff blog <digest@blog.example.org>"\n'
+        tmp_path,
+        smtp.port,
+        extra='[digest]\nfrom = "Staff blog <digest@blog.example.org>"\n',
+        state_url=url,
     )
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """State in a SQLite file."""
+    return _cfg(tmp_path, smtp, monkeypatch, "")
+
+
+@pytest.fixture
+def cfg_any_db(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, state_url: str
+) -> Settings:
+    """State in a SQLite file, then on a real PostgreSQL server: for the tests of
+    sending each message once, which rest on the database's transactions."""
+    return _cfg(tmp_path, smtp, monkeypatch, state_url)
 
 
 def subscribe(cfg: Settings, email: str, name: str = "", tags: tuple[str, ...] = ()) -> int:
@@ -119,7 +136,8 @@ def test_empty_week_sends_nothing_and_is_recorded(cfg: Settings, smtp: SmtpServe
     assert record is not None and record.post_ids == ()
 
 
-def test_rerun_sends_nothing_new(cfg: Settings, smtp: SmtpServer) -> None:
+def test_rerun_sends_nothing_new(cfg_any_db: Settings, smtp: SmtpServer) -> None:
+    cfg = cfg_any_db
     subscribe(cfg, "a@example.org")
     subscribe(cfg, "b@example.org")
     assert run_week(cfg, "2019-W07").sent == 2
@@ -172,8 +190,9 @@ def test_permanent_550_fails_and_bounces_after_limit(cfg: Settings, smtp: SmtpSe
 
 
 def test_killed_mid_send_then_rerun_delivers_each_once(
-    cfg: Settings, smtp: SmtpServer, tmp_path: Path
+    cfg_any_db: Settings, smtp: SmtpServer, tmp_path: Path
 ) -> None:
+    cfg = cfg_any_db
     emails = [f"user{i:02d}@example.org" for i in range(30)]
     for e in emails:
         subscribe(cfg, e)

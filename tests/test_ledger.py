@@ -1,9 +1,9 @@
-"""The ledger on a real SQLite database: what another process sees after each step."""
+"""The ledger on a real database (SQLite, PostgreSQL): what another process sees after
+each step."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -25,9 +25,9 @@ def statuses(url: str) -> list[str]:
 
 
 def test_sent_is_committed_with_the_next_sending_so_one_message_at_most_is_unrecorded(
-    tmp_path: Path,
+    state_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+    url = state_url
     store = SubscriberStore(open_engine(url))
     ids = [store.add(f"{n}@example.org", "", (), now=NOW)[0].id for n in ("a", "b")]
     ledger = Ledger(open_engine(url))

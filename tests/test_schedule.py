@@ -31,7 +31,7 @@ from tests.test_roundtrip import long_date
 LONDON = tz.gettz("Europe/London")
 
 
-def make_site(tmp: Path, smtp_port: int, extra: str = "") -> Settings:
+def make_site(tmp: Path, smtp_port: int, extra: str = "", state_url: str = "") -> Settings:
     """Archives with a post in the last completed week (relative to now) and one older."""
     last_week = last_completed_week(datetime.now(LONDON), LONDON).start.date() + timedelta(days=2)
     write(
@@ -40,7 +40,12 @@ def make_site(tmp: Path, smtp_port: int, extra: str = "") -> Settings:
         f"Old news\n\n{long_date(date(2019, 2, 11))}\n\nLong ago.\n",
     )
     s = smtp_settings(
-        tmp, smtp_port, seeds=tmp / "seeds", output=(tmp / "site").as_posix(), extra=extra
+        tmp,
+        smtp_port,
+        seeds=tmp / "seeds",
+        output=(tmp / "site").as_posix(),
+        extra=extra,
+        state_url=state_url,
     )
     SubscriberStore(open_engine(s.state.url)).add("reader@example.org", now=datetime.now(LONDON))
     return s
@@ -118,10 +123,11 @@ def _wait(cond, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_missed_slot_within_grace_sent_once_and_not_after_restart(
-    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, state_url: str
 ) -> None:
+    """On SQLite and on PostgreSQL (the job store and the ledger both live there)."""
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
-    s = make_site(tmp_path, smtp.port, '[schedule]\npublish_cron = "0 0 1 1 *"\n')
+    s = make_site(tmp_path, smtp.port, '[schedule]\npublish_cron = "0 0 1 1 *"\n', state_url)
     _set_pending(s, "digest", datetime.now(LONDON) - timedelta(minutes=30))
     t, stop = _run_in_thread(s)
     assert _wait(lambda: len(smtp.recorder.messages) == 1)
@@ -175,8 +181,8 @@ def test_broken_archives_block_the_digest(
     assert "job=digest" in caplog.text and "outcome=not-sent" in caplog.text
 
 
-def test_two_schedulers_only_one_acts(tmp_path: Path, smtp: SmtpServer) -> None:
-    s = make_site(tmp_path, smtp.port)
+def test_two_schedulers_only_one_acts(tmp_path: Path, smtp: SmtpServer, state_url: str) -> None:
+    s = make_site(tmp_path, smtp.port, state_url=state_url)
     engine = open_engine(s.state.url)
     first = schedule.Lease(engine, "first")
     first.acquire()

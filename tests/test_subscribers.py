@@ -1,4 +1,4 @@
-"""Subscribers in a real SQLite database: validation, CSV import/export, the CLI."""
+"""Subscribers in a real database (SQLite, PostgreSQL): validation, CSV import/export, the CLI."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SubscriberStore:
-    return SubscriberStore(open_engine(f"sqlite:///{tmp_path / 's.db'}"))
+def store(state_url: str) -> SubscriberStore:
+    return SubscriberStore(open_engine(state_url))
 
 
 def test_addresses_validated_and_case_insensitive(store: SubscriberStore) -> None:
