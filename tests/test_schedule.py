@@ -193,6 +193,36 @@ def test_two_schedulers_only_one_acts(tmp_path: Path, smtp: SmtpServer, state_ur
     schedule.Lease(engine, "second").acquire()  # free once the first is gone
 
 
+def _take_lease(name: str, engine: sa.Engine, start: threading.Barrier, out: list[str]) -> None:
+    start.wait()
+    try:
+        schedule.Lease(engine, name).acquire()
+        out.append("acts")
+    except PublisherError as exc:
+        out.append(f"refused {exc.exit_code}")
+    except Exception as exc:  # noqa: BLE001 - recorded: the test fails on it
+        out.append(repr(exc))
+
+
+def test_two_schedulers_starting_together_only_one_acts(state_url: str) -> None:
+    """Started at the same moment, again and again: one takes the lease, the other
+    is refused with the usual error, never both (nor a database error)."""
+    engines = [open_engine(state_url) for _ in range(2)]
+    for _ in range(25):
+        with engines[0].begin() as conn:
+            conn.execute(schedule.scheduler_lease.delete())
+        start, outcomes = threading.Barrier(2), []
+        threads = [
+            threading.Thread(target=_take_lease, args=(f"s{i}", e, start, outcomes))
+            for i, e in enumerate(engines)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes) == ["acts", "refused 3"]
+
+
 def test_publish_job_rebuilds_only_what_changed(
     tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
