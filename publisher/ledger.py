@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,8 +21,18 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from publisher.errors import PublisherError
 from publisher.state import deliveries, digests, subscribers
 from publisher.state_rows import DigestRecord
+from publisher.state_stamp import sqlite_file
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no send lock on SQLite (see ``Ledger.sending``)
+    fcntl = None  # type: ignore[assignment]
+
+#: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
+SEND_LOCK = 0x7075626C69736872
 
 
 class DeliveryStatus(StrEnum):
@@ -77,6 +89,48 @@ class Ledger:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        """Hold the database's send lock: one sender at a time, whoever runs it.
+
+        The ledger alone cannot tell a row another live process is sending from
+        one a crash left ``sending`` (which the next run must send again), so two
+        runs at once (a cron ``digest --send`` and the scheduler's job, say)
+        would each send every message. The lock goes with its holder: a killed
+        sender's lock is free at once, so its rerun never waits for a timeout.
+        On PostgreSQL it is a session advisory lock; on SQLite an ``flock`` on
+        a file beside the database. A second sender is refused (exit 3).
+        """
+        url = self.engine.url.render_as_string(hide_password=True)
+        busy = PublisherError(
+            f"another process is sending digests from this state database ({url})",
+            "let it finish (a run it leaves unfinished is completed by the next one)",
+            exit_code=3,
+        )
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(SEND_LOCK))).scalar_one()
+                conn.commit()  # the lock is the session's: no transaction held open meanwhile
+                if not got:
+                    raise busy
+                try:
+                    yield
+                finally:
+                    with suppress(sa.exc.SQLAlchemyError):  # a lost session has let it go
+                        conn.execute(sa.select(sa.func.pg_advisory_unlock(SEND_LOCK)))
+                        conn.commit()
+            return
+        db = sqlite_file(str(self.engine.url))
+        if db is None or fcntl is None:  # in memory (this process only), or not POSIX
+            yield
+            return
+        with open(db.with_name(db.name + ".sending"), "ab") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            yield  # closing the file releases the lock, as does the process's end
 
     def digest(self, week: str) -> DigestRecord | None:
         with self.engine.connect() as conn:

@@ -277,6 +277,19 @@ def send(
     should_stop: Callable[[], bool] = lambda: False,
     progress: bool = False,
 ) -> Summary:
+    """Plan the week's digest (once) and deliver what is left of it, holding the
+    send lock (see ``Ledger.sending``) so that no other run sends meanwhile."""
+    with run.ledger.sending():
+        return _send(run, transport, now, should_stop, progress)
+
+
+def _send(
+    run: DigestRun,
+    transport: Transport,
+    now: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+    progress: bool,
+) -> Summary:
     digest_id = plan(run, now())
     counts = run.ledger.counts(digest_id)
     summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))

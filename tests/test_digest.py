@@ -223,6 +223,32 @@ def test_killed_mid_send_then_rerun_delivers_each_once(
     assert statuses == {"sent": 30}
 
 
+def test_two_sends_at_once_deliver_each_message_once(
+    cfg_any_db: Settings, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """A second ``digest --send`` while one runs (cron and the scheduler, say) is
+    refused with exit 3 and sends nothing; the first delivers everything once. (A
+    killed sender's lock goes with it: the rerun in the test above is not refused.)"""
+    emails = [f"user{i:02d}@example.org" for i in range(20)]
+    for e in emails:
+        subscribe(cfg_any_db, e)
+    smtp.recorder.delay = 0.05
+    env = {**os.environ, "PUBLISHER_SECRET": SECRET}
+    cmd = [sys.executable, "-m", "publisher", "digest", "--week", "2019-W07", "--send", "--quiet"]
+    first = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while len(smtp.recorder.messages) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert second.returncode == 3, second.stderr
+    assert "another process is sending digests" in second.stderr
+    assert first.wait(60) == 0
+    got = Counter(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages)
+    assert got == dict.fromkeys(emails, 1)
+
+
 def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None:
     subscribe(cfg, "victim@example.org", "Eve\r\nBcc: attacker@evil.example\r\nX-Evil: 1")
     assert run_week(cfg, "2019-W07").sent == 1
