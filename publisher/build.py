@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from publisher import __version__
 from publisher.archive import ArchivePage, Copies, archive_files, display_name, parse_page
 from publisher.build_state import BuildState
 from publisher.errors import Problem, PublisherError
+from publisher.locks import exclusive
 from publisher.output import OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
 from publisher.posts import Stream
@@ -108,6 +110,58 @@ def build(
     jobs: int = 0,
     now: datetime | None = None,
     full: bool = False,
+) -> BuildResult:
+    """Build the site into ``out``, one build at a time (see ``_build``): a build
+    started while another writes the folder (the scheduler's publish job and one
+    run by hand, say) waits for it, then finds what it left. The lock is beside
+    the build's snapshot, so a build that fails creates nothing in ``out``."""
+    _check_output(out)
+    lock: Path | None = SnapshotStore(settings.state.url, out).base.with_suffix(".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # the state folder: the state database reports it, with its remedy
+        lock = None
+
+    def wait() -> None:
+        print(f"waiting for another build of {out} to finish", file=sys.stderr)
+
+    with exclusive(lock, wait) if lock else nullcontext():
+        return _build(
+            settings,
+            paths,
+            out,
+            skip_invalid=skip_invalid,
+            progress=progress,
+            jobs=jobs,
+            now=now,
+            full=full,
+        )
+
+
+def _check_output(out: Path) -> None:
+    """``out`` is a folder this process may write, or can be made one."""
+    there = out
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if there.is_dir() and os.access(there, os.W_OK | os.X_OK):
+        return
+    why = "not a folder" if not there.is_dir() else "not writable"
+    raise PublisherError(
+        f"output folder {out}: {there} is {why}",
+        "check --out or [build] output: it must be a folder you can write",
+    )
+
+
+def _build(
+    settings: Settings,
+    paths: list[Path],
+    out: Path,
+    *,
+    skip_invalid: bool,
+    progress: bool,
+    jobs: int,
+    now: datetime | None,
+    full: bool,
 ) -> BuildResult:
     """Build the site. ``now`` is only used to date posts edited since the last build;
     ``full`` reads every archive whatever their stat and the snapshot say (for an

@@ -22,14 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.errors import PublisherError
+from publisher.locks import exclusive
 from publisher.state import deliveries, digests, subscribers
 from publisher.state_rows import DigestRecord
 from publisher.state_stamp import sqlite_file
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no send lock on SQLite (see ``Ledger.sending``)
-    fcntl = None  # type: ignore[assignment]
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
 SEND_LOCK = 0x7075626C69736872
@@ -100,7 +96,7 @@ class Ledger:
         would each send every message. The lock goes with its holder: a killed
         sender's lock is free at once, so its rerun never waits for a timeout.
         On PostgreSQL it is a session advisory lock; on SQLite an ``flock`` on
-        a file beside the database. A second sender is refused (exit 3).
+        a file beside the database (see ``locks``). A second sender is refused (exit 3).
         """
         url = self.engine.url.render_as_string(hide_password=True)
         busy = PublisherError(
@@ -122,15 +118,15 @@ class Ledger:
                         conn.commit()
             return
         db = sqlite_file(str(self.engine.url))
-        if db is None or fcntl is None:  # in memory (this process only), or not POSIX
+        if db is None:  # in memory: this process's alone
             yield
             return
-        with open(db.with_name(db.name + ".sending"), "ab") as held:
-            try:
-                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise busy from None
-            yield  # closing the file releases the lock, as does the process's end
+
+        def refuse() -> None:
+            raise busy
+
+        with exclusive(db.with_name(db.name + ".sending"), refuse):
+            yield
 
     def digest(self, week: str) -> DigestRecord | None:
         with self.engine.connect() as conn:

@@ -143,6 +143,41 @@ def test_cli_build_exit_status_and_summary(tmp_path: Path, seeds: Path) -> None:
     assert (tmp_path / "var" / "publisher.db").is_file()
 
 
+def test_a_build_waits_for_one_writing_the_same_folder(
+    tmp_path: Path, seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another build holds the folder's lock (held here), ``publisher build``
+    says it waits and writes nothing; once free, it builds."""
+    from publisher.locks import exclusive
+
+    monkeypatch.chdir(tmp_path)  # the default state database is var/publisher.db there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    cmd = [sys.executable, "-m", "publisher", "build", "--out", "site", str(seeds)]
+    s = load_settings(None, environ={})
+    lock = SnapshotStore(s.state.url, tmp_path / "site").base.with_suffix(".lock")
+    write(lock, "")
+    with exclusive(lock, lambda: pytest.fail("the lock was not free")):
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(2)
+        assert not (tmp_path / "site" / "all.atom").exists()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "12 posts: 27 files written" in out
+    assert err.startswith("waiting for another build of site to finish")
+
+
+def test_an_output_folder_that_cannot_be_one_is_reported(tmp_path: Path, seeds: Path) -> None:
+    write(tmp_path / "taken", "a file")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    cmd = [sys.executable, "-m", "publisher", "build", "--out", "taken/site", str(seeds)]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "output folder taken/site: taken is not a folder" in r.stderr
+    assert "fix: check --out or [build] output" in r.stderr
+
+
 def test_stale_files_removed_but_foreign_files_kept(tmp_path: Path, seeds: Path) -> None:
     s = settings_with(tmp_path)
     out = tmp_path / "out"
