@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.errors import PublisherError
 from publisher.state_rows import PostVersion
+from publisher.state_stamp import shown_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -94,7 +95,7 @@ class BuildState:
             ok, value = self._conn.recv()
         except (EOFError, OSError):
             raise PublisherError(
-                f"state database {self.url}: the helper process holding it exited early",
+                f"state database {shown_url(self.url)}: the helper process holding it exited early",
                 "run the command again",
             ) from None
         if ok:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from publisher.errors import PublisherError
 from publisher.state_rows import PostVersion
-from publisher.state_stamp import sqlite_file
+from publisher.state_stamp import shown_url, sqlite_file
 
 metadata = sa.MetaData()
 
@@ -113,18 +113,28 @@ def open_engine(url: str) -> Engine:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PublisherError(
-                f"state database {url}: cannot create its folder {db.parent}: {exc.strerror}",
+                f"state database {shown_url(url)}: cannot create its folder {db.parent}: "
+                f"{exc.strerror}",
                 "check [state] url (or PUBLISHER_STATE_URL): its folder must be one you can write",
             ) from None
+    shown = shown_url(url)
     try:
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         migrate(engine)
-    except sa.exc.SQLAlchemyError as exc:
+    except ImportError as exc:  # the URL names a driver that is not installed
         raise PublisherError(
-            f"state database {url}: {exc.__class__.__name__}: {exc.orig or exc}",
-            "check [state] url (or PUBLISHER_STATE_URL) and that the database is reachable",
+            f"state database {shown}: its driver is not installed ({exc.name or exc})",
+            "for PostgreSQL: pip install 'publisher[postgres]' and a URL starting "
+            "postgresql+psycopg://; otherwise install the driver the URL names",
+        ) from None
+    except sa.exc.SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        raise PublisherError(
+            f"state database {shown}: {exc.__class__.__name__}: {detail}",
+            "check [state] url (or PUBLISHER_STATE_URL): sqlite:///FILE or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB, and that the database is reachable",
         ) from None
     return engine
 

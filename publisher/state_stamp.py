@@ -6,6 +6,7 @@ nothing to do stays cheap and still notices a newly sent digest.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,11 @@ def sqlite_file(url: str) -> Path | None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         return Path(url.removeprefix("sqlite:///"))
     return None
+
+
+def shown_url(url: str) -> str:
+    """The state URL as messages may show it: a password in it becomes ``***``."""
+    return re.sub(r"(://[^/:@]*):[^/]*@", r"\1:***@", url, count=1)
 
 
 def beside_state(url: str, suffix: str, otherwise: str) -> Path:

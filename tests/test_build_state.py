@@ -56,6 +56,28 @@ def test_a_database_that_cannot_be_opened_is_reported_with_its_remedy(
             state.count_versions()
 
 
+@pytest.mark.parametrize(
+    ("url", "says", "remedy"),
+    [
+        ("foo://x", "NoSuchModuleError", "sqlite:///FILE"),
+        ("not a url", "Could not parse", "sqlite:///FILE"),
+        ("postgresql+asyncpg://me:s3cret@127.0.0.1:1/db", "driver is not installed", "[postgres]"),
+        ("postgresql+psycopg://me:s3cret@127.0.0.1:1/db", "OperationalError", "reachable"),
+    ],
+)
+def test_a_bad_state_url_is_an_error_with_a_remedy_and_no_password(
+    url: str, says: str, remedy: str
+) -> None:
+    """An unknown dialect, a URL that is none, a driver not installed, a server not
+    there: each a message and a remedy, through the helper as in process, and a
+    password in the URL never shown."""
+    for helper in (True, False):
+        with BuildState(url, helper=helper) as state, pytest.raises(PublisherError) as exc:
+            state.count_versions()
+        assert says in exc.value.message and remedy in exc.value.remedy
+        assert "s3cret" not in str(exc.value) and "state database" in exc.value.message
+
+
 def _cli_build(cwd: Path, config: Path, archives: Path) -> str:
     """``publisher build`` in a fresh interpreter (SQLAlchemy not imported: the helper
     path); prints whether this process imported SQLAlchemy after all."""
