@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -179,10 +180,21 @@ def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{s.email}\t{s.name}\t{';'.join(s.tags) or '*'}\t{s.status.value}")
     elif args.subcommand == "import":
         try:
-            with args.file.open(encoding="utf-8-sig", newline="") as f:
-                added, updated, problems = store.import_csv(f, str(args.file), now)
+            data = args.file.read_bytes()
         except FileNotFoundError:
             raise PublisherError(f"{args.file}: no such file", "check the path") from None
+        try:  # whole, before any row goes in: a bad byte on line 900 imports nothing
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise PublisherError(
+                f"{args.file}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); "
+                "nothing was imported",
+                "save the file as UTF-8 (in Excel: 'CSV UTF-8') and import it again",
+            ) from None
+        added, updated, problems = store.import_csv(
+            io.StringIO(text, newline=""), str(args.file), now
+        )
         for problem in problems:
             print(problem, file=sys.stderr)
         print(f"imported {added} new, {updated} updated, {len(problems)} bad row(s) skipped")

@@ -56,6 +56,24 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
     assert out.getvalue().splitlines()[0] == "email,name,tags,status"
 
 
+def test_cli_import_takes_excel_utf8_and_refuses_other_encodings_whole(tmp_path: Path) -> None:
+    """Excel's 'CSV UTF-8' (a BOM, CRLF) goes in; a Latin-1 file is refused with the
+    line of its first bad byte and imports nothing, not the rows before it."""
+    (tmp_path / "excel.csv").write_bytes(
+        '\ufeffemail,name,tags\r\nzoe@example.org,"Zoë, Jr",thanks\r\n'.encode()
+    )
+    r = run_cli("subscribers", "import", "excel.csv", cwd=tmp_path)
+    assert r.returncode == 0 and "1 new" in r.stdout
+    latin = "email,name,tags\nann@example.org,Ann,\nbea@example.org,Béatrice,\n"
+    (tmp_path / "latin.csv").write_bytes(latin.encode("latin-1"))
+    r = run_cli("subscribers", "import", "latin.csv", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "latin.csv:3: not UTF-8 text (byte 0xe9); nothing was imported" in r.stderr
+    assert "CSV UTF-8" in r.stderr
+    listing = run_cli("subscribers", "list", cwd=tmp_path).stdout.splitlines()
+    assert listing == ["zoe@example.org\tZoë, Jr\tthanks\tactive"]
+
+
 def test_remove_keeps_history_but_stops_mail(store: SubscriberStore) -> None:
     sub, _ = store.add("x@example.org", now=NOW)
     assert store.remove("X@EXAMPLE.ORG", NOW)
