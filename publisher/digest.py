@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import css_inline
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, TemplateError
 
+from publisher.errors import ConfigError
 from publisher.pages import FORMAT_LABELS, environment
 from publisher.posts import Post
 from publisher.settings import Settings
@@ -65,20 +66,33 @@ def posts_for(posts: Sequence[Post], tags: Sequence[str]) -> list[Post]:
     return [p for p in posts if any(slugify(t, "tag") in wanted for t in p.tags)]
 
 
+def _subject_error(settings: Settings, exc: TemplateError) -> ConfigError:
+    return ConfigError(
+        f"{settings.source}: [digest] subject {settings.digest.subject!r}: {exc.message or exc}",
+        "a Jinja2 template of site, week and posts, e.g. "
+        'subject = "{{ site.title }}: {{ posts|length }} new posts"',
+    )
+
+
 class DigestRenderer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.site = settings.site
         self.env: Environment = environment(settings.template_dirs)
-        self.subject_template = Environment(
-            undefined=StrictUndefined, autoescape=False
-        ).from_string(settings.digest.subject)
+        try:
+            self.subject_template = Environment(
+                undefined=StrictUndefined, autoescape=False
+            ).from_string(settings.digest.subject)
+        except TemplateError as exc:
+            raise _subject_error(settings, exc) from None
 
     def subject(self, week: Week, posts: Sequence[Post]) -> str:
         """The ``[digest] subject`` template, on one line (it becomes a header)."""
-        return " ".join(
-            self.subject_template.render(site=self.site, week=week, posts=list(posts)).split()
-        )
+        try:
+            text = self.subject_template.render(site=self.site, week=week, posts=list(posts))
+        except TemplateError as exc:
+            raise _subject_error(self.settings, exc) from None
+        return " ".join(text.split())
 
     def heading(self, week: Week) -> str:
         first, last = week.start.date(), week.last_day

@@ -186,13 +186,15 @@ def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRu
     if record is not None:  # a rerun: the planned posts, whatever the archives say now
         by_id = {p.id: p for p in stream.posts}
         posts = [by_id[i] for i in record.post_ids if i in by_id]
+    renderer = DigestRenderer(settings)
+    renderer.subject(week, posts)  # a subject naming what is not there fails before any plan
     return DigestRun(
         settings,
         week,
         posts,
         ledger,
         SubscriberStore(engine),
-        DigestRenderer(settings),
+        renderer,
         secret,
         parse_sender(settings.digest.sender),
     )

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from publisher.build import build
+from publisher.errors import ConfigError
 from publisher.ledger import Ledger
 from publisher.newsletter import open_run, send
 from publisher.settings import Settings, load_settings
@@ -287,6 +288,24 @@ def test_refuses_real_delivery_without_secret(
     monkeypatch.delenv("PUBLISHER_SECRET")
     with pytest.raises(PublisherError, match="PUBLISHER_SECRET"):
         open_run(cfg, parse_week("2019-W07", cfg.site.tzinfo), real_delivery=True)
+
+
+@pytest.mark.parametrize(
+    ("subject", "says"),
+    [("{{ unclosed", "unexpected end of template"), ("{{ nope.x }}", "'nope' is undefined")],
+)
+def test_a_broken_subject_template_is_a_config_error_before_anything_is_planned(
+    tmp_path: Path, smtp: SmtpServer, subject: str, says: str
+) -> None:
+    s = smtp_settings(tmp_path, smtp.port, extra=f'[digest]\nsubject = "{subject}"\n')
+    subscribe(s, "a@example.org")
+    with pytest.raises(ConfigError) as exc:
+        open_run(s, parse_week("2019-W07", s.site.tzinfo), real_delivery=False)
+    assert exc.value.exit_code == 2 and "[digest] subject" in exc.value.message
+    assert says in exc.value.message and "site, week and posts" in exc.value.remedy
+    assert (
+        Ledger(open_engine(s.state.url)).digest("2019-W07") is None and not smtp.recorder.messages
+    )
 
 
 def test_tampered_and_misused_tokens_rejected() -> None:
