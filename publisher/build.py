@@ -14,7 +14,6 @@ import argparse
 import multiprocessing as mp
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.archive import ArchivePage, Copies, archive_files, display_name, parse_page
 from publisher.build_state import BuildState
-from publisher.errors import Problem, PublisherError
+from publisher.errors import Problem, PublisherError, portable, raise_portable
 from publisher.locks import exclusive
 from publisher.output import OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
@@ -558,9 +557,8 @@ def _render_forked(
                 _announce(batch)
                 queue.put(("progress", _write_batch(writer, batch)))
             queue.put(("done", writer.since(mark)))
-        except BaseException:
-            queue.put(("error", traceback.format_exc()))
-            raise
+        except BaseException as exc:  # noqa: BLE001 - the parent raises it (once)
+            queue.put(("error", portable(exc)))
 
     procs = [ctx.Process(target=work, args=(lane,), daemon=True) for lane in lanes]
     for p in procs:
@@ -580,4 +578,4 @@ def _render_forked(
     for p in procs:
         p.join()
     if errors:
-        raise RuntimeError("a render worker failed:\n" + errors[0])
+        raise_portable(errors[0], "a render worker")

@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import sys
-import traceback
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from publisher.errors import PublisherError
+from publisher.errors import PublisherError, portable, raise_portable
 from publisher.state_rows import PostVersion
 from publisher.state_stamp import shown_url
 
@@ -100,10 +99,7 @@ class BuildState:
             ) from None
         if ok:
             return value
-        kind, message, remedy, exit_code = value
-        if kind is None:  # not an error for the user: a bug, with its traceback
-            raise RuntimeError(f"state database helper failed:\n{message}")
-        raise kind(message, remedy, exit_code)
+        raise_portable(value, "state database helper")
 
 
 def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
@@ -130,7 +126,7 @@ def _serve(url: str, conn: Connection) -> None:
 
         engine = open_engine(url)
     except BaseException as exc:  # noqa: BLE001 - sent to the build, which raises it
-        failure = _portable(exc)
+        failure = portable(exc)
     try:
         while (call := conn.recv()) is not None:
             if engine is None:
@@ -139,16 +135,9 @@ def _serve(url: str, conn: Connection) -> None:
             try:
                 conn.send((True, _run(engine, *call)))
             except BaseException as exc:  # noqa: BLE001 - as above
-                conn.send((False, _portable(exc)))
+                conn.send((False, portable(exc)))
     except EOFError:  # the build is gone
         pass
     finally:
         if engine is not None:
             engine.dispose()
-
-
-def _portable(exc: BaseException) -> tuple[type[PublisherError] | None, str, str, int]:
-    """An exception as picklable parts: a PublisherError keeps its remedy and exit code."""
-    if isinstance(exc, PublisherError):
-        return type(exc), exc.message, exc.remedy, exc.exit_code
-    return None, "".join(traceback.format_exception(exc)), "", 1

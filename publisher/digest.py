@@ -14,7 +14,7 @@ import css_inline
 from jinja2 import Environment, StrictUndefined, TemplateError
 
 from publisher.errors import ConfigError
-from publisher.pages import FORMAT_LABELS, environment
+from publisher.pages import FORMAT_LABELS, environment, render
 from publisher.posts import Post
 from publisher.settings import Settings
 from publisher.text import slugify
@@ -138,8 +138,8 @@ class DigestRenderer:
             "unsubscribe_url": UNSUBSCRIBE_MARK,
             "preferences_url": PREFERENCES_MARK,
         }
-        html = self.env.get_template("digest.html.j2").render(**ctx)
+        html = render(self.env, "digest.html.j2", **ctx)
         # clients that drop <style> still get the look
         html = css_inline.inline(html)
-        text = self.env.get_template("digest.txt.j2").render(**ctx)
+        text = render(self.env, "digest.txt.j2", **ctx)
         return Rendered(subject, html, text, tuple(p.id for p in posts))

@@ -6,12 +6,14 @@ the normalizer built from escaped text.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
+from publisher.errors import PublisherError
 from publisher.posts import Post, Term
 from publisher.settings import Settings
 
@@ -56,6 +58,30 @@ def environment(templates: Sequence[Path]) -> Environment:
     )
 
 
+def render(env: Environment, name: str, **ctx: object) -> str:
+    """Template ``name`` rendered. A fault in a template (most likely a site's own
+    copy: see ``[build] templates``) is a PublisherError naming its file and line,
+    not a traceback from inside Jinja2."""
+    from jinja2 import TemplateError, TemplateSyntaxError
+
+    try:
+        return env.get_template(name).render(**ctx)
+    except TemplateError as exc:
+        where = name
+        if isinstance(exc, TemplateSyntaxError) and exc.filename:
+            where = f"{exc.filename}:{exc.lineno}"
+        else:  # Jinja2 gives a template's frames its file name and line
+            frames = traceback.extract_tb(exc.__traceback__)
+            own = [f for f in frames if not f.filename.endswith(".py") and f.lineno]
+            if own:
+                where = f"{own[-1].filename}:{own[-1].lineno}"
+        raise PublisherError(
+            f"{where}: template error: {exc.message or exc.__class__.__name__}",
+            "fix the template; a copy in [build] templates overrides the bundled one "
+            "(remove the copy to use the bundled template again)",
+        ) from None
+
+
 class PageRenderer:
     def __init__(self, settings: Settings) -> None:
         self.templates = settings.template_dirs
@@ -71,8 +97,7 @@ class PageRenderer:
         return self._env
 
     def _render(self, name: str, **ctx: object) -> bytes:
-        html = self.env.get_template(name).render(site=self.site, base=self.base, **ctx)
-        return html.encode("utf-8")
+        return render(self.env, name, site=self.site, base=self.base, **ctx).encode("utf-8")
 
     def post(self, post: Post, terms: list[Term], feeds: list[FeedLink]) -> bytes:
         return self._render(

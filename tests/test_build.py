@@ -498,6 +498,35 @@ def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
     assert _lanes(everything, 4) == {".atom": 0, ".rss": 1, ".json": 2}  # one each
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_fault_in_a_template_names_its_file_and_line(
+    tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site's own template with a syntax error, or naming what a post does not
+    have: an error at FILE:LINE with a remedy, rendered here or in forked workers
+    (300 posts: past the size where a build forks), never a traceback."""
+    import publisher.build as build_module
+
+    forked, render_forked = [], build_module._render_forked
+    monkeypatch.setattr(
+        build_module, "_render_forked", lambda *a: forked.append(1) or render_forked(*a)
+    )
+    _synthetic_archives(tmp_path / "in", posts=300, tags=6)
+    own = tmp_path / "theme"
+    extra = f"[build]\ntemplates = '{own.as_posix()}'\n"
+    faults = {
+        "{% block main %}\n{{ post.title }\n{% endblock %}": ":2: template error: unexpected '}'",
+        "{% block main %}\n\n<p>{{ post.nothing.x }}</p>{% endblock %}": ":3: template error:",
+    }
+    for n, (body, says) in enumerate(faults.items()):
+        write(own / "post.html.j2", '{% extends "base.html.j2" %}' + body)
+        with pytest.raises(PublisherError) as exc:
+            build(settings_with(tmp_path, extra), [tmp_path / "in"], tmp_path / f"o{n}", jobs=jobs)
+        assert exc.value.message.startswith(f"{own / 'post.html.j2'}{says}"), exc.value.message
+        assert "[build] templates" in exc.value.remedy
+    assert len(forked) == (2 if jobs == 2 else 0)
+
+
 def test_no_change_rebuild_imports_nothing_heavy(tmp_path: Path, seeds: Path) -> None:
     """The cheap path must stay cheap: no feed, template, database or scheduler library."""
     s = settings_with(tmp_path)
