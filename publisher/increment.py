@@ -98,6 +98,12 @@ def patch(
     """
     if stream.errors or stream.skipped:
         return None
+    # a problem of the stream's own, not a page's (a merged term: see ``collect_terms``)
+    # is for ``normalize`` to find again
+    if stream.problems and set(stream.problems) - {
+        p for page in old_pages.values() for p in page.problems
+    }:
+        return None
     added = {n: ArchivePage(n, p.kind, p.term) for n, p in new_pages.items() if n not in old_pages}
     if added:  # a new archive: its old page held nothing
         old_pages = {**old_pages, **added}
@@ -300,9 +306,9 @@ class _Edit:
         """A tag or category name came or went: take the terms anew, if no term that
         stays is shown by another name (every post of it would change)."""
         pages = {**self.old_pages, **self.new_pages}
-        terms, _ = collect_terms(r for page in pages.values() for r in page.posts)
+        terms, _, merges = collect_terms(r for page in pages.values() for r in page.posts)
         old = self.stream.terms
-        if any(old[k].name != t.name for k, t in terms.items() if k in old):
+        if merges or any(old[k].name != t.name for k, t in terms.items() if k in old):
             return False
         self.terms = terms
         return True

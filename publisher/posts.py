@@ -18,7 +18,7 @@ from functools import cached_property
 from html import escape
 
 from publisher.archive import ArchivePage, Paragraph, RawPost
-from publisher.errors import Problem, error
+from publisher.errors import Problem, error, warning
 from publisher.text import compare_key, slugify, title_key
 
 #: Time-of-day convention: a post dated D is published at 12:00 local time on D,
@@ -188,7 +188,8 @@ def normalize(
         else:
             merged.append((best, group))
 
-    terms, canonical = collect_terms(c for _, g in merged for c in g.copies)
+    terms, canonical, merges = collect_terms(c for _, g in merged for c in g.copies)
+    problems.extend(merges)
     ordered = _chronological(merged)
     titles = [(b.title, g.date) for b, g in ordered]
     slugs, id_slugs = page_and_id_slugs(titles)
@@ -314,23 +315,41 @@ def _first_difference(a: str, b: str) -> str:
 
 def collect_terms(
     copies: Iterable[RawPost],
-) -> tuple[dict[tuple[str, str], Term], dict[tuple[str, str], str]]:
-    """Terms by (kind, slug), and each written name's display form.
+) -> tuple[dict[tuple[str, str], Term], dict[tuple[str, str], str], list[Problem]]:
+    """Terms by (kind, slug), each written name's display form, and a warning for
+    each name merged into a term it only shares a slug with.
 
     Names differing only in case or spacing are one term, shown as the first
-    of its forms in code-point order.
+    of its forms in code-point order. Names that differ otherwise but make one
+    slug (‘C#’ and ‘C++’ both make ``c``) would write one feed: they are merged
+    too, but said so, at the first copy carrying the name.
     """
     forms: dict[tuple[str, str], set[str]] = defaultdict(set)
-    seen: set[tuple[str, str]] = set()
+    first: dict[tuple[str, str], tuple[str, int]] = {}
     for c in copies:
         for kind, names in (("tag", c.tags), ("category", c.categories)):
             for name in names:
-                if (kind, name) not in seen:
-                    seen.add((kind, name))
+                if (kind, name) not in first:
+                    first[(kind, name)] = (c.file, c.line)
                     forms[(kind, slugify(name, kind))].add(name)
     terms = {key: Term(key[0], min(names), key[1]) for key, names in forms.items()}
     canonical = {(key[0], name): term.name for key, term in terms.items() for name in forms[key]}
-    return terms, canonical
+    merges = [
+        warning(
+            *first[(kind, name)],
+            f"{kind} ‘{name}’ is published as ‘{terms[(kind, slug)].name}’: both make the "
+            f"slug '{slug}' ({kind}/{slug}.*); rename one in the archives to keep them apart",
+        )
+        for (kind, slug), names in forms.items()
+        for name in sorted(names)
+        if _name_key(name) != _name_key(terms[(kind, slug)].name)
+    ]
+    return terms, canonical, merges
+
+
+def _name_key(name: str) -> str:
+    """What spellings of one name share: case and spacing aside."""
+    return " ".join(name.casefold().split())
 
 
 class Clock:

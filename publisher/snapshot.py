@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from publisher.state_rows import DigestRecord
 
 #: Part of the config digest: a snapshot in another layout is never read back.
-FORMAT = 1
+FORMAT = 2
 #: A delta holding more whole posts and copies than this is folded into a new base.
 DELTA_MAX_ITEMS = 2000
 

@@ -46,7 +46,7 @@ def edited(files: dict[str, str], old: str, new: str, only: str | None = None) -
 
 def run(before: dict[str, str], after: dict[str, str]):  # type: ignore[no-untyped-def]
     old_pages, new_pages = pages_of(before), pages_of(after)
-    changed = {n: p for n, p in new_pages.items() if after[n] != before[n]}
+    changed = {n: p for n, p in new_pages.items() if after[n] != before.get(n)}
     result = patch(full(old_pages), old_pages, changed, DOMAIN, LONDON)
     return result, full(new_pages)
 
@@ -172,6 +172,19 @@ def test_edits_it_cannot_patch_are_left_to_a_full_normalize() -> None:
     for why, after in cases.items():
         result, _ = run(files, after)
         assert result is None, why
+
+
+def test_a_merged_term_is_left_to_a_full_normalize_before_and_after() -> None:
+    """A merged term's warning is the stream's, not a page's (see ``collect_terms``):
+    an edit made while it stands, or one that makes it, is not patched."""
+    files = seed_files()
+    merged = {**files, "zz.txt": "Posts Tagged ‘Thanks!’\n\nA post\n\nMay 1, 2018\n\nText.\n"}
+    warned = [p.message for p in full(pages_of(merged)).problems]
+    assert len(warned) == 1 and warned[0].startswith("tag ‘thanks’ is published as ‘Thanks!’")
+    assert run(files, merged)[0] is None  # it comes
+    assert run(merged, edited(merged, "Text.", "More text."))[0] is None  # it stands
+    result, expected = run(merged, edited(merged, "‘Thanks!’", "‘other’"))
+    assert result is None and not expected.problems  # it goes
 
 
 @given(

@@ -165,6 +165,25 @@ def test_term_slugs_are_safe_and_merge_case_variants() -> None:
     assert slugify("CON", "tag") == "con-tag" and slugify("数字", "tag").startswith("tag-")
 
 
+def test_names_that_only_share_a_slug_are_merged_with_a_warning() -> None:
+    """‘C#’ and ‘C++’ both make the slug ``c``, so one feed: published as one tag,
+    but said so at the copy that carries the other name; case and spacing variants
+    (‘Digital’, ‘digital ’) are one name and say nothing."""
+    a = page("a.txt", tagged("C#", post("P")))
+    b = page("b.txt", tagged("C++", post("Q", "May 1, 2018")))
+    c = page("c.txt", tagged("Digital", post("R", "May 2, 2018")))
+    d = page("d.txt", tagged("digital ", post("S", "May 3, 2018")))
+    stream = run(a, b, c, d)
+    assert [(t.name, t.slug) for t in stream.terms_of("tag")] == [
+        ("C#", "c"),
+        ("Digital", "digital"),
+    ]
+    assert {p.title: p.tags for p in stream.posts}["Q"] == ("C#",)
+    assert [(p.file, p.line, p.severity) for p in stream.problems] == [("b.txt", 3, "warning")]
+    assert "tag ‘C++’ is published as ‘C#’: both make the slug 'c'" in stream.problems[0].message
+    assert not stream.errors and len(stream.posts) == 4
+
+
 def test_html_is_escaped_and_summary_plain() -> None:
     a = page(
         "a.txt", tagged("x", post("<b>&</b>", body="Fish & <chips> \"quoted\" 'x'\n\n  • a<b\n"))
