@@ -167,17 +167,19 @@ class OutputWriter:
             self.counts.unchanged += 1
         else:
             folder, name = os.path.split(target)
-            if folder not in self._dirs:
-                os.makedirs(folder, exist_ok=True)
-                self._dirs.add(folder)
             tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
             try:
+                if folder not in self._dirs:
+                    os.makedirs(folder, exist_ok=True)
+                    self._dirs.add(folder)
                 with open(tmp, "wb", buffering=_BUFFER) as f:
                     f.writelines(parts)
                 os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp)
+                if isinstance(exc, OSError):
+                    raise _unwritable(target, exc) from None
                 raise
             self.counts.written += 1
             self.changed.append(rel)
@@ -197,15 +199,38 @@ class OutputWriter:
         data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         target = self.root / MANIFEST
         tmp = target.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _unwritable(str(target), exc) from None
 
     def _prune_dirs(self, folder: Path) -> None:
         root = self.root.resolve()
         while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
+
+
+def _unwritable(target: str, exc: OSError) -> PublisherError:
+    """A file that could not be written (a full disk, a file where a folder must be):
+    what was written before it is whole, and the next build writes the rest."""
+    blocker = Path(target).parent
+    while blocker.parent != blocker and not blocker.exists():
+        blocker = blocker.parent
+    if blocker.exists() and not blocker.is_dir():
+        why = f"{blocker} is a file, where the output needs a folder"
+    else:
+        why = exc.strerror or str(exc)
+    return PublisherError(
+        f"{target}: cannot write it: {why}",
+        "make room on the disk, or move what stands in the way (a file where the "
+        "output needs a folder), then build again: files written so far are whole "
+        "and the next build writes the rest",
+    )
 
 
 def _as_recorded(st: os.stat_result, entry: dict[str, object]) -> bool:

@@ -178,6 +178,35 @@ def test_an_output_folder_that_cannot_be_one_is_reported(tmp_path: Path, seeds: 
     assert "fix: check --out or [build] output" in r.stderr
 
 
+def test_a_file_that_cannot_be_written_is_an_error_and_the_next_build_finishes(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """A file of someone else's where the output needs a folder (as a full disk, a
+    write that fails): the error names the file and the remedy, no temporary file
+    is left, the other file is untouched; once it is moved, the build completes."""
+    s, out = settings_with(tmp_path), tmp_path / "out"
+    theirs = write(out / "posts", "someone else's file")
+    with pytest.raises(PublisherError) as exc:
+        build(s, [seeds], out)
+    assert exc.value.message.startswith(str(out / "posts") + "/")
+    assert exc.value.message.endswith(
+        f": cannot write it: {out / 'posts'} is a file, where the output needs a folder"
+    )
+    assert "build again" in exc.value.remedy
+    assert theirs.read_text() == "someone else's file"
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    theirs.rename(tmp_path / "moved")
+    r = build(s, [seeds], out)
+    assert r.written + r.unchanged == 27 and (out / "posts").is_dir()
+    assert _files(out) == _files(build_fresh(tmp_path, seeds))
+
+
+def build_fresh(tmp_path: Path, seeds: Path) -> Path:
+    """The same build into a new folder, with its own state."""
+    build(settings_with(tmp_path, name="fresh.toml"), [seeds], tmp_path / "fresh")
+    return tmp_path / "fresh"
+
+
 def test_stale_files_removed_but_foreign_files_kept(tmp_path: Path, seeds: Path) -> None:
     s = settings_with(tmp_path)
     out = tmp_path / "out"
