@@ -248,7 +248,7 @@ def test_writes_are_atomic_no_temp_files_left(
     monkeypatch.setattr(output.os, "replace", dying_replace)
     f = seeds / "002_58f30e9912765277.txt"
     f.write_text(f.read_text(encoding="utf-8").replace("cyber", "Cyber"), encoding="utf-8")
-    with pytest.raises(OSError):
+    with pytest.raises(PublisherError, match="cannot write it: disk full"):
         build(s, [seeds], out)
     monkeypatch.setattr(output.os, "replace", real_replace)
     assert not [p for p in out.rglob("*.tmp")]
