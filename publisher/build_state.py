@@ -105,13 +105,19 @@ class BuildState:
 def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
     from publisher import state
 
-    if name == "sent_digests":
-        from publisher.ledger import Ledger
-
-        return Ledger(engine).sent_digests()
-    if name not in ("count_versions", "load_versions", "save_versions"):
+    if name not in ("count_versions", "load_versions", "save_versions", "sent_digests"):
         raise AssertionError(f"no state call {name!r}")
-    return getattr(state, name)(engine, *args)
+    try:
+        if name == "sent_digests":
+            from publisher.ledger import Ledger
+
+            return Ledger(engine).sent_digests()
+        return getattr(state, name)(engine, *args)
+    except Exception as exc:
+        error = state.failure(exc, str(engine.url))
+        if error is None:
+            raise
+        raise error from None
 
 
 def _serve(url: str, conn: Connection) -> None:

@@ -93,12 +93,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    settings = None
     try:
         settings = load_settings(args.config)
         return COMMANDS[args.command](settings, args)
     except PublisherError as exc:
         print(f"publisher: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        if settings is None or "sqlalchemy" not in sys.modules:  # not the database's
+            raise
+        from publisher.state import failure
+
+        error = failure(exc, settings.state.url)
+        if error is None:
+            raise
+        print(f"publisher: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:

@@ -139,6 +139,18 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+def failure(exc: BaseException, url: str) -> PublisherError | None:
+    """A failure of the database itself while in use (a full disk, a lost server,
+    a lock held too long) as the user's error, or ``None`` for anything else (a bug)."""
+    if not isinstance(exc, sa.exc.OperationalError):
+        return None
+    return PublisherError(
+        f"state database {shown_url(url)}: {exc.orig or exc}",
+        "make room on its disk, or check that its server is up, then run the command "
+        "again (the interrupted change was rolled back)",
+    )
+
+
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     """WAL with synchronous=NORMAL: a commit survives a killed process without an
     fsync per message, and readers (the web app) never block the sender."""

@@ -78,6 +78,29 @@ def test_a_bad_state_url_is_an_error_with_a_remedy_and_no_password(
         assert "s3cret" not in str(exc.value) and "state database" in exc.value.message
 
 
+@pytest.mark.parametrize("helper", [True, False])
+def test_a_database_lost_in_use_is_an_error_to_act_on(postgres_server: str, helper: bool) -> None:
+    """The database goes away between two calls (dropped, its sessions ended, as a
+    server that stops): the next call is the user's error with a remedy, not a
+    traceback from inside the driver."""
+    import sqlalchemy as sa
+
+    from tests.postgres import fresh_database
+
+    url = fresh_database(postgres_server, f"lost_{helper}")
+    rows = [("tag:x,2026-01-01:p", PostVersion("h", WHEN))]
+    with BuildState(url, helper=helper) as state:
+        assert state.count_versions() == 0
+        admin = sa.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "lost_{helper}" WITH (FORCE)'))
+        admin.dispose()
+        with pytest.raises(PublisherError) as exc:
+            state.save_versions(rows)
+        assert exc.value.message.startswith(f"state database {url}: ")
+        assert "run the command again" in exc.value.remedy
+
+
 def _cli_build(cwd: Path, config: Path, archives: Path) -> str:
     """``publisher build`` in a fresh interpreter (SQLAlchemy not imported: the helper
     path); prints whether this process imported SQLAlchemy after all."""
