@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,10 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = None
     try:
         settings = load_settings(args.config)
-        return COMMANDS[args.command](settings, args)
+        code = COMMANDS[args.command](settings, args)
+        sys.stdout.flush()  # a reader gone is met here, not in a message at exit
+        return code
     except PublisherError as exc:
         print(f"publisher: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `publisher posts | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
     except Exception as exc:
         if settings is None or "sqlalchemy" not in sys.modules:  # not the database's
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -477,6 +478,13 @@ def create_app(settings: Settings, **kwargs: object) -> Starlette:
 def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
+    site = Path(settings.build.output)
+    if not (site / "index.html").is_file() and not any(site.glob("all.*")):
+        print(
+            f"warning: {site} holds no built site yet: run `publisher build` "
+            "(the subscription pages work meanwhile)",
+            file=sys.stderr,
+        )
     uvicorn.run(
         create_app(settings),
         host=host,

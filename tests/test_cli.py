@@ -47,3 +47,49 @@ def test_posts_json_lines_still_lists_good_posts_on_error(tmp_path: Path) -> Non
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     r = run("check", "nope", cwd=tmp_path)
     assert r.returncode == 1 and "nope: no such file or folder" in r.stderr and "fix:" in r.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`publisher posts --json | head -1`: the pipe closes under the writer, which
+    stops with the shell's SIGPIPE status and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    read, write_end = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    r = subprocess.run(
+        [sys.executable, "-m", "publisher", "posts", "--json", str(SEEDS)],
+        cwd=tmp_path,
+        env=env,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    os.close(write_end)
+    assert r.returncode == 141 and r.stderr == ""
+
+
+def test_serve_says_when_there_is_no_site_yet(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    write(tmp_path / "seeds" / "a.txt", "Posts Tagged ‘x’\n\nA post\n\nMay 1, 2018\n\nText.\n")
+    cmd = [sys.executable, "-m", "publisher", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        lines = [proc.stderr.readline() for _ in range(2)]  # type: ignore[union-attr]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert any("feeds holds no built site yet: run `publisher build`" in line for line in lines)
