@@ -190,22 +190,30 @@ def test_permanent_550_fails_and_bounces_after_limit(cfg: Settings, smtp: SmtpSe
     assert run_week(cfg, "2018-W10").sent == 1  # bounced address no longer planned
 
 
-def test_killed_mid_send_then_rerun_delivers_each_once(
-    cfg_any_db: Settings, smtp: SmtpServer, tmp_path: Path
-) -> None:
-    cfg = cfg_any_db
-    emails = [f"user{i:02d}@example.org" for i in range(30)]
+def _sending(
+    cfg: Settings, smtp: SmtpServer, cwd: Path, *, subscribers: int, until: int
+) -> tuple[list[str], list[str], dict[str, str], subprocess.Popen[bytes]]:
+    """``subscribers`` addresses, and ``digest --send`` of 2019-W07 running as a user
+    runs it (slowed by the server), once the server has ``until`` messages: the
+    addresses, the command, its environment and its process."""
+    emails = [f"user{i:02d}@example.org" for i in range(subscribers)]
     for e in emails:
         subscribe(cfg, e)
     smtp.recorder.delay = 0.05
     env = {**os.environ, "PUBLISHER_SECRET": SECRET}
     cmd = [sys.executable, "-m", "publisher", "digest", "--week", "2019-W07", "--send", "--quiet"]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while len(smtp.recorder.messages) < 8 and time.monotonic() < deadline:
+    while len(smtp.recorder.messages) < until and time.monotonic() < deadline:
         time.sleep(0.01)
+    return emails, cmd, env, proc
+
+
+def test_killed_mid_send_then_rerun_delivers_each_once(
+    cfg_any_db: Settings, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    cfg = cfg_any_db
+    emails, cmd, env, proc = _sending(cfg, smtp, tmp_path, subscribers=30, until=8)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first = len(smtp.recorder.messages)
@@ -230,18 +238,7 @@ def test_two_sends_at_once_deliver_each_message_once(
     """A second ``digest --send`` while one runs (cron and the scheduler, say) is
     refused with exit 3 and sends nothing; the first delivers everything once. (A
     killed sender's lock goes with it: the rerun in the test above is not refused.)"""
-    emails = [f"user{i:02d}@example.org" for i in range(20)]
-    for e in emails:
-        subscribe(cfg_any_db, e)
-    smtp.recorder.delay = 0.05
-    env = {**os.environ, "PUBLISHER_SECRET": SECRET}
-    cmd = [sys.executable, "-m", "publisher", "digest", "--week", "2019-W07", "--send", "--quiet"]
-    first = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 30
-    while len(smtp.recorder.messages) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    emails, cmd, env, first = _sending(cfg_any_db, smtp, tmp_path, subscribers=20, until=3)
     second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert second.returncode == 3, second.stderr
     assert "another process is sending digests" in second.stderr
