@@ -11,7 +11,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from publisher import __version__
@@ -177,6 +177,28 @@ def _now(settings: Settings):  # type: ignore[no-untyped-def]
     return datetime.now(settings.site.tzinfo)
 
 
+def _warn_unknown_tags(settings: Settings, tags: Iterable[str]) -> None:
+    """A tag chosen that no archive has (a typo, most likely): its subscribers would
+    get nothing, with no word. Compared by slug, so case and spacing do not matter;
+    said only when the archives can be read."""
+    if not tags:
+        return
+    from publisher.text import slugify
+
+    try:
+        stream = load_stream(settings)
+    except PublisherError:
+        return
+    known = stream.terms_of("tag")
+    slugs = {t.slug for t in known}
+    for tag in sorted({t for t in tags if slugify(t, "tag") not in slugs}):
+        print(
+            f"warning: no archive has the tag ‘{tag}’: its subscribers get no post of it "
+            f"until one does (tags: {', '.join(t.name for t in known)})",
+            file=sys.stderr,
+        )
+
+
 def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.state import open_engine
     from publisher.subscribers import Status, SubscriberStore
@@ -187,6 +209,7 @@ def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
         sub, created = store.add(args.email, args.name, args.tag, now=now)
         tags = ", ".join(sub.tags) or "all posts"
         print(f"{'added' if created else 'updated'} {sub.email} ({tags})")
+        _warn_unknown_tags(settings, sub.tags)
     elif args.subcommand == "remove":
         if not store.remove(args.email, now):
             raise PublisherError(f"no subscriber {args.email}", "see `publisher subscribers list`")
@@ -215,6 +238,7 @@ def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         print(f"imported {added} new, {updated} updated, {len(problems)} bad row(s) skipped")
+        _warn_unknown_tags(settings, {t for s in store.all(Status.ACTIVE) for t in s.tags})
         return 1 if problems else 0
     else:
         store.export_csv(sys.stdout)

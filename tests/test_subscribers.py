@@ -110,3 +110,26 @@ def test_cli_subscribers_and_outbox_digest_on_defaults(tmp_path: Path) -> None:
     assert r.returncode == 0 and eml["To"] == "A <a@example.org>" and eml.is_multipart()
     assert cli("subscribers", "remove", "a@example.org").returncode == 0
     assert "a@example.org" not in cli("digest", "--week", "2018-W21").stdout
+
+
+def test_cli_warns_of_a_tag_no_archive_has(tmp_path: Path) -> None:
+    """A typo in a tag choice would mean no mail for it, without a word: add and
+    import say so (case and spacing are no typo), and still record the choice."""
+    import shutil
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    r = run_cli(
+        "subscribers", "add", "a@example.org", "--tag", " Digital", "--tag", "Thnaks", cwd=tmp_path
+    )
+    assert r.returncode == 0 and "added a@example.org" in r.stdout
+    assert r.stderr.splitlines() == [
+        "warning: no archive has the tag ‘Thnaks’: its subscribers get no post of it until "
+        "one does (tags: digital, thanks)"
+    ]
+    (tmp_path / "in.csv").write_text("b@example.org,B,thanks;Digitall\n", encoding="utf-8")
+    r = run_cli("subscribers", "import", "in.csv", cwd=tmp_path)
+    assert r.returncode == 0 and "‘Digitall’" in r.stderr and "‘Thnaks’" in r.stderr
+    assert (
+        "b@example.org\tB\tDigitall;thanks\tactive"
+        in run_cli("subscribers", "list", cwd=tmp_path).stdout.splitlines()
+    )
