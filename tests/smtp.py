@@ -25,6 +25,9 @@ class Recorder:
     replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     always: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    #: Once this many messages are in, hold every next one until ``released`` is set.
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
     eight_bit: bool = True  # offer 8BITMIME (RFC 6152), as aiosmtpd and most servers do
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -36,6 +39,8 @@ class Recorder:
         rcpt = envelope.rcpt_tos[0].lower()
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hold_after is not None and len(self.messages) >= self.hold_after:
+            await asyncio.to_thread(self.released.wait, 60)
         with self.lock:
             if rcpt in self.always:
                 return self.always[rcpt]

@@ -238,10 +238,12 @@ def test_two_sends_at_once_deliver_each_message_once(
     """A second ``digest --send`` while one runs (cron and the scheduler, say) is
     refused with exit 3 and sends nothing; the first delivers everything once. (A
     killed sender's lock goes with it: the rerun in the test above is not refused.)"""
+    smtp.recorder.hold_after = 3  # the first sender waits at its 4th message
     emails, cmd, env, first = _sending(cfg_any_db, smtp, tmp_path, subscribers=20, until=3)
     second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert second.returncode == 3, second.stderr
     assert "another process is sending digests" in second.stderr
+    smtp.recorder.released.set()
     assert first.wait(60) == 0
     got = Counter(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages)
     assert got == dict.fromkeys(emails, 1)
