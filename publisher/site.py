@@ -16,6 +16,7 @@ from publisher.feeds import MEDIA_TYPES, FeedRenderer, doc_path, paginate
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
 from publisher.settings import Settings
+from publisher.sitemap import sitemap_files
 from publisher.state_rows import DigestRecord
 from publisher.text import digest, folder_digest
 
@@ -195,6 +196,16 @@ def artifacts(
                 digest(base_key, rows, posts_key(recent), archive),
                 _bind(pages.index, rows, recent, site_links, archive),
             )
+        # every page, dated by the posts it shows: any post's change may move a date
+        mapped = [(url, max(updated[p.id] for p in posts)) for _, _, _, url, posts in families]
+        mapped += [(feeds.post_url(p), updated[p.id]) for p in stream.posts]
+        mapped += [
+            (f"{site.base_url}{d.path}", max(updated[p.id] for p in d.posts))
+            for d in weeks
+            if d.posts
+        ]
+        for path, data in sitemap_files(site.base_url, mapped):
+            yield Artifact(path, digest(data), _bind(lambda d: d, data))
     if touched is not None and not listing:
         return  # the rest shows no post
     yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))

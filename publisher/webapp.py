@@ -53,8 +53,9 @@ MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".xsl": "text/xsl; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".xml": "application/xml; charset=utf-8",  # the sitemap
 }
-CACHE = {".html": 300, ".atom": 900, ".rss": 900, ".json": 900, ".opml": 3600}
+CACHE = {".html": 300, ".atom": 900, ".rss": 900, ".json": 900, ".opml": 3600, ".xml": 3600}
 MAX_BODY = 16 * 1024
 CONFIRM_HOURS = 48
 CSRF_SECONDS = 2 * 3600

@@ -346,6 +346,8 @@ def test_sent_digests_are_published_in_the_site(cfg: Settings, smtp: SmtpServer)
     feed = feedparser.parse(str(out / "digests.atom"))
     assert [e.link for e in feed.entries] == ["http://127.0.0.1:8000/digests/2019-W07.html"]
     assert "digests/2019-W07.html" in (out / "index.html").read_text(encoding="utf-8")
+    sitemap = (out / "sitemap.xml").read_text(encoding="utf-8")
+    assert "<loc>http://127.0.0.1:8000/digests/2019-W07.html</loc>" in sitemap
     # a post of that week edited: the incremental build updates the digest's page,
     # and a full build after it finds nothing left to write
     for f in seeds.glob("*.txt"):

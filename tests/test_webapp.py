@@ -42,6 +42,7 @@ def site(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch):  # 
         ("tag/thanks.rss", "application/rss+xml; charset=utf-8"),
         ("tag/digital.json", "application/feed+json; charset=utf-8"),
         ("feeds.opml", "text/x-opml; charset=utf-8"),
+        ("sitemap.xml", "application/xml; charset=utf-8"),
         ("", "text/html; charset=utf-8"),
         ("posts/the-digital-revolution.html", "text/html; charset=utf-8"),
     ],
