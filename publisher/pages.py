@@ -58,7 +58,7 @@ def environment(templates: Sequence[Path]) -> Environment:
     )
 
 
-def render(env: Environment, name: str, **ctx: object) -> str:
+def render(env: Environment, name: str, /, **ctx: object) -> str:
     """Template ``name`` rendered. A fault in a template (most likely a site's own
     copy: see ``[build] templates``) is a PublisherError naming its file and line,
     not a traceback from inside Jinja2."""

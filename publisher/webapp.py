@@ -36,7 +36,7 @@ from publisher.delivery import PermanentError, TransientError, Transport
 from publisher.errors import PublisherError
 from publisher.mail import MessageMail, build_plain, parse_sender
 from publisher.newsletter import transport_for
-from publisher.pages import environment
+from publisher.pages import environment, render
 from publisher.pipeline import load_stream
 from publisher.settings import Settings
 from publisher.state import open_engine
@@ -170,7 +170,7 @@ class App:
         return datetime.fromtimestamp(self.clock(), self.site.tzinfo)
 
     def page(self, template: str, status: int = 200, **ctx: object) -> HTMLResponse:
-        html = self.env.get_template(template).render(site=self.site, base=self.base, **ctx)
+        html = render(self.env, template, site=self.site, base=self.base, **ctx)
         headers = {
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
@@ -347,7 +347,9 @@ class App:
         token = sign(
             Token("confirm", sub.id, int(self.clock()) + CONFIRM_HOURS * 3600), self.secret
         )
-        text = self.env.get_template("confirm.txt.j2").render(
+        text = render(
+            self.env,
+            "confirm.txt.j2",
             site=self.site,
             name=sub.name,
             hours=CONFIRM_HOURS,
