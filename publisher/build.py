@@ -115,7 +115,8 @@ def build(
     run by hand, say) waits for it, then finds what it left. The lock is beside
     the build's snapshot, so a build that fails creates nothing in ``out``."""
     _check_output(out)
-    lock: Path | None = SnapshotStore(settings.state.url, out).base.with_suffix(".lock")
+    store = SnapshotStore(settings.state.url, out)
+    lock: Path | None = store.base.with_suffix(".lock")
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
     except OSError:  # the state folder: the state database reports it, with its remedy
@@ -129,6 +130,7 @@ def build(
             settings,
             paths,
             out,
+            store,
             skip_invalid=skip_invalid,
             progress=progress,
             jobs=jobs,
@@ -155,6 +157,7 @@ def _build(
     settings: Settings,
     paths: list[Path],
     out: Path,
+    store: SnapshotStore,
     *,
     skip_invalid: bool,
     progress: bool,
@@ -193,7 +196,6 @@ def _build(
         return BuildResult(0, 0, writer.known_files, 0, perf_counter() - start, (), up_to_date=True)
     now = now or datetime.now(settings.site.tzinfo)
     now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
-    store = SnapshotStore(settings.state.url, out)
     # the state database is opened meanwhile, in a helper process (see there)
     with BuildState(settings.state.url) as state:
         plan = None
