@@ -108,16 +108,15 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def open_engine(url: str) -> Engine:
     """Connect and migrate; a SQLite file's folder is created on first use."""
+    shown = shown_url(url)
     if (db := sqlite_file(url)) is not None:
         try:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PublisherError(
-                f"state database {shown_url(url)}: cannot create its folder {db.parent}: "
-                f"{exc.strerror}",
+                f"state database {shown}: cannot create its folder {db.parent}: {exc.strerror}",
                 "check [state] url (or PUBLISHER_STATE_URL): its folder must be one you can write",
             ) from None
-    shown = shown_url(url)
     try:
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":
