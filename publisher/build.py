@@ -13,19 +13,21 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from queue import Empty
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.archive import ArchivePage, Copies, archive_files, display_name, parse_page
 from publisher.build_state import BuildState
-from publisher.errors import Problem, PublisherError, portable, raise_portable
+from publisher.errors import Portable, Problem, PublisherError, portable, raise_portable
 from publisher.locks import exclusive
 from publisher.output import OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
@@ -541,14 +543,13 @@ def _render_forked(
     cursor = ctx.Value("l", 0)
     queue = ctx.Queue()
 
-    def work(mine: list[int]) -> None:
+    def work(me: int, mine: list[int]) -> None:
         try:
             mark = writer.mark()
             _announce(pending[j] for j in mine)
             for i in range(0, len(mine), CHUNK):
-                queue.put(
-                    ("progress", _write_batch(writer, [pending[j] for j in mine[i : i + CHUNK]]))
-                )
+                batch = [pending[j] for j in mine[i : i + CHUNK]]
+                queue.put(("progress", me, _write_batch(writer, batch)))
             while True:
                 with cursor.get_lock():
                     start = cursor.value
@@ -557,27 +558,74 @@ def _render_forked(
                     break
                 batch = [pending[j] for j in shared[start : start + CHUNK]]
                 _announce(batch)
-                queue.put(("progress", _write_batch(writer, batch)))
-            queue.put(("done", writer.since(mark)))
+                queue.put(("progress", me, _write_batch(writer, batch)))
+            queue.put(("done", me, writer.since(mark)))
         except BaseException as exc:  # noqa: BLE001 - the parent raises it (once)
-            queue.put(("error", portable(exc)))
+            queue.put(("error", me, portable(exc)))
 
-    procs = [ctx.Process(target=work, args=(lane,), daemon=True) for lane in lanes]
+    procs = [ctx.Process(target=work, args=(i, lane), daemon=True) for i, lane in enumerate(lanes)]
     for p in procs:
         p.start()
-    meanwhile()  # progress reports wait in the queue
-    done, errors = 0, []
-    while done < len(procs):
-        kind, payload = queue.get()
+    try:
+        meanwhile()  # progress reports wait in the queue
+        errors = _collect(procs, queue, writer, advance)
+    finally:
+        for p in procs:  # after an error here or in a worker, the others stop writing
+            if p.is_alive():
+                p.terminate()
+            p.join()
+            if p.exitcode and p.pid is not None:  # killed mid-write: its temporary file
+                writer.remove_temporary(p.pid)
+    if errors:
+        raise_portable(errors[0], "a render worker")
+
+
+#: Seconds between checks that every render worker that has not reported is alive.
+WORKER_POLL = 0.5
+
+
+def _collect(
+    procs: Sequence[mp.process.BaseProcess],
+    queue: mp.queues.Queue,
+    writer: OutputWriter,
+    advance: Callable[[int], None],
+) -> list[Portable]:
+    """The workers' reports, until each is done or failed: their manifest entries
+    merged into ``writer``, their errors returned.
+
+    A worker can die without a word (the kernel's out-of-memory killer, a
+    ``kill -9``): waiting on the queue alone would wait forever, holding the
+    build lock, so a worker found dead before it reported is an error too.
+    """
+    finished: set[int] = set()
+    errors: list[Portable] = []
+    while len(finished) < len(procs):
+        try:
+            kind, me, payload = queue.get(timeout=WORKER_POLL)
+        except Empty:
+            for i, p in enumerate(procs):
+                # a worker flushes its reports before it exits: one gone without
+                # them died; drain the queue once more, then say so
+                if i not in finished and p.exitcode is not None and queue.empty():
+                    finished.add(i)
+                    errors.append(portable(_died(p)))
+            continue
         if kind == "progress":
             advance(payload)
         elif kind == "done":
             writer.merge(*payload)
-            done += 1
+            finished.add(me)
         else:
             errors.append(payload)
-            done += 1
-    for p in procs:
-        p.join()
-    if errors:
-        raise_portable(errors[0], "a render worker")
+            finished.add(me)
+    return errors
+
+
+def _died(proc: mp.process.BaseProcess) -> PublisherError:
+    code = proc.exitcode or 0
+    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+    hint = " (often the system out of memory: --jobs 1 uses less)" if code == -9 else ""
+    return PublisherError(
+        f"a render worker {how} before it finished{hint}",
+        "build again: files written so far are whole, and the next build writes the rest",
+    )

@@ -186,6 +186,15 @@ class OutputWriter:
         st = os.stat(target)
         self._new[rel] = {"key": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
+    def remove_temporary(self, pid: int) -> None:
+        """Remove what process ``pid`` left half-written (it was killed in ``write``)."""
+        suffix = f".{pid}.tmp"
+        for folder, _, names in os.walk(self._root):
+            for name in names:
+                if name.startswith(".") and name.endswith(suffix):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, name))
+
     def finish(self, inputs: str) -> None:
         """Remove files this writer made that the build no longer has; save the manifest."""
         for rel in sorted(set(self._old) - set(self._new)):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -526,6 +528,61 @@ def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
     assert _lanes(no_json, 2)[".rss"] == 1
     assert set(_lanes(everything, 1).values()) == {0}
     assert _lanes(everything, 4) == {".atom": 0, ".rss": 1, ".json": 2}  # one each
+
+
+class _DiesWhileWritten:
+    """A file's pieces whose writing kills the worker writing them, half-way through."""
+
+    def __init__(self, how: Callable[[], None]) -> None:
+        self.how = how
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        yield b"<half a file>" * 1000
+        self.how()
+        yield b"never"
+
+
+@pytest.mark.parametrize(
+    ("how", "says"),
+    [
+        (lambda: os.kill(os.getpid(), signal.SIGKILL), "killed by SIGKILL"),
+        (lambda: os._exit(3), "exited with 3"),
+    ],
+)
+def test_a_render_worker_that_dies_is_an_error_not_a_hang(
+    tmp_path: Path, how: Callable[[], None], says: str
+) -> None:
+    """A worker killed without a word (the out-of-memory killer, ``kill -9``) used
+    to leave the build waiting for its report forever, holding the build lock. Now
+    it is an error naming the cause; the other worker stops, and what the dead
+    one was writing leaves no temporary file behind."""
+    from publisher.build import _render_all
+    from publisher.output import OutputWriter
+    from publisher.site import Artifact
+
+    out = tmp_path / "out"
+    pending = [Artifact(f"page/{i}.html", "k", lambda: b"whole\n", weight=50) for i in range(200)]
+    pending[7] = Artifact("page/7.html", "k", lambda: _DiesWhileWritten(how), weight=50)
+
+    def too_long(*_: object) -> None:
+        raise TimeoutError("the build still waits for a dead worker")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(60)
+    try:
+        with pytest.raises(PublisherError) as exc:
+            _render_all(OutputWriter(out), pending, False, 2, lambda: None)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert says in exc.value.message and "build again" in exc.value.remedy
+    left = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert not [n for n in left if n.endswith(".tmp")]  # the half-written file is gone
+    assert (
+        "7.html" not in left
+        and left
+        and all((out / "page" / n).read_bytes() == b"whole\n" for n in left)
+    )
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
