@@ -3,7 +3,9 @@
 Every element comes from feedgen. For speed each post's ``<entry>``/``<item>``
 is built and serialised once per format and spliced into every document that
 carries it (a post sits in the site feed, its tags' and categories' feeds and
-their archives), instead of being rebuilt per document.
+their archives), instead of being rebuilt per document; a post's Atom and RSS
+fragments come from one ``FeedEntry``, in one process or split between two
+(``FeedRenderer.share``).
 
 History follows RFC 5005 (archived feeds): the subscription document holds the
 newest ``max_items`` entries and links ``prev-archive`` to fixed pages of older
@@ -13,7 +15,7 @@ entries, oldest page first, which never change once full.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +38,9 @@ MEDIA_TYPES = {
     "json": "application/feed+json",
 }
 GENERATOR = "publisher"
+#: A post's entry in one format, or a piece of a document: bytes, or a slice of
+#: the fragments another worker passed over (see ``FeedRenderer.adopt``).
+Piece = bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -106,9 +111,9 @@ class FeedRenderer:
         self.site = site
         self.base = site.base_url
         self.updated = updated
-        self._atom: dict[str, bytes] = {}
-        self._rss: dict[str, bytes] = {}
-        self._json: dict[str, bytes] = {}
+        self._atom: dict[str, Piece] = {}
+        self._rss: dict[str, Piece] = {}
+        self._json: dict[str, Piece] = {}
         #: (post id, format) -> documents still to render that carry it (see ``expect``)
         self._uses: dict[tuple[str, str], int] = {}
         self.stylesheet = f'<?xml-stylesheet type="text/xsl" href="{self.base}feed.xsl"?>\n'
@@ -135,7 +140,7 @@ class FeedRenderer:
             k = (p.id, fmt)
             self._uses[k] = self._uses.get(k, 0) + 1
 
-    def _used(self, cache: dict[str, bytes], post_id: str, fmt: str) -> None:
+    def _used(self, cache: dict[str, Piece], post_id: str, fmt: str) -> None:
         k = (post_id, fmt)
         n = self._uses.get(k)
         if n is None:  # not announced: keep it, as before
@@ -164,17 +169,17 @@ class FeedRenderer:
             fe.category(term=name, scheme=self.url("category/"), label=name)
         return fe
 
-    def atom_entry(self, post: Post) -> bytes:
+    def atom_entry(self, post: Post) -> Piece:
         frag = self._atom.get(post.id) or self._xml_entries(post, "atom")
         self._used(self._atom, post.id, "atom")
         return frag
 
-    def rss_entry(self, post: Post) -> bytes:
+    def rss_entry(self, post: Post) -> Piece:
         frag = self._rss.get(post.id) or self._xml_entries(post, "rss")
         self._used(self._rss, post.id, "rss")
         return frag
 
-    def _xml_entries(self, post: Post, fmt: str) -> bytes:
+    def _xml_entries(self, post: Post, fmt: str) -> Piece:
         """The post's ``fmt`` fragment, and its Atom/RSS sibling too when a document
         still to render here expects it (see ``expect``): both come from one
         ``FeedEntry``, whose making (the post's HTML, feedgen's checks) is a third of
@@ -182,25 +187,47 @@ class FeedRenderer:
         waits only until the next document."""
         fe = self._entry(post)
         other, cache = ("rss", self._rss) if fmt == "atom" else ("atom", self._atom)
-        both = (fmt, other) if (post.id, other) in self._uses and post.id not in cache else (fmt,)
-        for f in both:
-            if f == "atom":
-                elem = fe.atom_entry()
-                etree.indent(elem, level=1)
-                self._atom[post.id] = b"  " + etree.tostring(elem, encoding="utf-8") + b"\n"
-            else:
-                holder = etree.Element("channel", nsmap={"content": CONTENT_NS, "dc": DC_NS})
-                item = fe.rss_entry()
-                holder.append(item)
-                etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.site.author_name
-                etree.indent(item, level=2)
-                frag = etree.tostring(item, encoding="utf-8")
-                # the namespaces are declared once on <rss>; drop the copies lxml adds
-                frag = frag.replace(_RSS_ITEM_NS, b"<item>", 1)
-                self._rss[post.id] = b"    " + frag + b"\n"
-        return (self._atom if fmt == "atom" else self._rss)[post.id]
+        if (post.id, other) in self._uses and post.id not in cache:
+            cache[post.id] = self._fragment(fe, other)
+        frag = (self._atom if fmt == "atom" else self._rss)[post.id] = self._fragment(fe, fmt)
+        return frag
 
-    def json_item(self, post: Post) -> bytes:
+    def _fragment(self, fe: FeedEntry, fmt: str) -> bytes:
+        """The ``<entry>`` (Atom) or ``<item>`` (RSS) of ``fe``, indented for its place."""
+        if fmt == "atom":
+            elem = fe.atom_entry()
+            etree.indent(elem, level=1)
+            return b"  " + etree.tostring(elem, encoding="utf-8") + b"\n"
+        holder = etree.Element("channel", nsmap={"content": CONTENT_NS, "dc": DC_NS})
+        item = fe.rss_entry()
+        holder.append(item)
+        etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.site.author_name
+        etree.indent(item, level=2)
+        frag = etree.tostring(item, encoding="utf-8")
+        # the namespaces are declared once on <rss>; drop the copies lxml adds
+        return b"    " + frag.replace(_RSS_ITEM_NS, b"<item>", 1) + b"\n"
+
+    def share(self, posts: Iterable[Post], keep: str) -> Iterator[bytes]:
+        """Both XML fragments of each of ``posts`` from one ``FeedEntry``: the
+        ``keep`` format's kept here, the other's yielded in turn, for the
+        process that renders that format to ``adopt``.
+
+        When two processes render the Atom and the RSS documents, each making
+        every post's ``FeedEntry`` would make it twice; instead each makes both
+        fragments of half the posts, and they swap the halves (see ``build``).
+        """
+        mine = self._atom if keep == "atom" else self._rss
+        give = "rss" if keep == "atom" else "atom"
+        for post in posts:
+            fe = self._entry(post)
+            mine[post.id] = self._fragment(fe, keep)
+            yield self._fragment(fe, give)
+
+    def adopt(self, fmt: str, fragments: dict[str, memoryview]) -> None:
+        """Take ``fmt`` fragments that another process made (see ``share``)."""
+        (self._atom if fmt == "atom" else self._rss).update(fragments)
+
+    def json_item(self, post: Post) -> Piece:
         """The post's JSON Feed item, encoded once and spliced into every document
         (as UTF-8: half the memory of a str holding curly quotes)."""
         item = self._json.get(post.id)
@@ -268,15 +295,15 @@ class FeedRenderer:
             ext.links = extra
         return fg
 
-    def atom(self, doc: FeedDoc) -> list[bytes]:
+    def atom(self, doc: FeedDoc) -> list[Piece]:
         shell = self._generator(doc, "atom").atom_str(pretty=True)
         return self._splice(shell, b"</feed>", [self.atom_entry(p) for p in doc.posts])
 
-    def rss(self, doc: FeedDoc) -> list[bytes]:
+    def rss(self, doc: FeedDoc) -> list[Piece]:
         shell = self._generator(doc, "rss").rss_str(pretty=True)
         return self._splice(shell, b"  </channel>", [self.rss_entry(p) for p in doc.posts])
 
-    def json(self, doc: FeedDoc) -> list[bytes]:
+    def json(self, doc: FeedDoc) -> list[Piece]:
         feed: dict[str, object] = {
             "version": "https://jsonfeed.org/version/1.1",
             "title": doc.title,
@@ -302,12 +329,12 @@ class FeedRenderer:
         parts.append(b"]}\n")
         return parts
 
-    def render(self, doc: FeedDoc, fmt: str) -> list[bytes]:
+    def render(self, doc: FeedDoc, fmt: str) -> list[Piece]:
         """The document as pieces to write in turn (see ``OutputWriter.write``): a feed
         of every entry is tens of MB, which joining would hold twice more."""
         return getattr(self, fmt)(doc)
 
-    def _splice(self, shell: bytes, closing: bytes, entries: list[bytes]) -> list[bytes]:
+    def _splice(self, shell: bytes, closing: bytes, entries: list[Piece]) -> list[Piece]:
         """The entries put into the feedgen shell, and the stylesheet after the XML
         declaration."""
         end_decl = shell.index(b"\n") + 1

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import partial
 
 from publisher import __version__
-from publisher.feeds import MEDIA_TYPES, FeedRenderer, doc_path, paginate
+from publisher.feeds import MEDIA_TYPES, FeedRenderer, Piece, doc_path, paginate
 from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
 from publisher.posts import Post, Stream, Term
 from publisher.settings import Settings
@@ -27,7 +27,7 @@ STATIC_FILES = ("feed.xsl", "style.css")
 class Artifact:
     path: str
     key: str
-    render: Callable[[], bytes | Sequence[bytes]]  # see ``OutputWriter.write``
+    render: Callable[[], bytes | Sequence[Piece]]  # see ``OutputWriter.write``
     #: Render order: feed documents by their newest post, newest first, then the rest.
     order: tuple[int, float] = (1, 0.0)
     #: Called once before rendering when the file is to be (re)written.
@@ -37,6 +37,9 @@ class Artifact:
     #: Rendering cost in posts shown, so a build of a few huge feeds (a large
     #: ``feed_max_items``) is shared out to workers like one of many small files.
     weight: int = 1
+    #: A feed document's renderer and posts, so that the workers rendering its
+    #: Atom and its RSS can share the making of each post's entry (see ``build``).
+    feed: tuple[FeedRenderer, tuple[Post, ...]] | None = None
 
 
 def _feed_links(
@@ -146,6 +149,7 @@ def artifacts(
                     newest,
                     partial(feeds.expect, doc, fmt),
                     weight=len(doc.posts),
+                    feed=(feeds, doc.posts),
                 )
         if key != "all" and with_pages:
             heading = description
@@ -246,6 +250,6 @@ def _unrendered() -> bytes:
 
 
 def _bind(
-    fn: Callable[..., bytes | Sequence[bytes]], *args: object
-) -> Callable[[], bytes | Sequence[bytes]]:
+    fn: Callable[..., bytes | Sequence[Piece]], *args: object
+) -> Callable[[], bytes | Sequence[Piece]]:
     return lambda: fn(*args)

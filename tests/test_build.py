@@ -509,6 +509,71 @@ def test_parallel_render_matches_serial(
     same_output()
 
 
+def _feeds_only(tmp_path: Path) -> Settings:
+    """Pelican's benchmark settings: Atom and RSS only, every post, no pages."""
+    extra = '[build]\nfeed_max_items = 10000\nformats = ["atom", "rss"]\npages = false\n'
+    return settings_with(tmp_path, extra)
+
+
+def test_atom_and_rss_workers_pass_each_other_half_the_fragments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Atom and RSS in two workers, each makes both fragments of half the
+    posts and passes the other format's over: the output is byte for byte the
+    serial build's, and each worker made entries for its half only."""
+    from publisher.feeds import FeedRenderer
+
+    made = tmp_path / "made"
+    made.mkdir()
+    entry = FeedRenderer._entry
+
+    def counted(self, post):  # type: ignore[no-untyped-def]
+        with open(made / str(os.getpid()), "a") as f:  # noqa: PTH123 - from forked workers
+            f.write(post.id + "\n")
+        return entry(self, post)
+
+    monkeypatch.setattr(FeedRenderer, "_entry", counted)
+    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
+    s = _feeds_only(tmp_path)
+    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
+    assert len((made / str(os.getpid())).read_text().split()) == 700  # one entry a post
+    (made / str(os.getpid())).unlink()
+    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+    halves = [set(f.read_text().split()) for f in made.iterdir()]
+    assert sorted(map(len, halves)) == [350, 350] and not halves[0] & halves[1]
+
+
+def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Atom worker waits for the RSS worker's fragments; when that one fails
+    first, the build reports its error instead of waiting for ever."""
+    from publisher.feeds import FeedRenderer
+
+    share = FeedRenderer.share
+
+    def failing(self, posts, keep):  # type: ignore[no-untyped-def]
+        if keep == "rss":
+            raise PublisherError("the rss worker failed on purpose")
+        return share(self, posts, keep)
+
+    monkeypatch.setattr(FeedRenderer, "share", failing)
+    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
+
+    def too_long(*_: object) -> None:
+        raise TimeoutError("the build still waits for a worker that failed")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(60)
+    try:
+        with pytest.raises(PublisherError, match="on purpose"):
+            build(_feeds_only(tmp_path), [tmp_path / "in"], tmp_path / "out", jobs=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
     from publisher.build import _lanes
     from publisher.site import Artifact
