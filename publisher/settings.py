@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -207,18 +207,24 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{name}] must be a table", f"write it as [{name}]")
         sections[name] = value
+    origins: dict[tuple[str, str], str] = {}  # the variables that set a key, by key
     built = {
-        name: _build_section(name, cls, sections.get(name, {}), source, environ)
+        name: _build_section(name, cls, sections.get(name, {}), source, environ, origins)
         for name, cls in _SECTIONS.items()
     }
     ids = _build_ids(sections.get("ids", {}), source)
     settings = Settings(**built, ids=ids, source=source)
-    _validate(settings)
+    _validate(settings, lambda section, key: origins.get((section, key), source))
     return settings
 
 
 def _build_section(
-    name: str, cls: type, values: dict[str, Any], source: str, environ: Mapping[str, str]
+    name: str,
+    cls: type,
+    values: dict[str, Any],
+    source: str,
+    environ: Mapping[str, str],
+    origins: dict[tuple[str, str], str],
 ) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -237,6 +243,7 @@ def _build_section(
             kwargs[key] = _coerce(
                 name, key, environ[env_name], type(fields[key].default), env_name, from_env=True
             )
+            origins[(name, key)] = env_name
     return cls(**kwargs)
 
 
@@ -292,7 +299,10 @@ def _build_ids(values: dict[str, Any], source: str) -> dict[str, str]:
     return ids
 
 
-def _choice(src: str, section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+def _choice(
+    at: Callable[[str, str], str], section: str, key: str, value: str, allowed: tuple[str, ...]
+) -> None:
+    src = at(section, key)
     if value not in allowed:
         raise ConfigError(
             f"{src}: [{section}] {key} = {value!r} is not allowed",
@@ -300,54 +310,62 @@ def _choice(src: str, section: str, key: str, value: str, allowed: tuple[str, ..
         )
 
 
-def _validate(s: Settings) -> None:
-    src = s.source
+def _validate(s: Settings, at: Callable[[str, str], str]) -> None:
+    """Check what types alone cannot; ``at(section, key)`` names where a key was set
+    (the config file, or the environment variable that overrides it)."""
     parts = urlsplit(s.site.base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"{src}: [site] base_url {s.site.base_url!r} is not an absolute http(s) URL",
+            f"{at('site', 'base_url')}: [site] base_url "
+            f"{s.site.base_url!r} is not an absolute http(s) URL",
             'e.g. base_url = "https://blog.example.org/"',
         )
     if not s.site.base_url.endswith("/"):
         object.__setattr__(s.site, "base_url", s.site.base_url + "/")
     if tz.gettz(s.site.timezone) is None or not s.site.timezone:
         raise ConfigError(
-            f"{src}: [site] timezone {s.site.timezone!r} is not a known IANA time zone",
+            f"{at('site', 'timezone')}: [site] timezone "
+            f"{s.site.timezone!r} is not a known IANA time zone",
             'e.g. timezone = "Europe/London"',
         )
     if not _LANG.match(s.site.language):
         raise ConfigError(
-            f"{src}: [site] language {s.site.language!r} is not a language tag",
+            f"{at('site', 'language')}: [site] language {s.site.language!r} is not a language tag",
             'e.g. language = "en-GB"',
         )
     if not re.fullmatch(r"[A-Za-z0-9.-]+", s.site.id_domain):
         raise ConfigError(
-            f"{src}: [site] id_domain {s.site.id_domain!r} is not a domain name",
+            f"{at('site', 'id_domain')}: [site] id_domain "
+            f"{s.site.id_domain!r} is not a domain name",
             'e.g. id_domain = "blog.example.org" (set once, never change it)',
         )
     if s.site.websub_hub and urlsplit(s.site.websub_hub).scheme not in ("http", "https"):
         raise ConfigError(
-            f"{src}: [site] websub_hub {s.site.websub_hub!r} is not an http(s) URL",
+            f"{at('site', 'websub_hub')}: [site] websub_hub "
+            f"{s.site.websub_hub!r} is not an http(s) URL",
             'e.g. websub_hub = "https://pubsubhubbub.appspot.com/"',
         )
-    _choice(src, "delivery", "method", s.delivery.method, ("outbox", "smtp"))
-    _choice(src, "smtp", "security", s.smtp.security, ("starttls", "tls", "none"))
-    _choice(src, "digest", "content", s.digest.content, ("summary", "full"))
+    _choice(at, "delivery", "method", s.delivery.method, ("outbox", "smtp"))
+    _choice(at, "smtp", "security", s.smtp.security, ("starttls", "tls", "none"))
+    _choice(at, "digest", "content", s.digest.content, ("summary", "full"))
     if not 1 <= s.smtp.port <= 65535:
-        raise ConfigError(f"{src}: [smtp] port {s.smtp.port} is not a TCP port", "use 1-65535")
-    if (
-        s.smtp.rate_per_second < 0
-        or s.delivery.max_attempts < 1
-        or s.delivery.bounce_limit < 1
-        or s.delivery.retry_backoff < 0
-    ):
         raise ConfigError(
-            f"{src}: [smtp] rate_per_second, [delivery] max_attempts and bounce_limit must be positive",
-            "e.g. rate_per_second = 10, max_attempts = 4, bounce_limit = 3",
+            f"{at('smtp', 'port')}: [smtp] port {s.smtp.port} is not a TCP port", "use 1-65535"
         )
+    for section, key, value, least in (
+        ("smtp", "rate_per_second", s.smtp.rate_per_second, 0),
+        ("delivery", "max_attempts", s.delivery.max_attempts, 1),
+        ("delivery", "bounce_limit", s.delivery.bounce_limit, 1),
+        ("delivery", "retry_backoff", s.delivery.retry_backoff, 0),
+    ):
+        if value < least:
+            raise ConfigError(
+                f"{at(section, key)}: [{section}] {key} {value} must be at least {least}",
+                "e.g. rate_per_second = 10, max_attempts = 4, bounce_limit = 3, retry_backoff = 2",
+            )
     if "@" not in s.digest.sender or "\n" in s.digest.sender or "\r" in s.digest.sender:
         raise ConfigError(
-            f"{src}: [digest] from {s.digest.sender!r} is not an email address",
+            f"{at('digest', 'sender')}: [digest] from {s.digest.sender!r} is not an email address",
             'e.g. from = "Staff blog <digest@blog.example.org>"',
         )
     defaults = ScheduleSettings()
@@ -360,23 +378,29 @@ def _validate(s: Settings) -> None:
             parse_cron(getattr(s.schedule, key), s.site.tzinfo)
         except ValueError as exc:
             raise ConfigError(
-                f"{src}: [schedule] {key} = {getattr(s.schedule, key)!r} is not a crontab "
+                f"{at('schedule', key)}: [schedule] {key} = {getattr(s.schedule, key)!r} "
+                "is not a crontab "
                 f"expression: {exc}",
                 'five fields: minute hour day month weekday, e.g. "0 7 * * mon"',
             ) from None
     if s.schedule.misfire_grace_seconds < 0:
-        raise ConfigError(f"{src}: [schedule] misfire_grace_seconds must be >= 0", "e.g. 21600")
+        raise ConfigError(
+            f"{at('schedule', 'misfire_grace_seconds')}: [schedule] misfire_grace_seconds "
+            "must be >= 0",
+            "e.g. 21600",
+        )
     unknown = [f for f in s.build.formats if f not in FEED_FORMATS]
     if unknown or not s.build.formats:
         raise ConfigError(
-            f"{src}: [build] formats {list(s.build.formats)!r} must name one or more of "
-            f"{', '.join(FEED_FORMATS)}",
+            f"{at('build', 'formats')}: [build] formats {list(s.build.formats)!r} "
+            f"must name one or more of {', '.join(FEED_FORMATS)}",
             'e.g. formats = ["atom", "rss"]',
         )
     # one order whatever the config's: the same files, links and lists
     object.__setattr__(s.build, "formats", tuple(f for f in FEED_FORMATS if f in s.build.formats))
     if not 1 <= s.build.feed_max_items <= 10_000:
         raise ConfigError(
-            f"{src}: [build] feed_max_items {s.build.feed_max_items} is out of range",
+            f"{at('build', 'feed_max_items')}: [build] feed_max_items "
+            f"{s.build.feed_max_items} is out of range",
             "use a number from 1 to 10000",
         )

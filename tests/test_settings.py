@@ -57,6 +57,14 @@ def test_toml_and_environment_override(tmp_path: Path) -> None:
         ("[build]\nformats = 'atom'\n", {}, "[build] formats must be a list of strings"),
         ("[build]\npages = 'no'\n", {}, "[build] pages must be true or false"),
         ("", {"PUBLISHER_BUILD_PAGES": "maybe"}, "PUBLISHER_BUILD_PAGES: [build] pages"),
+        # well-typed but out of bounds: the variable is named, not the file
+        ("", {"PUBLISHER_BUILD_FEED_MAX_ITEMS": "0"}, "PUBLISHER_BUILD_FEED_MAX_ITEMS: [build]"),
+        ("", {"PUBLISHER_SMTP_PORT": "0"}, "PUBLISHER_SMTP_PORT: [smtp] port 0"),
+        ("", {"PUBLISHER_DIGEST_FROM": "nobody"}, "PUBLISHER_DIGEST_FROM: [digest] from"),
+        ("", {"PUBLISHER_SITE_TIMEZONE": "Mars/Base"}, "PUBLISHER_SITE_TIMEZONE: [site]"),
+        ("", {"PUBLISHER_DELIVERY_METHOD": "pigeon"}, "PUBLISHER_DELIVERY_METHOD: [delivery]"),
+        ("", {"PUBLISHER_DELIVERY_MAX_ATTEMPTS": "0"}, "PUBLISHER_DELIVERY_MAX_ATTEMPTS: [del"),
+        ("[delivery]\nbounce_limit = 0\n", {}, "[delivery] bounce_limit 0 must be at least 1"),
     ],
 )
 def test_bad_config_names_file_key_and_fix(
@@ -70,6 +78,8 @@ def test_bad_config_names_file_key_and_fix(
     assert exc.value.remedy and exc.value.exit_code == 2
     if not env:
         assert str(cfg) in exc.value.message
+    else:  # the value came from the environment: the file did not set it
+        assert str(cfg) not in exc.value.message and "defaults" not in exc.value.message
 
 
 def test_formats_and_pages_from_toml_and_environment(tmp_path: Path) -> None:
