@@ -32,7 +32,7 @@ from publisher.archive import ArchivePage, Copies, archive_files, display_name, 
 from publisher.build_state import BuildState
 from publisher.errors import Portable, Problem, PublisherError, portable, raise_portable
 from publisher.locks import exclusive
-from publisher.output import OutputWriter
+from publisher.output import MANIFEST, OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
 from publisher.posts import Post, Stream
 from publisher.settings import Settings
@@ -97,6 +97,7 @@ def run_build(settings: Settings, args: argparse.Namespace) -> int:
         progress=progress,
         jobs=args.jobs,
         full=args.full,
+        overwrite=args.overwrite,
     )
     for line in result.skipped:
         print(f"skipped: {line}", file=sys.stderr)
@@ -114,6 +115,7 @@ def build(
     jobs: int = 0,
     now: datetime | None = None,
     full: bool = False,
+    overwrite: bool = False,
 ) -> BuildResult:
     """Build the site into ``out``, one build at a time (see ``_build``): a build
     started while another writes the folder (the scheduler's publish job and one
@@ -141,6 +143,7 @@ def build(
             jobs=jobs,
             now=now,
             full=full,
+            overwrite=overwrite,
         )
 
 
@@ -169,10 +172,12 @@ def _build(
     jobs: int,
     now: datetime | None,
     full: bool,
+    overwrite: bool,
 ) -> BuildResult:
     """Build the site. ``now`` is only used to date posts edited since the last build;
     ``full`` reads every archive whatever their stat and the snapshot say (for an
     archive replaced by one of the same size and time); a new snapshot is kept.
+    ``overwrite`` lets it replace files in ``out`` that no manifest records.
 
     Three ways, cheapest first: nothing changed (by stat and manifest: stop);
     the last build's snapshot explains the archives that changed, came or went
@@ -241,6 +246,9 @@ def _build(
                 pending = _pending(settings, plan, writer)
                 assert pending is not None
             pending.sort(key=lambda a: a.order)  # stable: the same order every build
+            if not overwrite:
+                _refuse_strangers(out, writer.strangers(a.path for a in pending))
+            writer.claim(a.path for a in pending)
 
         def meanwhile() -> None:
             """While the render workers run: keep the snapshot, save the posts' versions.
@@ -432,6 +440,23 @@ def _pending(settings: Settings, plan: _Plan, writer: OutputWriter) -> list[Arti
         elif not writer.is_current(a.path, a.key):
             pending.append(a)
     return pending
+
+
+def _refuse_strangers(out: Path, strangers: list[str]) -> None:
+    """Stop, before anything is written or recorded, if the build would replace
+    files that publisher did not write."""
+    if not strangers:
+        return
+    shown = ", ".join(strangers[:5]) + (
+        f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
+    )
+    raise PublisherError(
+        f"{out}: this build would replace {len(strangers)} file(s) that publisher did not "
+        f"write: {shown}; nothing was written",
+        "move them out of the output folder (change a page through [build] templates "
+        "instead), or build with --overwrite to replace them (say, the output of an "
+        f"earlier build whose {MANIFEST} was deleted)",
+    )
 
 
 def _report(problems: Sequence[Problem]) -> None:

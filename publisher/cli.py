@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read every archive, not only those changed since the last build's snapshot",
     )
+    build.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in the output folder that publisher did not write",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
 
     subs = sub.add_parser("subscribers", help="manage digest subscribers")

@@ -21,7 +21,7 @@ from publisher.build import build
 from publisher.errors import PublisherError
 from publisher.settings import Settings, load_settings
 from publisher.snapshot import SnapshotStore
-from tests.conftest import ROOT, SEEDS, write
+from tests.conftest import ROOT, SEEDS, run_cli, write
 from tests.feedcheck import assert_valid_atom
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -198,9 +198,12 @@ def test_a_file_that_cannot_be_written_is_an_error_and_the_next_build_finishes(
     assert "build again" in exc.value.remedy
     assert theirs.read_text() == "someone else's file"
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    # what it wrote was claimed before it was written: the next build's, not a stranger's
+    assert (out / ".publisher-claimed.json").is_file()
     theirs.rename(tmp_path / "moved")
     r = build(s, [seeds], out)
     assert r.written + r.unchanged == 28 and (out / "posts").is_dir()
+    assert not (out / ".publisher-claimed.json").exists()  # the manifest records them now
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
 
 
@@ -228,6 +231,45 @@ def test_stale_files_removed_but_foreign_files_kept(tmp_path: Path, seeds: Path)
         and not (out / "tag" / "gone-soon.html").exists()
     )
     assert mine.read_text() == "mine" and (out / "robots.txt").is_file()
+
+
+def test_files_publisher_did_not_write_are_never_replaced_without_overwrite(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """A web root's own ``index.html`` where the build would write one: the build
+    stops before writing or recording anything, naming it; ``--overwrite``
+    replaces it. Files in no path of the build stay untouched either way."""
+    s, out = settings_with(tmp_path), tmp_path / "out"
+    theirs = write(out / "index.html", "<p>the web root's own page</p>")
+    write(out / "robots.txt", "User-agent: *\n")
+    with pytest.raises(PublisherError) as exc:
+        build(s, [seeds], out)
+    assert exc.value.message.endswith("did not write: index.html; nothing was written")
+    assert "--overwrite" in exc.value.remedy
+    assert sorted(p.name for p in out.rglob("*")) == ["index.html", "robots.txt"]
+    assert theirs.read_text() == "<p>the web root's own page</p>"
+
+    r = run_cli("--config", str(tmp_path / "p.toml"), "build", "--quiet", "--out", str(out),
+                str(seeds), "--overwrite", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "<!doctype html>" in theirs.read_text() and (out / "robots.txt").is_file()
+    again = build(s, [seeds], out)  # ours now: not refused, nothing to rewrite
+    assert again.written == 0 and again.unchanged == 28
+
+
+def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
+    tmp_path: Path, seeds: Path
+) -> None:
+    s, out = settings_with(tmp_path), tmp_path / "out"
+    first = build(s, [seeds], out)
+    (out / ".publisher-manifest.json").unlink()
+    with pytest.raises(PublisherError) as exc:
+        build(s, [seeds], out)
+    assert f"replace {first.written} file(s)" in exc.value.message
+    assert "and 23 more" in exc.value.message  # five named, the rest counted
+    again = build(s, [seeds], out, overwrite=True)
+    assert again.written + again.unchanged == first.written
+    assert _files(out) == _files(build_fresh(tmp_path, seeds))
 
 
 def test_writes_are_atomic_no_temp_files_left(
