@@ -9,9 +9,11 @@ which mail providers send from their servers with the signed token in the URL.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import secrets
+import socket
 import sys
 import time
 from collections import defaultdict, deque
@@ -488,7 +490,8 @@ def serve(settings: Settings, host: str, port: int) -> int:
             "(the subscription pages work meanwhile)",
             file=sys.stderr,
         )
-    uvicorn.run(
+    sock = _listen(host, port)
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
@@ -496,4 +499,30 @@ def serve(settings: Settings, host: str, port: int) -> int:
         proxy_headers=False,
         server_header=False,
     )
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that an address in use (another ``serve``,
+    say) is an error with a remedy, not uvicorn's log line and exit status 3."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except socket.gaierror as exc:
+        raise PublisherError(
+            f"cannot serve on {host}: {exc.strerror}", "give --host an address, e.g. 127.0.0.1"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "another program is listening there"
+        elif exc.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges)"
+        else:
+            why = exc.strerror or str(exc)
+        raise PublisherError(
+            f"cannot serve on {host}:{port}: {why}",
+            "stop the other server, or choose another port with --port "
+            "(and set [site] base_url to the address the site is served at)",
+        ) from None

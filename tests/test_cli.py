@@ -93,3 +93,16 @@ def test_serve_says_when_there_is_no_site_yet(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(10)
     assert any("feeds holds no built site yet: run `publisher build`" in line for line in lines)
+
+
+def test_serve_on_an_address_in_use_is_an_error_with_a_remedy(tmp_path: Path) -> None:
+    """Another server on the port: an error naming the address and what to do, exit 1,
+    not uvicorn's log line and exit status 3."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        r = run_cli("serve", "--port", str(port), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}: another program is listening there" in r.stderr
+    assert "--port" in r.stderr and "Traceback" not in r.stderr
