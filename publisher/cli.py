@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from publisher import __version__
-from publisher.errors import PublisherError
+from publisher.errors import PublisherError, Severity
 from publisher.pipeline import load_stream
 from publisher.settings import Settings, load_settings
 
@@ -242,9 +242,14 @@ def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
         )
         for problem in problems:
             print(problem, file=sys.stderr)
-        print(f"imported {added} new, {updated} updated, {len(problems)} bad row(s) skipped")
+        bad = sum(p.severity == Severity.ERROR for p in problems)
+        kept = len(problems) - bad
+        print(
+            f"imported {added} new, {updated} updated, {bad} bad row(s) skipped"
+            + (f", {kept} unsubscribed or bounced left as they are" if kept else "")
+        )
         _warn_unknown_tags(settings, {t for s in store.all(Status.ACTIVE) for t in s.tags})
-        return 1 if problems else 0
+        return 1 if bad else 0
     else:
         store.export_csv(sys.stdout)
     return 0

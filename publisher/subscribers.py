@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
-from publisher.errors import Problem, PublisherError, error
+from publisher.errors import Problem, PublisherError, error, warning
 from publisher.state import subscribers as table
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -28,6 +28,10 @@ class Status(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+
+
+#: Statuses an import never lifts (see ``SubscriberStore.import_csv``).
+SUPPRESSED = (Status.UNSUBSCRIBED, Status.BOUNCED)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,13 @@ class SubscriberStore:
         *,
         status: Status = Status.ACTIVE,
         now: datetime,
+        revive: bool = True,
     ) -> tuple[Subscriber, bool]:
-        """Add or update by address (case-insensitive); returns (subscriber, created)."""
+        """Add or update by address (case-insensitive); returns (subscriber, created).
+
+        With ``revive`` false, an unsubscribed or bounced subscriber is left as it
+        is unless ``status`` is one of those too: only they can sign up again.
+        """
         address = normalize_email(email)
         values = {
             "email": address,
@@ -100,6 +109,8 @@ class SubscriberStore:
                     )
                 )
                 created = True
+            elif not revive and row.status in SUPPRESSED and status not in SUPPRESSED:
+                return _row(row), False
             else:
                 if row.status == Status.ACTIVE and status == Status.PENDING:
                     values["status"] = Status.ACTIVE.value  # never downgrade a confirmed address
@@ -156,9 +167,15 @@ class SubscriberStore:
     def import_csv(
         self, stream: TextIO, name: str, now: datetime
     ) -> tuple[int, int, list[Problem]]:
-        """Rows ``email,name,tags`` (tags separated by ``;``); a header row is optional.
+        """Rows ``email,name,tags`` (tags separated by ``;``), and optionally a
+        ``status`` column as ``export_csv`` writes it; a header row is optional.
 
-        A bad row is reported with its line number and skipped; good rows go in.
+        A bad row is reported (an error) with its line number and skipped; good
+        rows go in. An import never re-subscribes anyone who unsubscribed or
+        bounced, as mail services refuse to: an old list imported again would
+        mail people who asked to stop. Such rows are left as they are, with a
+        warning; a ``status`` of unsubscribed or bounced does apply, so an export
+        imported into a new database keeps who must not be mailed.
         """
         added = updated = 0
         problems: list[Problem] = []
@@ -170,20 +187,33 @@ class SubscriberStore:
             email = row[0]
             person = row[1] if len(row) > 1 else ""
             tags = _TAG_SPLIT.split(row[2]) if len(row) > 2 else []
-            if len(row) > 3:
+            given = row[3].strip().lower() if len(row) > 3 else ""
+            if len(row) > 4 or (given and given not in Status.__members__.values()):
+                what = f"{len(row)} columns" if len(row) > 4 else f"status {row[3]!r}"
                 problems.append(
                     error(
                         name,
                         line,
-                        f"{len(row)} columns; expected email,name,tags "
-                        "(quote names or tags that contain commas)",
+                        f"{what}; expected email,name,tags[,status] with a status of "
+                        f"{', '.join(Status)} (quote names or tags that contain commas)",
                     )
                 )
                 continue
+            status = Status(given) if given else Status.ACTIVE
             try:
-                _, created = self.add(email, person, tags, now=now)
+                sub, created = self.add(email, person, tags, status=status, now=now, revive=False)
             except PublisherError as exc:
                 problems.append(error(name, line, exc.message))
+                continue
+            if sub.status in SUPPRESSED and status not in SUPPRESSED:
+                problems.append(
+                    warning(
+                        name,
+                        line,
+                        f"{sub.email} is {sub.status.value}: left as is (an import never "
+                        "re-subscribes anyone; they can sign up again themselves)",
+                    )
+                )
                 continue
             added += created
             updated += not created

@@ -56,6 +56,59 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
     assert out.getvalue().splitlines()[0] == "email,name,tags,status"
 
 
+def test_an_export_imports_back_whole(store: SubscriberStore, tmp_path: Path) -> None:
+    """``export`` then ``import`` (a move to a new server, a restore): the same
+    people, names, topics and statuses. The export's status column used to make
+    every row a bad one (4 columns)."""
+    store.add("ann@example.org", "Ann", ["thanks"], now=NOW)
+    store.add("bob@example.org", "Bob, Jr.", ["digital", "thanks"], now=NOW)
+    store.add("cat@example.org", "Cat", [], status=Status.PENDING, now=NOW)
+    store.add("dan@example.org", "Dan", [], status=Status.BOUNCED, now=NOW)
+    store.remove("ann@example.org", NOW)
+    out = io.StringIO()
+    store.export_csv(out)
+    fresh = SubscriberStore(open_engine(f"sqlite:///{tmp_path / 'new.db'}"))
+    added, updated, problems = fresh.import_csv(io.StringIO(out.getvalue()), "all.csv", NOW)
+    assert (added, updated, problems) == (4, 0, [])
+
+    def people(s: SubscriberStore) -> set[tuple[str, str, tuple[str, ...], Status]]:
+        return {(p.email, p.name, p.tags, p.status) for p in s.all()}
+
+    assert people(fresh) == people(store)
+    assert {p.email: p.status for p in fresh.all()}["ann@example.org"] == Status.UNSUBSCRIBED
+
+
+def test_an_import_never_resubscribes_anyone(store: SubscriberStore) -> None:
+    """An old list imported again would mail people who asked to stop: unsubscribed
+    and bounced addresses are left as they are (a warning at their line), as mail
+    services do; a status of unsubscribed in the file does apply."""
+    store.add("ann@example.org", "Ann", ["thanks"], now=NOW)
+    store.add("bob@example.org", "Bob", [], status=Status.BOUNCED, now=NOW)
+    store.add("cat@example.org", "Cat", [], now=NOW)
+    store.remove("ann@example.org", NOW)
+    csv_text = (
+        "ann@example.org,Ann Again,digital\n"
+        "BOB@example.org,Bob,,active\n"
+        "cat@example.org,Cat,,unsubscribed\n"
+        "dan@example.org,Dan,,subscribed\n"
+    )
+    added, updated, problems = store.import_csv(io.StringIO(csv_text), "old.csv", NOW)
+    assert (added, updated) == (0, 1)
+    assert [(p.line, p.severity.value) for p in problems] == [
+        (1, "warning"),
+        (2, "warning"),
+        (4, "error"),
+    ]
+    assert "ann@example.org is unsubscribed: left as is" in problems[0].message
+    assert "bob@example.org is bounced" in problems[1].message
+    assert "status 'subscribed'" in problems[2].message
+    now = {p.email: (p.status, p.name, p.tags) for p in store.all()}
+    assert now["ann@example.org"] == (Status.UNSUBSCRIBED, "Ann", ("thanks",))  # untouched
+    assert now["bob@example.org"][0] == Status.BOUNCED
+    assert now["cat@example.org"][0] == Status.UNSUBSCRIBED
+    assert "dan@example.org" not in now
+
+
 def test_cli_import_takes_excel_utf8_and_refuses_other_encodings_whole(tmp_path: Path) -> None:
     """Excel's 'CSV UTF-8' (a BOM, CRLF) goes in; a Latin-1 file is refused with the
     line of its first bad byte and imports nothing, not the rows before it."""
