@@ -63,8 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     subs_cmd = subs.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
     add = subs_cmd.add_parser("add", help="add or update a subscriber (active at once)")
     add.add_argument("email")
-    add.add_argument("--name", default="")
-    add.add_argument("--tag", action="append", default=[], help="repeat; none = every post")
+    add.add_argument("--name", help="the name to greet them by (kept if not given)")
+    add.add_argument(
+        "--tag",
+        action="append",
+        help="a topic; repeat for more (none: every post, or, for a subscriber, as before)",
+    )
+    add.add_argument(
+        "--resubscribe",
+        action="store_true",
+        help="make an unsubscribed or bounced address active again (only at its owner's word)",
+    )
     rm = subs_cmd.add_parser("remove", help="unsubscribe an address")
     rm.add_argument("email")
     ls = subs_cmd.add_parser("list", help="list subscribers")
@@ -206,12 +215,18 @@ def _warn_unknown_tags(settings: Settings, tags: Iterable[str]) -> None:
 
 def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.state import open_engine
-    from publisher.subscribers import Status, SubscriberStore
+    from publisher.subscribers import SUPPRESSED, Status, SubscriberStore
 
     store = SubscriberStore(open_engine(settings.state.url))
     now = _now(settings)
     if args.subcommand == "add":
-        sub, created = store.add(args.email, args.name, args.tag, now=now)
+        sub, created = store.add(args.email, args.name, args.tag, now=now, revive=args.resubscribe)
+        if sub.status in SUPPRESSED:
+            raise PublisherError(
+                f"{sub.email} is {sub.status.value}: left as it is",
+                "they can sign up again on the subscribe page; if they asked you to "
+                "(or a bounced address works again), add it with --resubscribe",
+            )
         tags = ", ".join(sub.tags) or "all posts"
         print(f"{'added' if created else 'updated'} {sub.email} ({tags})")
         _warn_unknown_tags(settings, sub.tags)

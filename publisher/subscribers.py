@@ -79,8 +79,8 @@ class SubscriberStore:
     def add(
         self,
         email: str,
-        name: str = "",
-        tags: Iterable[str] = (),
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
         *,
         status: Status = Status.ACTIVE,
         now: datetime,
@@ -88,25 +88,28 @@ class SubscriberStore:
     ) -> tuple[Subscriber, bool]:
         """Add or update by address (case-insensitive); returns (subscriber, created).
 
-        With ``revive`` false, an unsubscribed or bounced subscriber is left as it
-        is unless ``status`` is one of those too: only they can sign up again.
+        ``name`` and ``tags`` left ``None`` keep an existing subscriber's (a new one
+        gets no name and every post). With ``revive`` false, an unsubscribed or
+        bounced subscriber is left as it is unless ``status`` is one of those too:
+        only they can sign up again.
         """
         address = normalize_email(email)
-        values = {
+        values: dict[str, str] = {
             "email": address,
-            "name": clean_name(name),
-            "tags": json.dumps(list(clean_tags(tags)), ensure_ascii=False),
             "status": status.value,
             "updated": now.isoformat(),
         }
+        if name is not None:
+            values["name"] = clean_name(name)
+        if tags is not None:
+            values["tags"] = json.dumps(list(clean_tags(tags)), ensure_ascii=False)
         with self.engine.begin() as conn:
             key = address.casefold()
             row = conn.execute(sa.select(table).where(table.c.email_key == key)).first()
             if row is None:
+                new = {"name": "", "tags": "[]"} | values
                 conn.execute(
-                    table.insert().values(
-                        email_key=key, created=now.isoformat(), bounces=0, **values
-                    )
+                    table.insert().values(email_key=key, created=now.isoformat(), bounces=0, **new)
                 )
                 created = True
             elif not revive and row.status in SUPPRESSED and status not in SUPPRESSED:

@@ -186,3 +186,28 @@ def test_cli_warns_of_a_tag_no_archive_has(tmp_path: Path) -> None:
         "b@example.org\tB\tDigitall;thanks\tactive"
         in run_cli("subscribers", "list", cwd=tmp_path).stdout.splitlines()
     )
+
+
+def test_cli_add_keeps_what_it_is_not_told_and_never_resubscribes_unasked(
+    tmp_path: Path,
+) -> None:
+    """``add`` of a known address changes only what its options give (it used to
+    wipe the name and reset the topics); an unsubscribed address stays so unless
+    ``--resubscribe`` says its owner asked."""
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("subscribers", *args, cwd=tmp_path)
+
+    assert cli("add", "ann@example.org", "--name", "Ann", "--tag", "thanks").returncode == 0
+    assert cli("add", "ann@example.org", "--tag", "digital").returncode == 0
+    assert cli("list").stdout == "ann@example.org\tAnn\tdigital\tactive\n"
+    assert cli("add", "ann@example.org", "--name", "Ann B").returncode == 0
+    assert cli("list").stdout == "ann@example.org\tAnn B\tdigital\tactive\n"
+
+    assert cli("remove", "ann@example.org").returncode == 0
+    r = cli("add", "ann@example.org", "--name", "Someone")
+    assert r.returncode == 1 and "ann@example.org is unsubscribed: left as it is" in r.stderr
+    assert "--resubscribe" in r.stderr
+    assert cli("list").stdout == "ann@example.org\tAnn B\tdigital\tunsubscribed\n"
+    assert cli("add", "ann@example.org", "--resubscribe").returncode == 0
+    assert cli("list").stdout == "ann@example.org\tAnn B\tdigital\tactive\n"
