@@ -29,8 +29,14 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -467,13 +473,23 @@ def create_app(settings: Settings, **kwargs: object) -> Starlette:
     out.mkdir(parents=True, exist_ok=True)
     files = SiteFiles(directory=out, html=True)
     files.preview = app.feed_preview
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/subscribe", app.subscribe, methods=["GET", "POST"]),
         Route("/confirm", app.confirm, methods=["GET"]),
         Route("/unsubscribe", app.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences", app.preferences, methods=["GET", "POST"]),
         Mount("/", files),
     ]
+    # at base_url's path, where every link in the pages and mails points (as
+    # Hugo's server does); the root leads there
+    prefix = urlsplit(settings.site.base_url).path.rstrip("/")
+    if prefix:
+        home = RedirectResponse(prefix + "/", status_code=308)
+        routes = [
+            Route("/", home),
+            Route(prefix, home),
+            Mount(prefix, routes=routes),
+        ]
     return Starlette(
         routes=routes,
         middleware=[Middleware(BodyLimit), Middleware(GZipMiddleware, minimum_size=500)],

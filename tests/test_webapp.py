@@ -221,3 +221,36 @@ def test_refused_confirmation_mail_gives_the_same_answer(site, smtp: SmtpServer)
         r = c.post("subscribe", data={"csrf": _csrf(form.text), "email": "nobody@example.org"})
     assert r.status_code == 200 and "Check your inbox" in r.text
     assert not smtp.recorder.messages
+
+
+def test_a_site_under_a_path_is_served_at_that_path(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With base_url ``http://host/blog/``, every link in the pages and the mails
+    points under ``/blog/``: the server answers there (the root redirects), so the
+    links and the sign-up journey work. They all answered 404 before."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/blog/"
+    s = smtp_settings(tmp_path, smtp.port, base_url=base)
+    build(s, [SEEDS], Path("site"))
+    server = LiveServer(create_app(s))
+    server.port = port
+    server.server.config.port = port
+    with server, httpx.Client() as c:
+        root = c.get(server.url)
+        assert root.status_code == 308 and root.headers["location"] == "/blog/"
+        index = c.get(base)
+        assert index.status_code == 200
+        links = set(re.findall(r'href="(http://127\.0\.0\.1:\d+/[^"#]*)"', index.text))
+        assert len(links) > 10 and all(link.startswith(base) for link in links)
+        for link in sorted(links):
+            assert c.get(link).status_code == 200, link
+        assert c.get(server.url + "all.atom").status_code == 404  # only under the path
+        form = c.get(base + "subscribe")
+        r = c.post(base + "subscribe", data={"csrf": _csrf(form.text), "email": "p@example.org"})
+        assert "Check your inbox" in r.text
+        (mail,) = smtp.recorder.messages
+        link = re.search(r"(http://\S+/confirm\?token=\S+)", mail.get_content()).group(1)
+        assert link.startswith(base + "confirm?") and "You are subscribed" in c.get(link).text
