@@ -29,7 +29,16 @@ class TransientError(Exception):
 
 
 class PermanentError(Exception):
-    """Do not try again: 5xx reply."""
+    """Do not try again: a 5xx reply to this message or its recipient."""
+
+
+class Unreachable(TransientError):
+    """No connection to the server (refused, timed out, TLS failed): no message can go."""
+
+
+class ServerError(Exception):
+    """The server refuses the login or the sender: no message can go until the
+    settings are fixed, and it is no recipient's fault (never counted as a bounce)."""
 
 
 def _nothing() -> None:
@@ -154,11 +163,11 @@ class SmtpTransport:
             conn.ehlo_or_helo_if_needed()
             self.eight_bit = conn.has_extn("8bitmime")
         except smtplib.SMTPAuthenticationError as exc:
-            raise PermanentError(
-                f"SMTP login refused: {exc.smtp_code} {exc.smtp_error!r}"
+            raise ServerError(
+                f"SMTP login as {cfg.username!r} refused: {exc.smtp_code} {_text(exc.smtp_error)}"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
+            raise Unreachable(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from None
         return conn
 
     def send(
@@ -187,6 +196,13 @@ class SmtpTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _by_code(code, text) from None
+        except smtplib.SMTPSenderRefused as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise TransientError(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+            raise ServerError(
+                f"the server refused the sender {_text(exc.sender)}: "
+                f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            ) from None
         except smtplib.SMTPResponseException as exc:
             raise _by_code(exc.smtp_code, exc.smtp_error) from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -213,11 +229,14 @@ class SmtpTransport:
             self.conn = None
 
 
+def _text(text: bytes | str) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
 def _by_code(code: int, text: bytes | str) -> Exception:
-    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     if 400 <= code < 500:
-        return TransientError(f"{code} {detail}")
-    return PermanentError(f"{code} {detail}")
+        return TransientError(f"{code} {_text(text)}")
+    return PermanentError(f"{code} {_text(text)}")
 
 
 @dataclass
@@ -229,6 +248,8 @@ class Summary:
     deferred: int = 0
     bounced: int = 0
     stopped: bool = False
+    #: Why the run stopped before the end, when the server was the cause.
+    reason: str = ""
 
     def __str__(self) -> str:
         text = (
@@ -237,6 +258,8 @@ class Summary:
         )
         if self.bounced:
             text += f", {self.bounced} subscriber(s) now marked bounced"
+        if self.reason:
+            return text + f" (stopped: {self.reason}; the rest wait for the next run)"
         return text + (" (stopped early)" if self.stopped else "")
 
 
@@ -262,7 +285,14 @@ def deliver(
     on_progress: Callable[[], None] = lambda: None,
     summary: Summary | None = None,
 ) -> Summary:
-    """Send each message, recording each state change after it happened."""
+    """Send each message, recording each state change after it happened.
+
+    A message's own failure (a 4xx tried ``max_attempts`` times, a 5xx) is
+    recorded and the run goes on. A failure of the server (unreachable after
+    every attempt, a refused login or sender) stops the run at once: the
+    message is deferred and the rest are left for the next run, instead of
+    each being tried (and failed, and counted as its subscriber's bounce) in turn.
+    """
     summary = summary or Summary()
     try:
         for item in outgoing:
@@ -287,10 +317,18 @@ def deliver(
                     if attempt == max_attempts:
                         ledger.mark_deferred(item.delivery.id, str(exc))
                         summary.deferred += 1
+                        if isinstance(exc, Unreachable):
+                            summary.stopped, summary.reason = True, str(exc)
+                            return summary
                         break
                     summary.retried += 1
                     sleep(backoff * 2 ** (attempt - 1))
                     continue
+                except ServerError as exc:
+                    ledger.mark_deferred(item.delivery.id, str(exc))
+                    summary.deferred += 1
+                    summary.stopped, summary.reason = True, str(exc)
+                    return summary
                 except PermanentError as exc:
                     summary.failed += 1
                     if ledger.mark_failed(

@@ -133,9 +133,10 @@ def _digest() -> str:
         if summary.stopped
         else ("partial" if summary.failed or summary.deferred else "sent")
     )
-    log.info(
+    log.log(
+        logging.WARNING if summary.reason else logging.INFO,
         "job=digest week=%s outcome=%s sent=%d skipped=%d failed=%d retried=%d deferred=%d "
-        "duration=%.2fs",
+        "duration=%.2fs%s",
         week.label,
         outcome,
         summary.sent,
@@ -144,6 +145,11 @@ def _digest() -> str:
         summary.retried,
         summary.deferred,
         time.monotonic() - start,
+        (
+            f" reason={summary.reason!r} (to finish: publisher digest --week {week.label} --send)"
+            if summary.reason
+            else ""
+        ),
     )
     return outcome
 

@@ -29,11 +29,20 @@ class Recorder:
     hold_after: int | None = None
     released: threading.Event = field(default_factory=threading.Event)
     eight_bit: bool = True  # offer 8BITMIME (RFC 6152), as aiosmtpd and most servers do
+    #: The reply to MAIL FROM for every sender (e.g. a relay refusing ours), if set.
+    mail_reply: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:  # noqa: N802
         session.host_name = hostname
         return [r for r in responses if self.eight_bit or "8BITMIME" not in r]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:  # noqa: N802
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
         rcpt = envelope.rcpt_tos[0].lower()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -174,6 +175,55 @@ def test_server_down_leaves_the_message_deferred_with_every_attempt_counted(
         row = conn.execute(sa.select(deliveries)).one()
     assert (row.status, row.attempts) == ("deferred", cfg.delivery.max_attempts)
     assert "cannot connect" in row.error
+
+
+def test_server_down_stops_the_run_at_the_first_message_and_the_rerun_sends_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no server, each message was tried max_attempts times with backoff in
+    turn (14 s each with the default backoff: hours for a list). The run now
+    stops after the first message's tries, the rest left as they were; once the
+    server is there, a rerun sends every message once."""
+    from tests.smtp import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    port = free_port()
+    cfg = smtp_settings(tmp_path, port)  # nothing listens there yet
+    for i in range(5):
+        subscribe(cfg, f"p{i}@example.org")
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.deferred, summary.stopped) == (0, 1, True)
+    assert summary.reason.startswith(f"cannot connect to 127.0.0.1:{port}")
+    assert summary.retried == cfg.delivery.max_attempts - 1  # one message's tries, no more
+    with open_engine(cfg.state.url).connect() as conn:
+        rows = conn.execute(sa.select(deliveries.c.status, deliveries.c.attempts)).all()
+    assert sorted(rows) == [("deferred", cfg.delivery.max_attempts)] + [("pending", 0)] * 4
+    server = SmtpServer()
+    server.port = port
+    server.controller.port = port
+    with server:
+        again = run_week(cfg, "2019-W07")
+    assert (again.sent, again.deferred, again.stopped) == (5, 0, False)
+    assert sorted(m["To"] for m in server.recorder.messages) == [
+        f"p{i}@example.org" for i in range(5)
+    ]
+
+
+def test_a_refused_sender_stops_the_run_and_bounces_nobody(cfg: Settings, smtp: SmtpServer) -> None:
+    """A relay refusing our sender (MAIL FROM 5xx: a wrong [digest] from) is the
+    server's answer to every message, no recipient's: it used to fail each message
+    for good and count a bounce against each subscriber (bounce_limit runs of it
+    marked the whole list bounced). It now stops the run; nobody's count moves."""
+    ids = [subscribe(cfg, f"p{i}@example.org") for i in range(3)]
+    smtp.recorder.mail_reply = "553 5.7.1 Sender address rejected: not owned by user"
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.failed, summary.deferred) == (0, 0, 1) and summary.stopped
+    assert "refused the sender digest@blog.example.org: 553" in summary.reason
+    store = SubscriberStore(open_engine(cfg.state.url))
+    assert [(store.get(i).status, store.get(i).bounces) for i in ids] == [(Status.ACTIVE, 0)] * 3
+    smtp.recorder.mail_reply = None  # the sender fixed: the rerun delivers the week
+    assert run_week(cfg, "2019-W07").sent == 3 and len(smtp.recorder.messages) == 3
 
 
 def test_permanent_550_fails_and_bounces_after_limit(cfg: Settings, smtp: SmtpServer) -> None:
@@ -504,3 +554,47 @@ def test_digest_offers_the_feeds_in_the_first_format_built(tmp_path: Path) -> No
     assert ".atom" not in mail.html + mail.text
     everything = DigestRenderer(s).render(week, posts)
     assert f"{s.site.base_url}all.rss" in everything.text
+
+
+def test_a_refused_login_stops_the_run_and_bounces_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong PUBLISHER_SMTP_PASSWORD: the server refuses the login for every
+    message. It failed each one for good and counted it as its subscriber's bounce;
+    it now stops the run, names the login, and leaves every subscriber as it was."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from tests.smtp import Recorder, free_port
+
+    def check(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
+        ok = isinstance(data, LoginPassword) and data.password == b"right"
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself
+
+    port = free_port()
+    with warnings.catch_warnings():  # AUTH without TLS: on loopback, for the test
+        warnings.simplefilter("ignore")
+        controller = Controller(
+            Recorder(),
+            hostname="127.0.0.1",
+            port=port,
+            authenticator=check,
+            auth_required=True,
+            auth_require_tls=False,
+        )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    monkeypatch.setenv("PUBLISHER_SMTP_PASSWORD", "wrong")
+    cfg = smtp_settings(tmp_path, port, extra='username = "digest"\n')
+    ids = [subscribe(cfg, f"p{i}@example.org") for i in range(3)]
+    controller.start()
+    try:
+        summary = run_week(cfg, "2019-W07")
+        assert (summary.sent, summary.failed, summary.deferred) == (0, 0, 1) and summary.stopped
+        assert summary.reason.startswith("SMTP login as 'digest' refused: 535")
+        store = SubscriberStore(open_engine(cfg.state.url))
+        assert [store.get(i).bounces for i in ids] == [0, 0, 0]
+        monkeypatch.setenv("PUBLISHER_SMTP_PASSWORD", "right")
+        assert run_week(cfg, "2019-W07").sent == 3
+    finally:
+        controller.stop()
