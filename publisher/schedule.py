@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,7 +34,11 @@ from publisher.settings import Settings
 from publisher.state import open_engine, scheduler_lease
 
 log = logging.getLogger("publisher.schedule")
-JOB_IDS = ("publish", "digest")
+JOB_IDS = ("publish", "digest", "retry")
+#: How often, and for how long after a week's digest was planned, the retry job
+#: finishes what a digest run left (a server down at the digest slot, say).
+RETRY_CRON = "*/15 * * * *"
+RETRY_HOURS = 24
 LEASE_SECONDS = 90
 HEARTBEAT_SECONDS = 20
 
@@ -101,7 +105,32 @@ def digest_job() -> str:
         return _digest()
 
 
-def _digest() -> str:
+def retry_job() -> str:
+    """Finish the last completed week's digest if a run left messages unsent."""
+    with frozen_for_the_job():
+        return _retry()
+
+
+def _retry() -> str:
+    """Only a digest the digest job planned (so its slot has passed), for
+    ``RETRY_HOURS`` after: a server that was down, a refused login fixed since,
+    a 4xx that has cleared. One query when there is nothing to do."""
+    from publisher.ledger import Ledger
+    from publisher.weeks import last_completed_week
+
+    s = _ctx().settings
+    now = datetime.now(s.site.tzinfo)
+    week = last_completed_week(now, s.site.tzinfo)
+    ledger = Ledger(open_engine(s.state.url))
+    record = ledger.digest(week.label)
+    if record is None or not ledger.to_send(record.id):
+        return "nothing"
+    if now - datetime.fromisoformat(record.created) > timedelta(hours=RETRY_HOURS):
+        return "too-late"
+    return _digest("retry")
+
+
+def _digest(job: str = "digest") -> str:
     from publisher import newsletter
     from publisher.weeks import last_completed_week
 
@@ -120,8 +149,9 @@ def _digest() -> str:
         )
     except PublisherError as exc:
         log.warning(
-            "job=digest week=%s outcome=not-sent duration=%.2fs reason=%r fix=%r "
+            "job=%s week=%s outcome=not-sent duration=%.2fs reason=%r fix=%r "
             "(tried again at the next slot)",
+            job,
             week.label,
             time.monotonic() - start,
             exc.message,
@@ -135,8 +165,9 @@ def _digest() -> str:
     )
     log.log(
         logging.WARNING if summary.reason else logging.INFO,
-        "job=digest week=%s outcome=%s sent=%d skipped=%d failed=%d retried=%d deferred=%d "
+        "job=%s week=%s outcome=%s sent=%d skipped=%d failed=%d retried=%d deferred=%d "
         "duration=%.2fs%s",
+        job,
         week.label,
         outcome,
         summary.sent,
@@ -146,7 +177,8 @@ def _digest() -> str:
         summary.deferred,
         time.monotonic() - start,
         (
-            f" reason={summary.reason!r} (to finish: publisher digest --week {week.label} --send)"
+            f" reason={summary.reason!r} (the retry job tries again every 15 minutes for "
+            f"{RETRY_HOURS} h; or: publisher digest --week {week.label} --send)"
             if summary.reason
             else ""
         ),
@@ -154,7 +186,11 @@ def _digest() -> str:
     return outcome
 
 
-JOBS: dict[str, Callable[[], str]] = {"publish": publish_job, "digest": digest_job}
+JOBS: dict[str, Callable[[], str]] = {
+    "publish": publish_job,
+    "digest": digest_job,
+    "retry": retry_job,
+}
 
 
 # -- the lease: one acting scheduler per database --
@@ -215,7 +251,11 @@ class Lease:
 
 
 def _crons(settings: Settings) -> dict[str, str]:
-    return {"publish": settings.schedule.publish_cron, "digest": settings.schedule.digest_cron}
+    return {
+        "publish": settings.schedule.publish_cron,
+        "digest": settings.schedule.digest_cron,
+        "retry": RETRY_CRON,
+    }
 
 
 def make_scheduler(settings: Settings) -> BackgroundScheduler:

@@ -58,7 +58,7 @@ def test_jobs_created_replaced_and_listed_across_dst(tmp_path: Path) -> None:
     sched = schedule.make_scheduler(s)
     sched.start(paused=True)
     schedule.install_jobs(sched, s)
-    assert sorted(j.id for j in sched.get_jobs()) == ["digest", "publish"]
+    assert sorted(j.id for j in sched.get_jobs()) == ["digest", "publish", "retry"]
     sched.shutdown()
     cfg.write_text(cfg.read_text() + '[schedule]\ndigest_cron = "30 8 * * tue"\n', encoding="utf-8")
     s2 = load_settings(cfg, environ={})
@@ -66,7 +66,7 @@ def test_jobs_created_replaced_and_listed_across_dst(tmp_path: Path) -> None:
     sched.start(paused=True)
     schedule.install_jobs(sched, s2)
     jobs = {j.id: j for j in sched.get_jobs()}
-    assert len(jobs) == 2 and "hour='8'" in str(jobs["digest"].trigger)
+    assert len(jobs) == 3 and "hour='8'" in str(jobs["digest"].trigger)
     nxt = jobs["digest"].next_run_time.astimezone(LONDON)
     assert (nxt.weekday(), nxt.hour, nxt.minute) == (1, 8, 30)
     sched.shutdown()
@@ -292,3 +292,52 @@ def test_real_scheduler_process_sends_then_stops_cleanly_on_sigterm(
     assert sent == len(smtp.recorder.messages) >= 2
     assert len({m["To"] for m in smtp.recorder.messages}) == sent  # nobody got it twice
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_the_retry_job_finishes_a_digest_the_server_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SMTP server is down at the digest slot: the run stops with the reason.
+    Every 15 minutes the retry job tries the week again; once the server is back
+    the digest goes, once; then, and for a digest planned over RETRY_HOURS ago,
+    it does nothing. (Before, the week's digest waited for someone to notice.)"""
+    from tests.smtp import free_port
+
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    port = free_port()
+    s = make_site(tmp_path, port)  # nothing listens there yet
+    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    schedule.run_now(s, "digest")
+    assert (
+        "job=digest" in caplog.text and f"reason='cannot connect to 127.0.0.1:{port}" in caplog.text
+    )
+    assert "the retry job tries again" in caplog.text
+    caplog.clear()
+    schedule.run_now(s, "retry")  # still down: tried, stopped again
+    assert "job=retry" in caplog.text and "outcome=stopped" in caplog.text
+    server = SmtpServer()
+    server.port = server.controller.port = port
+    with server:
+        caplog.clear()
+        schedule.run_now(s, "retry")
+        assert "job=retry" in caplog.text and "outcome=sent sent=1" in caplog.text
+        caplog.clear()
+        assert schedule.JOBS["retry"] is schedule.retry_job
+        schedule.run_now(s, "retry")  # nothing left: not even a log line
+        assert "job=retry" not in caplog.text
+    assert [m["To"] for m in server.recorder.messages] == ["reader@example.org"]
+
+    # a digest planned more than RETRY_HOURS ago is left to a person
+    engine = open_engine(s.state.url)
+    with engine.begin() as conn:
+        conn.execute(deliveries.update().values(status="deferred"))
+        conn.execute(
+            sa.text("UPDATE digests SET created = :c"),
+            {"c": (datetime.now(LONDON) - timedelta(hours=schedule.RETRY_HOURS + 1)).isoformat()},
+        )
+    late = SmtpServer()
+    late.port = late.controller.port = port
+    with late:
+        caplog.clear()
+        schedule.run_now(s, "retry")
+        assert not late.recorder.messages and "job=retry" not in caplog.text
