@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -556,6 +555,7 @@ def test_digest_offers_the_feeds_in_the_first_format_built(tmp_path: Path) -> No
     assert f"{s.site.base_url}all.rss" in everything.text
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback only
 def test_a_refused_login_stops_the_run_and_bounces_nobody(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -572,16 +572,14 @@ def test_a_refused_login_stops_the_run_and_bounces_nobody(
         return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself
 
     port = free_port()
-    with warnings.catch_warnings():  # AUTH without TLS: on loopback, for the test
-        warnings.simplefilter("ignore")
-        controller = Controller(
-            Recorder(),
-            hostname="127.0.0.1",
-            port=port,
-            authenticator=check,
-            auth_required=True,
-            auth_require_tls=False,
-        )
+    controller = Controller(
+        Recorder(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=check,
+        auth_required=True,
+        auth_require_tls=False,
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     monkeypatch.setenv("PUBLISHER_SMTP_PASSWORD", "wrong")
