@@ -42,6 +42,7 @@ class Subscriber:
     tags: tuple[str, ...]  # empty = every post
     status: Status
     bounces: int = 0
+    updated: str = ""  # when the row last changed (ISO 8601)
 
 
 def normalize_email(text: str) -> str:
@@ -69,7 +70,9 @@ def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
 
 
 def _row(r: sa.Row) -> Subscriber:
-    return Subscriber(r.id, r.email, r.name, tuple(json.loads(r.tags)), Status(r.status), r.bounces)
+    return Subscriber(
+        r.id, r.email, r.name, tuple(json.loads(r.tags)), Status(r.status), r.bounces, r.updated
+    )
 
 
 class SubscriberStore:

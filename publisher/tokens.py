@@ -27,7 +27,7 @@ class TokenError(PublisherError):
 
 @dataclass(frozen=True)
 class Token:
-    purpose: str  # "unsubscribe" | "preferences" | "confirm"
+    purpose: str  # "unsubscribe" | "preferences" | "confirm" | "rejoin <row updated>"
     subscriber: int
     expires: int = 0  # POSIX seconds; 0 = never
 
@@ -68,6 +68,16 @@ def sign(token: Token, secret: str) -> str:
     raw = payload.encode()
     mac = hmac.new(secret.encode(), raw, hashlib.sha256).digest()
     return f"{_b64(raw)}.{_b64(mac)}"
+
+
+def unverified_purpose(text: str) -> str:
+    """The purpose a token claims, not yet verified: only to choose what to
+    ``verify`` it against (which checks the signature over the purpose too)."""
+    try:
+        kind = json.loads(_unb64(text.split(".")[0]))[0]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ""
+    return kind if isinstance(kind, str) else ""
 
 
 def verify(text: str, secret: str, purpose: str, now: int) -> Token:

@@ -48,8 +48,22 @@ from publisher.pages import environment, render
 from publisher.pipeline import load_stream
 from publisher.settings import Settings
 from publisher.state import open_engine
-from publisher.subscribers import Status, Subscriber, SubscriberStore, clean_tags, normalize_email
-from publisher.tokens import Token, TokenError, secret_from_env, sign, verify
+from publisher.subscribers import (
+    SUPPRESSED,
+    Status,
+    Subscriber,
+    SubscriberStore,
+    clean_tags,
+    normalize_email,
+)
+from publisher.tokens import (
+    Token,
+    TokenError,
+    secret_from_env,
+    sign,
+    unverified_purpose,
+    verify,
+)
 
 log = logging.getLogger("publisher.webapp")
 ATOM = "http://www.w3.org/2005/Atom"
@@ -341,7 +355,11 @@ class App:
                 "Slow down", "Too many sign-ups; please try again later.", status=429
             )
         existing = self.store.by_email(address)
-        if existing is None or existing.status is not Status.ACTIVE:
+        if existing is not None and existing.status in SUPPRESSED:
+            # left as it is until its owner confirms: anyone can fill in the form
+            purpose = f"rejoin {existing.updated}"
+            await run_in_threadpool(self.send_confirmation, existing, purpose)
+        elif existing is None or existing.status is not Status.ACTIVE:
             sub, _ = self.store.add(address, name, chosen, status=Status.PENDING, now=self.now())
             await run_in_threadpool(self.send_confirmation, sub)  # SMTP must not block the loop
         # the same answer whether or not the address was already subscribed
@@ -351,10 +369,8 @@ class App:
             "its way. Open the link in it to start your subscription.",
         )
 
-    def send_confirmation(self, sub: Subscriber) -> None:
-        token = sign(
-            Token("confirm", sub.id, int(self.clock()) + CONFIRM_HOURS * 3600), self.secret
-        )
+    def send_confirmation(self, sub: Subscriber, purpose: str = "confirm") -> None:
+        token = sign(Token(purpose, sub.id, int(self.clock()) + CONFIRM_HOURS * 3600), self.secret)
         text = render(
             self.env,
             "confirm.txt.j2",
@@ -388,6 +404,8 @@ class App:
         It only moves a pending subscription to active, so replaying it after
         an unsubscribe does not bring the subscription back.
         """
+        if unverified_purpose(request.query_params.get("token", "")).startswith("rejoin "):
+            return self.rejoin(request)
         sub, error = self.subscriber_for(request, "confirm")
         if error:
             return error
@@ -402,6 +420,34 @@ class App:
             return self.message("Already confirmed", "This subscription is already active.")
         return self.message(
             "This link was already used", "Subscribe again if you want the digest back.", status=410
+        )
+
+    def rejoin(self, request: Request) -> Response:
+        """The confirmation link sent to an address that had unsubscribed or bounced:
+        its token names the row as it was when the link was sent, so the link
+        works once, and never after the row changed (unsubscribed again, say)."""
+        text = request.query_params.get("token", "")
+        try:
+            claimed = verify(text, self.secret, unverified_purpose(text), int(self.clock()))
+        except TokenError as exc:
+            return self.message(
+                "This link does not work", exc.message, exc.remedy + ".", status=400
+            )
+        sub = self.store.get(claimed.subscriber)
+        if sub is None:
+            return self.message("This link does not work", "No such subscription.", status=404)
+        if claimed.purpose != f"rejoin {sub.updated}" or sub.status not in SUPPRESSED:
+            if sub.status is Status.ACTIVE:
+                return self.message("Already confirmed", "This subscription is already active.")
+            return self.message(
+                "This link was already used",
+                "Subscribe again if you want the digest back.",
+                status=410,
+            )
+        self.store.add(sub.email, status=Status.ACTIVE, now=self.now())  # and no bounces
+        return self.message(
+            "You are subscribed again",
+            f"The weekly digest of {self.site.title} will come to {sub.email}.",
         )
 
     # -- leaving and preferences -------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -254,3 +254,39 @@ def test_a_site_under_a_path_is_served_at_that_path(
         (mail,) = smtp.recorder.messages
         link = re.search(r"(http://\S+/confirm\?token=\S+)", mail.get_content()).group(1)
         assert link.startswith(base + "confirm?") and "You are subscribed" in c.get(link).text
+
+
+def test_a_sign_up_for_an_unsubscribed_address_changes_nothing_until_confirmed(
+    site, smtp: SmtpServer
+) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can type an address into the form. For one that unsubscribed, the form
+    used to make the row pending at once (taking the form's name and topics), so it
+    no longer read as unsubscribed. Now the row is left as it is; its owner gets a
+    link that brings the subscription back, once, and never after the row changed."""
+    s, server = site
+    store = SubscriberStore(open_engine(s.state.url))
+    sub, _ = store.add("back@example.org", "Back", ["thanks"], now=datetime.now(UTC))
+    store.remove("back@example.org", datetime.now(UTC))
+    before = store.get(sub.id)
+    with httpx.Client(base_url=server.url) as c:
+        form = c.get("subscribe")
+        data = {"csrf": _csrf(form.text), "email": "back@example.org", "name": "Mallory"}
+        r = c.post("subscribe", data=data)
+        assert "Check your inbox" in r.text
+        assert store.get(sub.id) == before  # unsubscribed, name and topics as they were
+        (mail,) = smtp.recorder.messages
+        link = re.search(r"(http://\S+/confirm\?token=\S+)", mail.get_content()).group(1)
+        assert "You are subscribed again" in c.get(link).text
+        now = store.get(sub.id)
+        assert (now.status, now.name, now.tags, now.bounces) == (
+            Status.ACTIVE,
+            "Back",
+            ("thanks",),
+            0,
+        )
+        assert "Already confirmed" in c.get(link).text  # the same link again
+        store.remove("back@example.org", datetime.now(UTC))
+        assert c.get(link).status_code == 410  # the row changed since: never revives it
+        assert store.get(sub.id).status is Status.UNSUBSCRIBED
+        tampered = link.replace("token=", "token=x")
+        assert c.get(tampered).status_code == 400
