@@ -111,6 +111,10 @@ class PageRenderer:
     def term(self, heading: str, posts: list[Post], feeds: list[FeedLink]) -> bytes:
         return self._render("term.html.j2", heading=heading, posts=posts, feeds=feeds)
 
+    def not_found(self, feeds: list[FeedLink]) -> bytes:
+        """``404.html``: what static hosts (and ``serve``) answer for a missing page."""
+        return self._render("404.html.j2", feeds=feeds)
+
     def index(
         self,
         rows: list[FeedRow],

@@ -213,6 +213,8 @@ def artifacts(
     if touched is not None and not listing:
         return  # the rest shows no post
     yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
+    if with_pages:  # not in the sitemap: it stands for no page
+        yield Artifact("404.html", digest(base_key, site_links), _bind(pages.not_found, site_links))
     static = STATIC_FILES if with_pages else STATIC_FILES[:1]  # feed.xsl: the feeds' own
     if listing:
         yield from (kept(name) for name in static)  # made of the templates only

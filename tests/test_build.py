@@ -142,7 +142,7 @@ def test_cli_build_exit_status_and_summary(tmp_path: Path, seeds: Path) -> None:
     r = subprocess.run(
         [*cmd, "--skip-invalid"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
     )
-    assert r.returncode == 0 and "12 posts: 28 files written" in r.stdout
+    assert r.returncode == 0 and "12 posts: 29 files written" in r.stdout
     assert (tmp_path / "var" / "publisher.db").is_file()
 
 
@@ -167,7 +167,7 @@ def test_a_build_waits_for_one_writing_the_same_folder(
             proc.wait(2)
         assert not (tmp_path / "site" / "all.atom").exists()
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "12 posts: 28 files written" in out
+    assert proc.returncode == 0 and "12 posts: 29 files written" in out
     assert err.startswith("waiting for another build of site to finish")
 
 
@@ -202,7 +202,7 @@ def test_a_file_that_cannot_be_written_is_an_error_and_the_next_build_finishes(
     assert (out / ".publisher-claimed.json").is_file()
     theirs.rename(tmp_path / "moved")
     r = build(s, [seeds], out)
-    assert r.written + r.unchanged == 28 and (out / "posts").is_dir()
+    assert r.written + r.unchanged == 29 and (out / "posts").is_dir()
     assert not (out / ".publisher-claimed.json").exists()  # the manifest records them now
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
 
@@ -254,7 +254,7 @@ def test_files_publisher_did_not_write_are_never_replaced_without_overwrite(
     assert r.returncode == 0, r.stderr
     assert "<!doctype html>" in theirs.read_text() and (out / "robots.txt").is_file()
     again = build(s, [seeds], out)  # ours now: not refused, nothing to rewrite
-    assert again.written == 0 and again.unchanged == 28
+    assert again.written == 0 and again.unchanged == 29
 
 
 def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
@@ -266,7 +266,7 @@ def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
     with pytest.raises(PublisherError) as exc:
         build(s, [seeds], out)
     assert f"replace {first.written} file(s)" in exc.value.message
-    assert "and 23 more" in exc.value.message  # five named, the rest counted
+    assert "and 24 more" in exc.value.message  # five named, the rest counted
     again = build(s, [seeds], out, overwrite=True)
     assert again.written + again.unchanged == first.written
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
@@ -875,7 +875,7 @@ def test_a_snapshot_that_cannot_be_kept_costs_only_speed(
     f.write_text(f.read_text(encoding="utf-8").replace("cyber security training", "training"))
     again = build(s, [seeds], out)
     assert (first.written, again.archives_read) == (
-        28,
+        29,
         2,
     ) and "posts/the-importance-of-cyber-security.html" in again.changed
 

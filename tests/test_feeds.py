@@ -128,7 +128,7 @@ def test_pages_have_autodiscovery_and_link_targets_exist(built: Path, settings: 
 
     base = settings.site.base_url
     pages = list(built.rglob("*.html"))
-    assert len(pages) == 12 + 2 + 1
+    assert len(pages) == 12 + 2 + 1 + 1  # posts, tags, the index and 404.html
     for page in pages:
         html = page.read_text(encoding="utf-8")
         assert '<link rel="alternate" type="application/atom+xml"' in html

@@ -290,3 +290,15 @@ def test_a_sign_up_for_an_unsubscribed_address_changes_nothing_until_confirmed(
         assert store.get(sub.id).status is Status.UNSUBSCRIBED
         tampered = link.replace("token=", "token=x")
         assert c.get(tampered).status_code == 400
+
+
+def test_a_missing_page_gets_the_sites_404_page(site) -> None:  # type: ignore[no-untyped-def]
+    """``404.html`` (written by the build for static hosts) is what serve answers for
+    an address with no page: the site's look and a way home, kept out of search."""
+    s, server = site
+    r = httpx.get(server.url + "posts/no-such-post.html")
+    assert r.status_code == 404 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "Page not found" in r.text and f'href="{s.site.base_url}"' in r.text
+    assert '<meta name="robots" content="noindex">' in r.text
+    sitemap = httpx.get(server.url + "sitemap.xml").text
+    assert "404.html" not in sitemap
