@@ -121,10 +121,14 @@ def _retry() -> str:
     s = _ctx().settings
     now = datetime.now(s.site.tzinfo)
     week = last_completed_week(now, s.site.tzinfo)
-    ledger = Ledger(open_engine(s.state.url))
-    record = ledger.digest(week.label)
-    if record is None or not ledger.to_send(record.id):
-        return "nothing"
+    engine = open_engine(s.state.url)
+    try:  # every 15 minutes: its connections closed each time, not left to the collector
+        ledger = Ledger(engine)
+        record = ledger.digest(week.label)
+        if record is None or not ledger.to_send(record.id):
+            return "nothing"
+    finally:
+        engine.dispose()
     if now - datetime.fromisoformat(record.created) > timedelta(hours=RETRY_HOURS):
         return "too-late"
     return _digest("retry")
