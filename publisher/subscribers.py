@@ -188,7 +188,7 @@ class SubscriberStore:
         for line, row in _csv_rows(stream):
             if not row or not any(cell.strip() for cell in row):
                 continue
-            if line == 1 and row[0].strip().lower() in ("email", "e-mail", "address"):
+            if line == 1 and row[0].strip().lower() in _EMAIL_HEADERS:
                 continue
             email = row[0]
             person = row[1] if len(row) > 1 else ""
@@ -234,8 +234,26 @@ class SubscriberStore:
         return len(subs)
 
 
+#: The first cells a header row may have (compared case-insensitively).
+_EMAIL_HEADERS = ("email", "e-mail", "address")
+
+
+def _delimiter(first_line: str) -> str:
+    """``,`` unless a header row says otherwise: Excel writes ``;`` where the decimal
+    mark is a comma (much of Europe) and tabs as 'Unicode text'. Only a header is
+    trusted: in a row, ``;`` also separates tags."""
+    head = first_line.strip().lower()
+    for d in (";", "\t"):
+        if d in head and "," not in head and head.split(d)[0].strip() in _EMAIL_HEADERS:
+            return d
+    return ","
+
+
 def _csv_rows(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(stream)
+    start = stream.tell()
+    delimiter = _delimiter(stream.readline())
+    stream.seek(start)
+    reader = csv.reader(stream, delimiter=delimiter)
     while True:
         try:
             row = next(reader)

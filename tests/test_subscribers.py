@@ -56,6 +56,27 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
     assert out.getvalue().splitlines()[0] == "email,name,tags,status"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "email;name;tags\nann@example.org;Smith, Ann;thanks|digital\n",  # Excel, comma decimals
+        "E-mail\tname\ttags\nann@example.org\tSmith, Ann\tthanks,digital\n",  # tab-separated
+        'email,name,tags\nann@example.org,"Smith, Ann",thanks;digital\n',  # the usual form
+    ],
+)
+def test_import_takes_the_delimiter_a_header_row_shows(store: SubscriberStore, text: str) -> None:
+    """Excel saves CSV with ';' where the decimal mark is a comma, and tabs as
+    'Unicode text': every row of those was refused as a bad address."""
+    added, _, problems = store.import_csv(io.StringIO(text), "people.csv", NOW)
+    assert (added, problems) == (1, [])
+    (ann,) = store.all()
+    assert (ann.email, ann.name, ann.tags) == (
+        "ann@example.org",
+        "Smith, Ann",
+        ("digital", "thanks"),
+    )
+
+
 def test_an_export_imports_back_whole(store: SubscriberStore, tmp_path: Path) -> None:
     """``export`` then ``import`` (a move to a new server, a restore): the same
     people, names, topics and statuses. The export's status column used to make
