@@ -268,7 +268,10 @@ def test_real_scheduler_process_sends_then_stops_cleanly_on_sigterm(
         text=True,
     )
     try:
-        assert _wait(lambda: len(smtp.recorder.messages) >= 2, timeout=30)
+        # both jobs have run: two messages out, and the site written (the publish job's
+        # first slot may come after the digest's: waiting for messages alone raced it)
+        manifest = tmp_path / "site" / ".publisher-manifest.json"
+        assert _wait(lambda: len(smtp.recorder.messages) >= 2 and manifest.is_file(), timeout=30)
         second = subprocess.run(
             [sys.executable, "-m", "publisher", "schedule"],
             cwd=tmp_path,
