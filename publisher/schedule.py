@@ -112,9 +112,11 @@ def retry_job() -> str:
 
 
 def _retry() -> str:
-    """Only a digest the digest job planned (so its slot has passed), for
-    ``RETRY_HOURS`` after: a server that was down, a refused login fixed since,
-    a 4xx that has cleared. One query when there is nothing to do."""
+    """A digest the digest job planned, for ``RETRY_HOURS`` after: a server that
+    was down, a refused login fixed since, a 4xx that has cleared. Or one it could
+    not plan (the archives had errors), until the slot's misfire grace ends, the
+    window in which a slot missed altogether still runs. One query when there is
+    nothing to do."""
     from publisher.ledger import Ledger
     from publisher.weeks import last_completed_week
 
@@ -125,11 +127,16 @@ def _retry() -> str:
     try:  # every 15 minutes: its connections closed each time, not left to the collector
         ledger = Ledger(engine)
         record = ledger.digest(week.label)
-        if record is None or not ledger.to_send(record.id):
+        if record is not None and not ledger.to_send(record.id):
             return "nothing"
     finally:
         engine.dispose()
-    if now - datetime.fromisoformat(record.created) > timedelta(hours=RETRY_HOURS):
+    if record is None:
+        slot = parse_cron(s.schedule.digest_cron, s.site.tzinfo).get_next_fire_time(None, week.end)
+        grace = timedelta(seconds=s.schedule.misfire_grace_seconds)
+        if slot is None or not slot <= now <= slot + grace:
+            return "nothing"  # the slot is to come, or was missed: a person decides
+    elif now - datetime.fromisoformat(record.created) > timedelta(hours=RETRY_HOURS):
         return "too-late"
     return _digest("retry")
 
@@ -154,7 +161,7 @@ def _digest(job: str = "digest") -> str:
     except PublisherError as exc:
         log.warning(
             "job=%s week=%s outcome=not-sent duration=%.2fs reason=%r fix=%r "
-            "(tried again at the next slot)",
+            "(the retry job tries again every 15 minutes while the slot's misfire grace lasts)",
             job,
             week.label,
             time.monotonic() - start,

@@ -344,3 +344,43 @@ def test_the_retry_job_finishes_a_digest_the_server_stopped(
         caplog.clear()
         schedule.run_now(s, "retry")
         assert not late.recorder.messages and "job=retry" not in caplog.text
+
+
+def test_the_retry_job_sends_a_digest_the_archives_blocked_within_the_grace(
+    tmp_path: Path,
+    smtp: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The digest job finds the archives broken and plans nothing. Once they are
+    fixed, the retry job sends the week, while the slot's misfire grace lasts (the
+    window in which a missed slot still runs); after it, a person decides."""
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    # a slot at the start of this week (the first after the last week ended), and a
+    # grace of eight days: the slot has passed and its grace lasts, whenever this runs
+    s = make_site(
+        tmp_path,
+        smtp.port,
+        '[schedule]\ndigest_cron = "0 0 * * *"\nmisfire_grace_seconds = 691200\n',
+    )
+    bad = write(tmp_path / "seeds" / "bad.txt", "")
+    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    assert schedule.run_now(s, "digest") == 1 and not smtp.recorder.messages
+    schedule.run_now(s, "retry")  # still broken: not sent, said again
+    assert "job=retry" in caplog.text and "outcome=not-sent" in caplog.text
+    bad.unlink()
+    caplog.clear()
+    schedule.run_now(s, "retry")
+    assert "job=retry" in caplog.text and "outcome=sent sent=1" in caplog.text
+    assert [m["To"] for m in smtp.recorder.messages] == ["reader@example.org"]
+    caplog.clear()
+    schedule.run_now(s, "retry")  # sent: nothing left
+    assert "job=retry" not in caplog.text and len(smtp.recorder.messages) == 1
+
+    week = last_completed_week(datetime.now(LONDON), LONDON)
+    if datetime.now(LONDON) - week.end > timedelta(minutes=2):  # the slot's grace is over
+        short = make_site(tmp_path / "short", smtp.port, "[schedule]\ndigest_cron = "
+                          '"0 0 * * *"\nmisfire_grace_seconds = 60\n')  # fmt: skip
+        caplog.clear()
+        schedule.run_now(short, "retry")
+        assert "job=retry" not in caplog.text and len(smtp.recorder.messages) == 1
