@@ -398,56 +398,77 @@ class App:
         finally:
             transport.close()
 
-    def confirm(self, request: Request) -> Response:
-        """The link in the confirmation email: the one GET that acts (double opt-in).
+    async def confirm(self, request: Request) -> Response:
+        """The link in the confirmation email. A GET shows a button and changes
+        nothing: mail scanners (Microsoft Defender, Mimecast and the like) fetch
+        the links in a message, and double opt-in means its owner chose. The
+        button's POST confirms.
 
-        It only moves a pending subscription to active, so replaying it after
-        an unsubscribe does not bring the subscription back.
+        It only moves a pending subscription to active (or, for a ``rejoin``
+        link, the row it was sent for), so replaying it after an unsubscribe
+        does not bring the subscription back.
         """
-        if unverified_purpose(request.query_params.get("token", "")).startswith("rejoin "):
-            return self.rejoin(request)
-        sub, error = self.subscriber_for(request, "confirm")
-        if error:
-            return error
+        text = request.query_params.get("token", "")
+        rejoin = unverified_purpose(text).startswith("rejoin ")
+        sub, answer = self._rejoining(text) if rejoin else self._confirming(request)
+        if answer is not None:
+            return answer
         assert sub is not None
-        if sub.status is Status.PENDING:
-            self.store.set_status(sub.id, Status.ACTIVE, self.now())
-            return self.message(
-                "You are subscribed",
-                f"The weekly digest of {self.site.title} will come to {sub.email}.",
+        if request.method == "GET":
+            return self.page(
+                "confirm.html.j2",
+                title="Confirm your subscription",
+                email=sub.email,
+                action=f"{self.base}confirm?token={text}",
+                csrf=self.csrf(),
             )
-        if sub.status is Status.ACTIVE:
-            return self.message("Already confirmed", "This subscription is already active.")
+        form = await self.form(request)
+        if refused := self.check_form(request, form):
+            return refused
+        if rejoin:
+            self.store.add(sub.email, status=Status.ACTIVE, now=self.now())  # and no bounces
+        else:
+            self.store.set_status(sub.id, Status.ACTIVE, self.now())
         return self.message(
-            "This link was already used", "Subscribe again if you want the digest back.", status=410
+            "You are subscribed again" if rejoin else "You are subscribed",
+            f"The weekly digest of {self.site.title} will come to {sub.email}.",
         )
 
-    def rejoin(self, request: Request) -> Response:
-        """The confirmation link sent to an address that had unsubscribed or bounced:
-        its token names the row as it was when the link was sent, so the link
-        works once, and never after the row changed (unsubscribed again, say)."""
-        text = request.query_params.get("token", "")
+    def _confirming(self, request: Request) -> tuple[Subscriber | None, Response | None]:
+        """The subscriber a ``confirm`` link may activate, or the answer instead."""
+        sub, error = self.subscriber_for(request, "confirm")
+        if error:
+            return None, error
+        assert sub is not None
+        if sub.status is Status.PENDING:
+            return sub, None
+        return None, self._used(sub)
+
+    def _rejoining(self, text: str) -> tuple[Subscriber | None, Response | None]:
+        """The subscriber a ``rejoin`` link may bring back, or the answer instead: the
+        link was sent to an address that had unsubscribed or bounced, and its token
+        names the row as it was then, so it works once, and never after the row
+        changed (unsubscribed again, say)."""
         try:
             claimed = verify(text, self.secret, unverified_purpose(text), int(self.clock()))
         except TokenError as exc:
-            return self.message(
+            return None, self.message(
                 "This link does not work", exc.message, exc.remedy + ".", status=400
             )
         sub = self.store.get(claimed.subscriber)
         if sub is None:
-            return self.message("This link does not work", "No such subscription.", status=404)
-        if claimed.purpose != f"rejoin {sub.updated}" or sub.status not in SUPPRESSED:
-            if sub.status is Status.ACTIVE:
-                return self.message("Already confirmed", "This subscription is already active.")
-            return self.message(
-                "This link was already used",
-                "Subscribe again if you want the digest back.",
-                status=410,
+            return None, self.message(
+                "This link does not work", "No such subscription.", status=404
             )
-        self.store.add(sub.email, status=Status.ACTIVE, now=self.now())  # and no bounces
+        if claimed.purpose == f"rejoin {sub.updated}" and sub.status in SUPPRESSED:
+            return sub, None
+        return None, self._used(sub)
+
+    def _used(self, sub: Subscriber) -> Response:
+        if sub.status is Status.ACTIVE:
+            return self.message("Already confirmed", "This subscription is already active.")
         return self.message(
-            "You are subscribed again",
-            f"The weekly digest of {self.site.title} will come to {sub.email}.",
+            "This link was already used", "Subscribe again if you want the digest back.", status=410
         )
 
     # -- leaving and preferences -------------------------------------------
@@ -521,7 +542,7 @@ def create_app(settings: Settings, **kwargs: object) -> Starlette:
     files.preview = app.feed_preview
     routes: list[BaseRoute] = [
         Route("/subscribe", app.subscribe, methods=["GET", "POST"]),
-        Route("/confirm", app.confirm, methods=["GET"]),
+        Route("/confirm", app.confirm, methods=["GET", "POST"]),
         Route("/unsubscribe", app.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences", app.preferences, methods=["GET", "POST"]),
         Mount("/", files),
