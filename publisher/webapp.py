@@ -262,6 +262,20 @@ class App:
             )
         return sub, None
 
+    def button_page(
+        self, route: str, title: str, sub: Subscriber, token: str, **ctx: object
+    ) -> HTMLResponse:
+        """What a mailed link's GET answers: a page whose button POSTs back to act.
+        Mail scanners open the links in a message, so a GET never acts."""
+        return self.page(
+            f"{route}.html.j2",
+            title=title,
+            email=sub.email,
+            action=f"{self.base}{route}?token={token}",
+            csrf=self.csrf(),
+            **ctx,
+        )
+
     def feed_preview(self, path: Path, scope: Scope) -> Response:
         """Title, home page and entries of one of our own feed files, as a page."""
         entries: list[tuple[str, str, str]] = []
@@ -410,18 +424,12 @@ class App:
         """
         text = request.query_params.get("token", "")
         rejoin = unverified_purpose(text).startswith("rejoin ")
-        sub, answer = self._rejoining(text) if rejoin else self._confirming(request)
+        sub, answer = self._rejoining(request) if rejoin else self._confirming(request)
         if answer is not None:
             return answer
         assert sub is not None
         if request.method == "GET":
-            return self.page(
-                "confirm.html.j2",
-                title="Confirm your subscription",
-                email=sub.email,
-                action=f"{self.base}confirm?token={text}",
-                csrf=self.csrf(),
-            )
+            return self.button_page("confirm", "Confirm your subscription", sub, text)
         form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
@@ -444,23 +452,17 @@ class App:
             return sub, None
         return None, self._used(sub)
 
-    def _rejoining(self, text: str) -> tuple[Subscriber | None, Response | None]:
+    def _rejoining(self, request: Request) -> tuple[Subscriber | None, Response | None]:
         """The subscriber a ``rejoin`` link may bring back, or the answer instead: the
         link was sent to an address that had unsubscribed or bounced, and its token
         names the row as it was then, so it works once, and never after the row
         changed (unsubscribed again, say)."""
-        try:
-            claimed = verify(text, self.secret, unverified_purpose(text), int(self.clock()))
-        except TokenError as exc:
-            return None, self.message(
-                "This link does not work", exc.message, exc.remedy + ".", status=400
-            )
-        sub = self.store.get(claimed.subscriber)
-        if sub is None:
-            return None, self.message(
-                "This link does not work", "No such subscription.", status=404
-            )
-        if claimed.purpose == f"rejoin {sub.updated}" and sub.status in SUPPRESSED:
+        purpose = unverified_purpose(request.query_params.get("token", ""))
+        sub, error = self.subscriber_for(request, purpose)  # verified: the purpose is ours
+        if error:
+            return None, error
+        assert sub is not None
+        if purpose == f"rejoin {sub.updated}" and sub.status in SUPPRESSED:
             return sub, None
         return None, self._used(sub)
 
@@ -477,15 +479,13 @@ class App:
         if error:
             return error
         assert sub is not None
-        if request.method == "GET":  # link scanners fetch this: show, never act
-            token = request.query_params["token"]
+        if request.method == "GET":
             prefs = sign(Token("preferences", sub.id), self.secret)
-            return self.page(
-                "unsubscribe.html.j2",
-                title="Unsubscribe",
-                email=sub.email,
-                action=f"{self.base}unsubscribe?token={token}",
-                csrf=self.csrf(),
+            return self.button_page(
+                "unsubscribe",
+                "Unsubscribe",
+                sub,
+                request.query_params["token"],
                 preferences=f"{self.base}preferences?token={prefs}",
             )
         body = (await request.body()).decode("utf-8", "replace").strip()
