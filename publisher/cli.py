@@ -305,8 +305,9 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{week.label}: {summary}")
     if summary.reason:
         print(
-            "fix: check [smtp] (and PUBLISHER_SMTP_PASSWORD) and [digest] from, then run "
-            "`publisher digest --send` again: what was sent is not sent twice",
+            "fix: check [delivery] (the outbox folder) or [smtp] (and PUBLISHER_SMTP_PASSWORD), "
+            "and [digest] from, then run `publisher digest --send` again: what was sent is "
+            "not sent twice",
             file=sys.stderr,
         )
     return 1 if summary.failed or summary.deferred else 0

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from publisher.errors import PublisherError
 from publisher.ledger import Delivery, Ledger
 from publisher.mail import Mail
 from publisher.settings import SmtpSettings
@@ -61,14 +62,24 @@ class OutboxTransport:
     """A Maildir any mail client can open; the default, and the place for --draft."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.box = mailbox.Maildir(path, create=True)
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.box = mailbox.Maildir(path, create=True)
+        except OSError as exc:
+            raise PublisherError(
+                f"outbox {path}: cannot open it as a Maildir: {exc.strerror or exc}",
+                "check [delivery] outbox: a folder you can write, or a path where one can be made",
+            ) from None
 
     def send(
         self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = _nothing
     ) -> None:
         handing_over()
-        self.box.add(mail.wire(eight_bit=True))  # mail clients read 8bit files
+        try:
+            self.box.add(mail.wire(eight_bit=True))  # mail clients read 8bit files
+        except OSError as exc:  # a full disk, a file where the folder must be: every message
+            raise ServerError(f"outbox {self.path}: cannot store the message: {exc}") from None
 
     def close(self) -> None:
         self.box.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from publisher.delivery import (
     OutboxTransport,
     Outgoing,
+    ServerError,
     SmtpTransport,
     Summary,
     Transport,
@@ -226,7 +227,13 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
             if prepared is None:
                 continue
             mail = run.mail(sub, prepared, run.message_id_for(sub), now)
-            transport.send(mail, run.sender.addr_spec, sub.email)
+            try:
+                transport.send(mail, run.sender.addr_spec, sub.email)
+            except ServerError as exc:  # the outbox cannot be written: nor can any draft
+                raise PublisherError(
+                    f"{exc}; {n} draft(s) written before it",
+                    "check [delivery] outbox: a folder you can write",
+                ) from None
             n += 1
     finally:
         transport.close()

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from publisher.build import build
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, PublisherError
 from publisher.ledger import Ledger
 from publisher.newsletter import open_run, send
 from publisher.settings import Settings, load_settings
@@ -27,7 +27,7 @@ from publisher.state import deliveries, open_engine
 from publisher.subscribers import Status, SubscriberStore
 from publisher.tokens import TokenError, verify
 from publisher.weeks import parse_week
-from tests.conftest import SECRET, SEEDS, smtp_settings
+from tests.conftest import SECRET, SEEDS, smtp_settings, write
 from tests.smtp import SmtpServer
 
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
@@ -596,3 +596,35 @@ def test_a_refused_login_stops_the_run_and_bounces_nobody(
         assert run_week(cfg, "2019-W07").sent == 3
     finally:
         controller.stop()
+
+
+def test_an_outbox_that_cannot_be_written_stops_the_run_and_loses_nothing(
+    cfg: Settings, tmp_path: Path
+) -> None:
+    """A file where the outbox folder must be (or a full disk): the run used to end in
+    a traceback from the mailbox module, leaving its message 'sending'. It now stops
+    like a server that is down, says why, and a rerun once the path is right
+    delivers every message once; --draft says the same, and so does opening it."""
+    import mailbox
+
+    from publisher.delivery import OutboxTransport
+    from publisher.newsletter import draft
+
+    for name in ("a@example.org", "b@example.org"):
+        subscribe(cfg, name)
+    week = parse_week("2019-W07", cfg.site.tzinfo)
+    outbox = write(tmp_path / "outbox", "a file, not a folder")
+    summary = send(open_run(cfg, week, real_delivery=False), OutboxTransport(outbox), lambda: NOW)
+    assert (summary.sent, summary.deferred, summary.stopped) == (0, 1, True)
+    assert summary.reason.startswith(f"outbox {outbox}: cannot store the message")
+    with pytest.raises(PublisherError, match="0 draft"):
+        draft(open_run(cfg, week, real_delivery=False), OutboxTransport(outbox), NOW)
+    with pytest.raises(PublisherError, match="cannot open it as a Maildir"):
+        OutboxTransport(outbox / "inside")
+    outbox.unlink()
+    again = send(open_run(cfg, week, real_delivery=False), OutboxTransport(outbox), lambda: NOW)
+    assert (again.sent, again.deferred) == (2, 0)
+    assert sorted(m["To"] for m in mailbox.Maildir(outbox, create=False)) == [
+        "a@example.org",
+        "b@example.org",
+    ]
