@@ -32,7 +32,7 @@ from publisher.archive import ArchivePage, Copies, archive_files, display_name, 
 from publisher.build_state import BuildState
 from publisher.errors import Portable, Problem, PublisherError, portable, raise_portable
 from publisher.locks import exclusive
-from publisher.output import MANIFEST, OutputWriter
+from publisher.output import OutputWriter
 from publisher.pipeline import load_pages, no_cyclic_gc
 from publisher.posts import Post, Stream
 from publisher.settings import Settings
@@ -246,9 +246,7 @@ def _build(
                 pending = _pending(settings, plan, writer)
                 assert pending is not None
             pending.sort(key=lambda a: a.order)  # stable: the same order every build
-            if not overwrite:
-                _refuse_strangers(out, writer.strangers(a.path for a in pending))
-            writer.claim(a.path for a in pending)
+            writer.claim((a.path for a in pending), overwrite=overwrite)
 
         def meanwhile() -> None:
             """While the render workers run: keep the snapshot, save the posts' versions.
@@ -440,23 +438,6 @@ def _pending(settings: Settings, plan: _Plan, writer: OutputWriter) -> list[Arti
         elif not writer.is_current(a.path, a.key):
             pending.append(a)
     return pending
-
-
-def _refuse_strangers(out: Path, strangers: list[str]) -> None:
-    """Stop, before anything is written or recorded, if the build would replace
-    files that publisher did not write."""
-    if not strangers:
-        return
-    shown = ", ".join(strangers[:5]) + (
-        f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
-    )
-    raise PublisherError(
-        f"{out}: this build would replace {len(strangers)} file(s) that publisher did not "
-        f"write: {shown}; nothing was written",
-        "move them out of the output folder (change a page through [build] templates "
-        "instead), or build with --overwrite to replace them (say, the output of an "
-        f"earlier build whose {MANIFEST} was deleted)",
-    )
 
 
 def _report(problems: Sequence[Problem]) -> None:

@@ -9,6 +9,7 @@ rewrites only what changed, and removes only files this writer made.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -146,39 +147,51 @@ class OutputWriter:
                 return False
         return True
 
-    def strangers(self, rels: Iterable[str]) -> list[str]:
-        """Those of ``rels`` where a file stands that no manifest records: put there by
-        someone else (a web root's own ``index.html``), so not this writer's to replace.
+    def claim(self, rels: Iterable[str], *, overwrite: bool = False) -> None:
+        """Record, before writing them, the files of ``rels`` no manifest records yet;
+        unless ``overwrite``, first refuse (nothing written or recorded) if a file
+        stands at one of them: put there by someone else (a web root's own
+        ``index.html``), so not this writer's to replace.
 
         Only paths the manifest lacks are looked at: with a manifest, a few new
         files; without one, every file, found by one walk of the folder (nothing,
         for a first build into an empty or new folder).
-        """
-        unknown = [rel for rel in rels if rel not in self._old]
-        if not unknown:
-            return []
-        if self._old:
-            return [rel for rel in unknown if os.path.lexists(self.path(rel))]
-        there = {
-            os.path.relpath(os.path.join(folder, name), self._root).replace(os.sep, "/")
-            for folder, dirs, names in os.walk(self._root)
-            for name in (*names, *dirs)
-        }
-        return [rel for rel in unknown if rel in there]
-
-    def claim(self, rels: Iterable[str]) -> None:
-        """Record, before writing them, the files of ``rels`` no manifest records yet.
 
         If the build then fails part-way (a full disk, a template fault, a worker
         killed), the files it wrote are still known as this writer's: the next
         build replaces them (a claim never matches a file) or removes them,
-        instead of taking them for someone else's (see ``strangers``). The claims
-        sit in a file of their own, removed once the manifest records the build:
-        rewriting the manifest for them would cost ~25 ms at 15,000 files.
+        instead of taking them for someone else's. The claims sit in a file of
+        their own, removed once the manifest records the build: rewriting the
+        manifest for them would cost ~25 ms at 15,000 files.
         """
         new = [rel for rel in rels if rel not in self._old]
-        if new:
-            self._save(CLAIMS, [*self._claimed, *new])
+        if not new:
+            return
+        if not overwrite:
+            self._refuse_strangers(new)
+        self._save(CLAIMS, [*self._claimed, *new])
+
+    def _refuse_strangers(self, new: list[str]) -> None:
+        if self._old:
+            strangers = [rel for rel in new if os.path.lexists(self.path(rel))]
+        else:
+            there = {
+                os.path.relpath(os.path.join(folder, name), self._root).replace(os.sep, "/")
+                for folder, dirs, names in os.walk(self._root)
+                for name in (*names, *dirs)
+            }
+            strangers = [rel for rel in new if rel in there]
+        if not strangers:
+            return
+        more = len(strangers) - 5
+        shown = ", ".join(strangers[:5]) + (f" and {more} more" if more > 0 else "")
+        raise PublisherError(
+            f"{self.root}: this build would replace {len(strangers)} file(s) that publisher "
+            f"did not write: {shown}; nothing was written",
+            "move them out of the output folder (change a page through [build] templates "
+            "instead), or build with --overwrite to replace them (say, the output of an "
+            f"earlier build whose {MANIFEST} was deleted)",
+        )
 
     def keep(self, rel: str) -> bool:
         """Keep a recorded file as it is (its inputs did not change); False if none is."""
@@ -216,7 +229,7 @@ class OutputWriter:
             self.counts.unchanged += 1
         else:
             folder, name = os.path.split(target)
-            tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+            tmp = os.path.join(folder, _temporary(name, os.getpid()))
             try:
                 if folder not in self._dirs:
                     os.makedirs(folder, exist_ok=True)
@@ -237,12 +250,11 @@ class OutputWriter:
 
     def remove_temporary(self, pid: int) -> None:
         """Remove what process ``pid`` left half-written (it was killed in ``write``)."""
-        suffix = f".{pid}.tmp"
+        pattern = _temporary("*", pid)
         for folder, _, names in os.walk(self._root):
-            for name in names:
-                if name.startswith(".") and name.endswith(suffix):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(folder, name))
+            for name in fnmatch.filter(names, pattern):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
 
     def finish(self, inputs: str) -> None:
         """Remove files this writer made that the build no longer has; save the manifest."""
@@ -262,7 +274,7 @@ class OutputWriter:
         """One of this writer's own files, as JSON, atomically."""
         data = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
         target = self.root / name
-        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp = target.with_name(_temporary(name, os.getpid()))
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
@@ -277,6 +289,13 @@ class OutputWriter:
         while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
+
+
+def _temporary(name: str, pid: int) -> str:
+    """The file process ``pid`` writes before renaming it to ``name``: a dotfile
+    (never served) named for the process, so that what a killed one left can be
+    found (``remove_temporary``)."""
+    return f".{name}.{pid}.tmp"
 
 
 def _unwritable(target: str, exc: OSError) -> PublisherError:
