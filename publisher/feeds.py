@@ -113,6 +113,7 @@ class FeedRenderer:
         self.updated = updated
         self._atom: dict[str, Piece] = {}
         self._rss: dict[str, Piece] = {}
+        self._xml = {"atom": self._atom, "rss": self._rss}  # the two, by format
         self._json: dict[str, Piece] = {}
         #: (post id, format) -> documents still to render that carry it (see ``expect``)
         self._uses: dict[tuple[str, str], int] = {}
@@ -186,10 +187,10 @@ class FeedRenderer:
         each. A build renders a document in every format in turn, so the sibling
         waits only until the next document."""
         fe = self._entry(post)
-        other, cache = ("rss", self._rss) if fmt == "atom" else ("atom", self._atom)
-        if (post.id, other) in self._uses and post.id not in cache:
-            cache[post.id] = self._fragment(fe, other)
-        frag = (self._atom if fmt == "atom" else self._rss)[post.id] = self._fragment(fe, fmt)
+        other = _SIBLING[fmt]
+        if (post.id, other) in self._uses and post.id not in self._xml[other]:
+            self._xml[other][post.id] = self._fragment(fe, other)
+        frag = self._xml[fmt][post.id] = self._fragment(fe, fmt)
         return frag
 
     def _fragment(self, fe: FeedEntry, fmt: str) -> bytes:
@@ -216,8 +217,7 @@ class FeedRenderer:
         every post's ``FeedEntry`` would make it twice; instead each makes both
         fragments of half the posts, and they swap the halves (see ``build``).
         """
-        mine = self._atom if keep == "atom" else self._rss
-        give = "rss" if keep == "atom" else "atom"
+        mine, give = self._xml[keep], _SIBLING[keep]
         for post in posts:
             fe = self._entry(post)
             mine[post.id] = self._fragment(fe, keep)
@@ -225,7 +225,7 @@ class FeedRenderer:
 
     def adopt(self, fmt: str, fragments: dict[str, memoryview]) -> None:
         """Take ``fmt`` fragments that another process made (see ``share``)."""
-        (self._atom if fmt == "atom" else self._rss).update(fragments)
+        self._xml[fmt].update(fragments)
 
     def json_item(self, post: Post) -> Piece:
         """The post's JSON Feed item, encoded once and spliced into every document
@@ -343,4 +343,6 @@ class FeedRenderer:
         return [shell[:end_decl], stylesheet, shell[end_decl:at], *entries, shell[at:]]
 
 
+#: The other XML format, whose fragment comes from the same ``FeedEntry``.
+_SIBLING = {"atom": "rss", "rss": "atom"}
 _RSS_ITEM_NS = f'<item xmlns:content="{CONTENT_NS}" xmlns:dc="{DC_NS}">'.encode()
