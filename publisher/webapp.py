@@ -423,8 +423,9 @@ class App:
         does not bring the subscription back.
         """
         text = request.query_params.get("token", "")
-        rejoin = unverified_purpose(text).startswith("rejoin ")
-        sub, answer = self._rejoining(request) if rejoin else self._confirming(request)
+        purpose = unverified_purpose(text)
+        rejoin = purpose.startswith("rejoin ")
+        sub, answer = self._rejoining(request, purpose) if rejoin else self._confirming(request)
         if answer is not None:
             return answer
         assert sub is not None
@@ -452,13 +453,15 @@ class App:
             return sub, None
         return None, self._used(sub)
 
-    def _rejoining(self, request: Request) -> tuple[Subscriber | None, Response | None]:
+    def _rejoining(
+        self, request: Request, purpose: str
+    ) -> tuple[Subscriber | None, Response | None]:
         """The subscriber a ``rejoin`` link may bring back, or the answer instead: the
         link was sent to an address that had unsubscribed or bounced, and its token
         names the row as it was then, so it works once, and never after the row
-        changed (unsubscribed again, say)."""
-        purpose = unverified_purpose(request.query_params.get("token", ""))
-        sub, error = self.subscriber_for(request, purpose)  # verified: the purpose is ours
+        changed (unsubscribed again, say). ``purpose`` is the one the token claims:
+        verified here."""
+        sub, error = self.subscriber_for(request, purpose)
         if error:
             return None, error
         assert sub is not None
