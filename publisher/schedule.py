@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -32,6 +33,9 @@ from publisher.errors import PublisherError
 from publisher.pipeline import frozen_for_the_job
 from publisher.settings import Settings
 from publisher.state import open_engine, scheduler_lease
+
+if TYPE_CHECKING:
+    from publisher.weeks import Week
 
 log = logging.getLogger("publisher.schedule")
 JOB_IDS = ("publish", "digest", "retry")
@@ -138,18 +142,19 @@ def _retry() -> str:
             return "nothing"  # the slot is to come, or was missed: a person decides
     elif now - datetime.fromisoformat(record.created) > timedelta(hours=RETRY_HOURS):
         return "too-late"
-    return _digest("retry")
+    return _digest("retry", week)  # the week checked, even if Monday 00:00 passed since
 
 
-def _digest(job: str = "digest") -> str:
+def _digest(job: str = "digest", week: Week | None = None) -> str:
+    """Send ``week``'s digest (default: the last completed week)."""
     from publisher import newsletter
     from publisher.weeks import last_completed_week
 
     ctx = _ctx()
     s = ctx.settings
     start = time.monotonic()
-    now = datetime.now(s.site.tzinfo)
-    week = last_completed_week(now, s.site.tzinfo)
+    if week is None:
+        week = last_completed_week(datetime.now(s.site.tzinfo), s.site.tzinfo)
     try:
         run = newsletter.open_run(s, week, real_delivery=s.delivery.method == "smtp")
         summary = newsletter.send(
