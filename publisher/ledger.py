@@ -25,7 +25,7 @@ from publisher.errors import PublisherError
 from publisher.locks import exclusive
 from publisher.state import deliveries, digests, subscribers
 from publisher.state_rows import DigestRecord
-from publisher.state_stamp import sqlite_file
+from publisher.state_stamp import shown_url, sqlite_file
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
 SEND_LOCK = 0x7075626C69736872
@@ -98,7 +98,7 @@ class Ledger:
         On PostgreSQL it is a session advisory lock; on SQLite an ``flock`` on
         a file beside the database (see ``locks``). A second sender is refused (exit 3).
         """
-        url = self.engine.url.render_as_string(hide_password=True)
+        url = shown_url(self.engine.url.render_as_string(hide_password=False))
         busy = PublisherError(
             f"another process is sending digests from this state database ({url})",
             "let it finish (a run it leaves unfinished is completed by the next one)",
