@@ -19,7 +19,7 @@ from html import escape
 
 from publisher.archive import ArchivePage, Paragraph, RawPost
 from publisher.errors import Problem, error, warning
-from publisher.text import compare_key, slugify, title_key
+from publisher.text import compare_key, slugify, squash, title_key
 
 #: Time-of-day convention: a post dated D is published at 12:00 local time on D,
 #: so no reader's time-zone conversion moves it to another day; each later post
@@ -349,7 +349,7 @@ def collect_terms(
 
 def _name_key(name: str) -> str:
     """What spellings of one name share: case and spacing aside."""
-    return " ".join(name.casefold().split())
+    return squash(name).casefold()
 
 
 class Clock:
