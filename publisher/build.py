@@ -512,8 +512,8 @@ def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
     one when the rest (JSON Feed, pages) can keep the other busy as long.
     Otherwise (a build of feeds only; three workers or more, where that one
     worker would finish last) each format has its own, and the Atom and RSS
-    workers still make each ``FeedEntry`` once: each makes half the posts'
-    fragments in both formats and passes the other over (``_swap_fragments``).
+    workers still make each ``FeedEntry`` once: each makes both fragments of
+    the posts it takes and passes the other over (``_swap_fragments``).
     """
     weight = dict.fromkeys(FEED_SUFFIXES, 0)
     other = 0
@@ -601,8 +601,11 @@ def _render_forked(
 WORKER_POLL = 0.5
 
 #: A worker's share in passing fragments (see ``_swap_fragments``): its format, the
-#: pipe to its partner, the file it writes and the one its partner writes.
-_Partner = tuple[str, Connection, IO[bytes], IO[bytes]]
+#: pipe to its partner, the file it writes, the one its partner writes, and the
+#: count of chunks of posts taken so far by either.
+_Partner = tuple[str, Connection, IO[bytes], IO[bytes], Any]
+#: Posts a worker takes at a time in ``_swap_fragments`` (~20 ms of work).
+SWAP_CHUNK = 250
 
 
 def _partners(ctx: Any, lane_of: dict[str, int], stack: ExitStack) -> dict[int, _Partner]:
@@ -617,7 +620,11 @@ def _partners(ctx: Any, lane_of: dict[str, int], stack: ExitStack) -> dict[int, 
         stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
         for _ in range(2)
     )
-    return {atom: ("atom", to_rss, for_rss, for_atom), rss: ("rss", to_atom, for_atom, for_rss)}
+    taken = ctx.Value("l", 0)
+    return {
+        atom: ("atom", to_rss, for_rss, for_atom, taken),
+        rss: ("rss", to_atom, for_atom, for_rss, taken),
+    }
 
 
 def _swap_fragments(
@@ -626,19 +633,24 @@ def _swap_fragments(
     partner: Connection,
     outbox: IO[bytes],
     inbox: IO[bytes],
+    taken: Any,
     parent: int,
 ) -> None:
     """In the worker rendering the ``fmt`` documents: make both XML fragments of
-    every other post shown in both Atom and RSS documents (the Atom worker the
-    even ones, the RSS worker the odd ones, in the order the documents list
-    them), pass the other format's to the partner, take its half of ours.
+    some of the posts shown in both Atom and RSS documents, pass the other
+    format's to the partner, take the partner's of the rest.
 
-    Both workers list the same posts in the same order from the same ``pending``,
-    so only the fragments cross: written to ``outbox`` as they are made, their
-    lengths sent when all are; then the partner's are read from ``inbox`` in one
-    piece and sliced, not copied. A format's fragments are thus never held twice
-    (through a pipe, a worker would hold what it sends, what it receives and a
-    copy of that: ~60 MB more at 10,000 posts).
+    The two workers take chunks of posts in turn from a shared count, in the
+    order the documents list them, until none is left; so both finish within a
+    chunk of each other, however unevenly the CPUs serve them (a fixed half
+    each left one waiting on the other for up to a tenth of the build). Both
+    list the same posts in the same order from the same ``pending``, so only
+    the fragments cross: written to ``outbox`` as they are made, their lengths
+    sent when all are, with the chunks they belong to; then the partner's are
+    read from ``inbox`` in one piece and sliced, not copied. A format's
+    fragments are thus never held twice (through a pipe, a worker would hold
+    what it sends, what it receives and a copy of that: ~60 MB more at 10,000
+    posts).
     """
     shown: dict[str, dict[str, Post]] = {".atom": {}, ".rss": {}}
     renderer = None
@@ -651,22 +663,32 @@ def _swap_fragments(
     both = [pid for pid in shown[".atom"] if pid in shown[".rss"]]
     if renderer is None or not both:
         return
-    mine, theirs = (both[0::2], both[1::2]) if fmt == "atom" else (both[1::2], both[0::2])
+    chunks = [both[i : i + SWAP_CHUNK] for i in range(0, len(both), SWAP_CHUNK)]
+    mine: list[int] = []
     lengths = array("Q")
     fd, at = outbox.fileno(), 0
-    for fragment in renderer.share([shown[".atom"][pid] for pid in mine], keep=fmt):
-        lengths.append(len(fragment))
-        at += os.pwrite(fd, fragment, at)  # a regular file: written whole
+    while True:
+        with taken.get_lock():
+            chunk = taken.value
+            taken.value += 1
+        if chunk >= len(chunks):
+            break
+        mine.append(chunk)
+        for fragment in renderer.share([shown[".atom"][pid] for pid in chunks[chunk]], keep=fmt):
+            lengths.append(len(fragment))
+            at += os.pwrite(fd, fragment, at)  # a regular file: written whole
     os.pwrite(fd, lengths, at)  # then their lengths
-    partner.send(at)  # a few bytes: sent without waiting for the partner to read
+    partner.send((at, mine))  # a few bytes: sent without waiting for the partner to read
     while not partner.poll(WORKER_POLL):  # a partner that fails ends this process
         if os.getppid() != parent:  # (see ``_collect``); so does the build's end
             raise SystemExit(1)
-    size, fd = partner.recv(), inbox.fileno()
-    got = array("Q", os.pread(fd, len(theirs) * lengths.itemsize, size))
+    size, theirs = partner.recv()
+    fd = inbox.fileno()
+    ids = [pid for chunk in theirs for pid in chunks[chunk]]
+    got = array("Q", os.pread(fd, len(ids) * lengths.itemsize, size))
     view, at = memoryview(os.pread(fd, size, 0)), 0
     fragments = {}
-    for pid, n in zip(theirs, got, strict=True):
+    for pid, n in zip(ids, got, strict=True):
         fragments[pid] = view[at : at + n]
         at += n
     renderer.adopt(fmt, fragments)

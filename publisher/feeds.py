@@ -215,7 +215,7 @@ class FeedRenderer:
 
         When two processes render the Atom and the RSS documents, each making
         every post's ``FeedEntry`` would make it twice; instead each makes both
-        fragments of half the posts, and they swap the halves (see ``build``).
+        fragments of the posts it takes, and they swap them (see ``build``).
         """
         mine, give = self._xml[keep], _SIBLING[keep]
         for post in posts:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -557,33 +558,67 @@ def _feeds_only(tmp_path: Path) -> Settings:
     return settings_with(tmp_path, extra)
 
 
-def test_atom_and_rss_workers_pass_each_other_half_the_fragments(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With Atom and RSS in two workers, each makes both fragments of half the
-    posts and passes the other format's over: the output is byte for byte the
-    serial build's, and each worker made entries for its half only."""
+def _count_entries(monkeypatch: pytest.MonkeyPatch, made: Path, slow: str = "") -> None:
+    """Each process's ``FeedEntry`` making, recorded in ``made/<pid>``: a post id a
+    line; the worker keeping the ``slow`` format's fragments makes them slowly."""
     from publisher.feeds import FeedRenderer
 
-    made = tmp_path / "made"
     made.mkdir()
-    entry = FeedRenderer._entry
+    entry, share = FeedRenderer._entry, FeedRenderer.share
 
     def counted(self, post):  # type: ignore[no-untyped-def]
         with open(made / str(os.getpid()), "a") as f:  # noqa: PTH123 - from forked workers
             f.write(post.id + "\n")
         return entry(self, post)
 
+    def paced(self, posts, keep):  # type: ignore[no-untyped-def]
+        for fragment in share(self, posts, keep):
+            if keep == slow:
+                time.sleep(0.004)
+            yield fragment
+
     monkeypatch.setattr(FeedRenderer, "_entry", counted)
+    monkeypatch.setattr(FeedRenderer, "share", paced)
+
+
+def test_atom_and_rss_workers_pass_each_other_the_fragments_they_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Atom and RSS in two workers, each makes both fragments of the posts it
+    takes and passes the other format's over: the output is byte for byte the
+    serial build's, and every post's entry was made once, by one worker."""
+    made = tmp_path / "made"
+    _count_entries(monkeypatch, made)
     _synthetic_archives(tmp_path / "in", posts=700, tags=6)
     s = _feeds_only(tmp_path)
     build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
-    assert len((made / str(os.getpid())).read_text().split()) == 700  # one entry a post
+    serial = (made / str(os.getpid())).read_text().split()
+    assert len(serial) == len(set(serial)) == 700  # one entry a post
     (made / str(os.getpid())).unlink()
     build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
     assert _files(tmp_path / "two") == _files(tmp_path / "one")
-    halves = [set(f.read_text().split()) for f in made.iterdir()]
-    assert sorted(map(len, halves)) == [350, 350] and not halves[0] & halves[1]
+    shares = [f.read_text().split() for f in made.iterdir()]
+    assert sorted(p for share in shares for p in share) == sorted(serial)
+
+
+def test_a_slow_worker_takes_fewer_posts_than_its_partner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The posts are taken a chunk at a time, not halved: a worker the CPU serves
+    less (here: the Atom one, made to pause) makes fewer entries, instead of
+    making its partner wait for its half."""
+    monkeypatch.setattr("publisher.build.SWAP_CHUNK", 20)
+    made = tmp_path / "made"
+    _count_entries(monkeypatch, made, slow="atom")
+    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
+    s = _feeds_only(tmp_path)
+    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
+    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+    workers = sorted(
+        len(f.read_text().split()) for f in made.iterdir() if f.name != str(os.getpid())
+    )
+    assert sum(workers) == 700 and workers[0] < 700 / 4, workers
 
 
 def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
