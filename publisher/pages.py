@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import quoteattr
 
 from publisher.errors import PublisherError
 from publisher.posts import Post, Term
 from publisher.settings import Settings
+from publisher.text import xml_attr, xml_text
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -134,19 +134,15 @@ def opml(title: str, rows: list[FeedRow]) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',
         "  <head>",
-        f"    <title>{_text(title)}</title>",
+        f"    <title>{xml_text(title)}</title>",
         "  </head>",
         "  <body>",
     ]
     for row in rows:
         feed = row.feeds[0]
         lines.append(
-            f'    <outline type="rss" text={quoteattr(row.title)} title={quoteattr(row.title)}'
-            f" xmlUrl={quoteattr(feed.href)} htmlUrl={quoteattr(row.page)}/>"
+            f'    <outline type="rss" text={xml_attr(row.title)} title={xml_attr(row.title)}'
+            f" xmlUrl={xml_attr(feed.href)} htmlUrl={xml_attr(row.page)}/>"
         )
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines).encode("utf-8")
-
-
-def _text(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from xml.sax.saxutils import escape
+
+from publisher.text import xml_text
 
 NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 #: The protocol's limit of URLs per file.
@@ -31,7 +32,7 @@ def sitemap_files(
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<sitemapindex xmlns="{NS}">',
         *(
-            f"  <sitemap><loc>{escape(base_url + path)}</loc>"
+            f"  <sitemap><loc>{xml_text(base_url + path)}</loc>"
             f"<lastmod>{max(t for _, t in part).isoformat()}</lastmod></sitemap>"
             for (path, _), part in zip(files, parts, strict=True)
         ),
@@ -44,7 +45,7 @@ def sitemap_files(
 def _urlset(pages: Sequence[tuple[str, datetime]]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{NS}">']
     lines += (
-        f"  <url><loc>{escape(url)}</loc><lastmod>{when.isoformat()}</lastmod></url>"
+        f"  <url><loc>{xml_text(url)}</loc><lastmod>{when.isoformat()}</lastmod></url>"
         for url, when in pages
     )
     lines += ["</urlset>", ""]

@@ -26,6 +26,20 @@ def strip_xml_forbidden(text: str) -> str:
     return XML_FORBIDDEN.sub("", text)
 
 
+def xml_text(s: str) -> str:
+    """``s`` escaped for XML character data (``& < >``), as ``xml.sax.saxutils.escape``
+    does: importing that module costs a build ~15 ms (``urllib.request`` and
+    ``ssl`` come with it)."""
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def xml_attr(s: str) -> str:
+    """``s`` as a double-quoted XML attribute value (whitespace that attribute value
+    normalization would fold kept as character references, as ``quoteattr`` does)."""
+    value = xml_text(s).replace('"', "&quot;")
+    return '"' + value.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;") + '"'
+
+
 def squash(text: str) -> str:
     """Runs of any white space, including non-breaking spaces, become one space.
 

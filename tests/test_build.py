@@ -380,6 +380,11 @@ def test_escaping_and_control_characters_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "tag").iterdir()) == [
         f"r-d-x.{x}" for x in ("atom", "html", "json", "rss")
     ]
+    from lxml import etree
+
+    opml = etree.parse(str(out / "feeds.opml"))
+    texts = opml.xpath("//outline/@text")
+    assert any(t.endswith("Posts tagged ‘R&D <x>’") for t in texts), texts
 
 
 def test_archived_feeds_give_the_full_history(tmp_path: Path, seeds: Path) -> None:
