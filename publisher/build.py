@@ -239,6 +239,8 @@ def _build(
                     parsed,
                 )
             stream = plan.stream
+            # saved by the helper while this process lists the files (see ``meanwhile``)
+            state.save_versions(plan.versions)
             pending = _pending(settings, plan, writer)
             if pending is None:  # a kept file the manifest does not know: key everything
                 writer = OutputWriter(out)
@@ -249,14 +251,15 @@ def _build(
             writer.claim((a.path for a in pending), overwrite=overwrite)
 
         def meanwhile() -> None:
-            """While the render workers run: keep the snapshot, save the posts' versions.
+            """While the render workers run: keep the snapshot, see the posts' versions
+            saved.
 
             The versions are what this build saw: if writing then fails, the next
             build dates an edit from this one, which saw it first (and, finding no
             snapshot, reads every archive).
             """
             plan.stage()
-            state.save_versions(plan.versions)
+            state.flush()
 
         try:
             _render_all(writer, pending, progress, jobs or os.cpu_count() or 1, meanwhile)

@@ -18,7 +18,7 @@ import multiprocessing as mp
 import sys
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from publisher.errors import PublisherError, portable, raise_portable
 from publisher.state_rows import PostVersion
@@ -42,6 +42,7 @@ class BuildState:
         self._engine: Engine | None = None
         self._conn: Connection | None = None
         self._proc: Any = None
+        self._unanswered = 0  # calls sent to the helper whose answer is not read yet
         if helper:
             ctx = mp.get_context("fork")
             self._conn, theirs = ctx.Pipe()
@@ -60,7 +61,19 @@ class BuildState:
         return self._call("load_versions", None if ids is None else list(ids))
 
     def save_versions(self, changed: list[tuple[str, PostVersion]]) -> None:
-        self._call("save_versions", changed)
+        """Save the posts' versions. The helper saves them while this process goes
+        on: a failure is raised by the next call, or by ``flush``."""
+        if self._conn is None:
+            self._call("save_versions", changed)
+        else:
+            self._send("save_versions", changed)
+            self._unanswered += 1
+
+    def flush(self) -> None:
+        """Wait until the helper has done every call sent (see ``save_versions``)."""
+        while self._unanswered:
+            self._unanswered -= 1
+            self._answer()
 
     def sent_digests(self) -> list[DigestRecord]:
         return self._call("sent_digests")
@@ -89,17 +102,32 @@ class BuildState:
 
                 self._engine = open_engine(self.url)
             return _run(self._engine, name, args)
+        self.flush()
+        self._send(name, *args)
+        return self._answer()
+
+    def _send(self, name: str, *args: Any) -> None:
+        assert self._conn is not None
         try:
             self._conn.send((name, args))
+        except OSError:
+            self._gone()
+
+    def _answer(self) -> Any:
+        assert self._conn is not None
+        try:
             ok, value = self._conn.recv()
         except (EOFError, OSError):
-            raise PublisherError(
-                f"state database {shown_url(self.url)}: the helper process holding it exited early",
-                "run the command again",
-            ) from None
+            self._gone()
         if ok:
             return value
         raise_portable(value, "state database helper")
+
+    def _gone(self) -> NoReturn:
+        raise PublisherError(
+            f"state database {shown_url(self.url)}: the helper process holding it exited early",
+            "run the command again",
+        ) from None
 
 
 def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:

@@ -79,6 +79,19 @@ def test_a_bad_state_url_is_an_error_with_a_remedy_and_no_password(
 
 
 @pytest.mark.parametrize("helper", [True, False])
+def test_a_failed_save_is_raised_before_a_later_call_answers(state_url: str, helper: bool) -> None:
+    """The helper saves versions while the build goes on (``save_versions`` returns at
+    once): a save that failed is raised by the next call, not passed over."""
+    bad = [("tag:x,2026-01-01:p", PostVersion(None, WHEN))]  # type: ignore[arg-type]
+    with BuildState(state_url, helper=helper) as state:
+        with pytest.raises(Exception, match="NOT NULL|not-null") as exc:
+            state.save_versions(bad)
+            state.count_versions()
+        assert not isinstance(exc.value, AssertionError)
+        assert state.count_versions() == 0  # nothing saved, and the helper answers still
+
+
+@pytest.mark.parametrize("helper", [True, False])
 def test_a_database_lost_in_use_is_an_error_to_act_on(postgres_server: str, helper: bool) -> None:
     """The database goes away between two calls (dropped, its sessions ended, as a
     server that stops): the next call is the user's error with a remedy, not a
@@ -97,6 +110,7 @@ def test_a_database_lost_in_use_is_an_error_to_act_on(postgres_server: str, help
         admin.dispose()
         with pytest.raises(PublisherError) as exc:
             state.save_versions(rows)
+            state.flush()  # the helper saves while the build goes on: its failure is here
         assert exc.value.message.startswith(f"state database {url}: ")
         assert "run the command again" in exc.value.remedy
 
