@@ -115,6 +115,7 @@ class FeedRenderer:
         self._rss: dict[str, Piece] = {}
         self._xml = {"atom": self._atom, "rss": self._rss}  # the two, by format
         self._json: dict[str, Piece] = {}
+        self._doc_updated: dict[tuple[str, int], datetime] = {}  # see ``doc_updated``
         #: (post id, format) -> documents still to render that carry it (see ``expect``)
         self._uses: dict[tuple[str, str], int] = {}
         self.stylesheet = f'<?xml-stylesheet type="text/xsl" href="{self.base}feed.xsl"?>\n'
@@ -253,7 +254,17 @@ class FeedRenderer:
 
     # -- documents ----------------------------------------------------------
     def doc_updated(self, doc: FeedDoc) -> datetime:
-        return max(self.updated.get(p.id, p.published) for p in doc.posts)
+        """The newest of its posts' dates: the document's ``updated`` and
+        ``lastBuildDate``. Made once a document, whatever the formats rendered here
+        (a pass over up to every post: ~0.03 s a worker at 10,000 posts, twice
+        over when each call made it)."""
+        key = (doc.key, doc.page)
+        when = self._doc_updated.get(key)
+        if when is None:
+            updated = self.updated
+            when = max(updated.get(p.id, p.published) for p in doc.posts)
+            self._doc_updated[key] = when
+        return when
 
     def _links(self, doc: FeedDoc, fmt: str) -> list[tuple[str, str]]:
         """(rel, href) beyond self/alternate: hub and RFC 5005 archive links."""
@@ -279,8 +290,9 @@ class FeedRenderer:
         fg.language(self.site.language)
         fg.author(name=self.site.author_name)
         fg.generator(GENERATOR, version=__version__)
-        fg.updated(self.doc_updated(doc))
-        fg.lastBuildDate(self.doc_updated(doc))
+        when = self.doc_updated(doc)
+        fg.updated(when)
+        fg.lastBuildDate(when)
         fg.link(href=self.url(doc.path(fmt)), rel="self", type=MEDIA_TYPES[fmt])
         extra = self._links(doc, fmt)
         if fmt == "atom":
