@@ -85,7 +85,7 @@ def ours(src: Path, tmp: Path, python: str) -> dict[str, Run]:
 #: Pelican's benchmark settings, as publisher settings: the site feed and each tag
 #: feed in Atom and RSS, every entry, no pages (Pelican's *_SAVE_AS = "").
 PELICAN_LIKE = f'feed_max_items = {MAX_ITEMS}\nformats = ["atom", "rss"]\npages = false\n'
-ROUNDS = 3  # --peers: rounds of every full build, interleaved
+ROUNDS = 5  # --peers: rounds of every full build, interleaved (--rounds)
 
 
 def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
@@ -137,8 +137,8 @@ def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
     }
 
 
-def peers(posts: int, tmp: Path, python: str) -> None:
-    """Every full build, ``ROUNDS`` times in turn, each from scratch; best and median.
+def peers(posts: int, tmp: Path, python: str, rounds: int = ROUNDS) -> None:
+    """Every full build, ``rounds`` times in turn, each from scratch; best and median.
 
     Rounds are interleaved so that a slow spell of this VM (which comes and goes
     within minutes) falls on every tool alike; each ratio divides like by like
@@ -146,7 +146,7 @@ def peers(posts: int, tmp: Path, python: str) -> None:
     """
     commands = peer_commands(posts, tmp, python)
     runs: dict[str, list[Run]] = {name: [] for name in commands}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, cmd in commands.items():
             for out in tmp.glob("*-out"):  # every build starts from nothing
                 shutil.rmtree(out)
@@ -160,7 +160,7 @@ def peers(posts: int, tmp: Path, python: str) -> None:
     best = {n: min(r, key=lambda x: x.wall) for n, r in runs.items()}
     median = {n: sorted(r, key=lambda x: x.wall)[len(r) // 2] for n, r in runs.items()}
     print(
-        f"full builds from scratch, {ROUNDS} rounds in turn: best / median wall, CPU and peak of the best"
+        f"full builds from scratch, {rounds} rounds in turn: best / median wall, CPU and peak of the best"
     )
     for name in commands:
         b, m = best[name], median[name]
@@ -180,6 +180,9 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=10_000)
     ap.add_argument("--tags", type=int, default=100)
     ap.add_argument("--peers", action="store_true", help="also run Pelican and Hugo")
+    ap.add_argument(
+        "--rounds", type=int, default=ROUNDS, help="--peers: rounds of every full build"
+    )
     args = ap.parse_args()
     src = corpus(args.posts, args.tags, "tagtxt,pelican,hugo" if args.peers else "tagtxt")
     tmp = scratch()
@@ -190,7 +193,7 @@ def main() -> None:
         for name, run in results.items():
             print(f"  publisher {name:34s} {run}")
         if args.peers:
-            peers(args.posts, tmp, python)
+            peers(args.posts, tmp, python, args.rounds)
         print(f"  {host_speed()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
