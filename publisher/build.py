@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -568,12 +568,7 @@ def _render_forked(
             for i in range(0, len(mine), CHUNK):
                 batch = [pending[j] for j in mine[i : i + CHUNK]]
                 queue.put(("progress", me, _write_batch(writer, batch)))
-            while True:
-                with cursor.get_lock():
-                    start = cursor.value
-                    cursor.value += CHUNK
-                if start >= len(shared):
-                    break
+            for start in _taken(cursor, len(shared), CHUNK):
                 batch = [pending[j] for j in shared[start : start + CHUNK]]
                 _announce(batch)
                 queue.put(("progress", me, _write_batch(writer, batch)))
@@ -600,12 +595,25 @@ def _render_forked(
         raise_portable(failure, "a render worker")
 
 
+def _taken(count: Any, total: int, step: int) -> Iterator[int]:
+    """Where the slices of ``range(total)`` start that this process takes, ``step`` at
+    a time, from ``count`` (an ``mp.Value`` the other workers take from too), until
+    none is left."""
+    while True:
+        with count.get_lock():
+            start = count.value
+            count.value += step
+        if start >= total:
+            return
+        yield start
+
+
 #: Seconds between checks that every render worker that has not reported is alive.
 WORKER_POLL = 0.5
 
 #: A worker's share in passing fragments (see ``_swap_fragments``): its format, the
 #: pipe to its partner, the file it writes, the one its partner writes, and the
-#: count of chunks of posts taken so far by either.
+#: count of posts taken so far by either (see ``_taken``).
 _Partner = tuple[str, Connection, IO[bytes], IO[bytes], Any]
 #: Posts a worker takes at a time in ``_swap_fragments`` (~20 ms of work).
 SWAP_CHUNK = 250
@@ -666,18 +674,13 @@ def _swap_fragments(
     both = [pid for pid in shown[".atom"] if pid in shown[".rss"]]
     if renderer is None or not both:
         return
-    chunks = [both[i : i + SWAP_CHUNK] for i in range(0, len(both), SWAP_CHUNK)]
-    mine: list[int] = []
+    mine: list[int] = []  # where the chunks this worker took start in ``both``
     lengths = array("Q")
     fd, at = outbox.fileno(), 0
-    while True:
-        with taken.get_lock():
-            chunk = taken.value
-            taken.value += 1
-        if chunk >= len(chunks):
-            break
-        mine.append(chunk)
-        for fragment in renderer.share([shown[".atom"][pid] for pid in chunks[chunk]], keep=fmt):
+    for start in _taken(taken, len(both), SWAP_CHUNK):
+        mine.append(start)
+        chunk = both[start : start + SWAP_CHUNK]
+        for fragment in renderer.share([shown[".atom"][pid] for pid in chunk], keep=fmt):
             lengths.append(len(fragment))
             at += os.pwrite(fd, fragment, at)  # a regular file: written whole
     os.pwrite(fd, lengths, at)  # then their lengths
@@ -687,7 +690,7 @@ def _swap_fragments(
             raise SystemExit(1)
     size, theirs = partner.recv()
     fd = inbox.fileno()
-    ids = [pid for chunk in theirs for pid in chunks[chunk]]
+    ids = [pid for start in theirs for pid in both[start : start + SWAP_CHUNK]]
     got = array("Q", os.pread(fd, len(ids) * lengths.itemsize, size))
     view, at = memoryview(os.pread(fd, size, 0)), 0
     fragments = {}
