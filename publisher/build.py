@@ -19,7 +19,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -87,6 +87,8 @@ def _stamp(settings: Settings) -> tuple[int, int] | None:
 
 def run_build(settings: Settings, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(settings.build.output)
+    if args.no_cache:
+        settings = replace(settings, build=replace(settings.build, cache=False))
     paths = list(args.paths) or [Path(settings.build.seeds)]
     progress = sys.stderr.isatty() and not args.quiet
     result = build(
@@ -214,7 +216,7 @@ def _build(
         # neither this process nor the forked render workers walk them again (see
         # ``no_cyclic_gc``; each walk took 0.04-0.09 s at 10,000 posts).
         with no_cyclic_gc(freeze=True):
-            prior = None if full else store.load(config)
+            prior = None if full or not settings.build.cache else store.load(config)
             if prior is not None:
                 plan = _incremental(settings, store, prior, files, inputs, state, now, writer)
             if plan is None:
@@ -343,15 +345,18 @@ def _full(
     sent = state.sent_digests()
     # the row count is known before the rows are saved: what was there, plus the new
     rows = len(known.keys() | {pid for pid, _ in versions})
-    snap = Snapshot(config, inputs, files, {p.file: p for p in pages}, stream, updated, sent, rows)
+    snap = None  # a stream with errors is never patched: keep none
+    if settings.build.cache and not stream.errors:
+        by_file = {p.file: p for p in pages}
+        snap = Snapshot(config, inputs, files, by_file, stream, updated, sent, rows)
 
     def stage() -> None:
-        if not stream.errors:  # a stream with errors is never patched: keep none
+        if snap is not None:
             store.stage(snap)
 
     def record(rows: int) -> None:
-        if stream.errors or rows != snap.versions:
-            store.discard()
+        if snap is None or rows != snap.versions:
+            store.discard()  # and one an earlier build kept: it no longer describes the output
         else:
             store.commit()
 

@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         help="read every archive, not only those changed since the last build's snapshot",
     )
     build.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="keep no snapshot for the next build (as [build] cache = false): for one-off builds",
+    )
+    build.add_argument(
         "--overwrite",
         action="store_true",
         help="replace files in the output folder that publisher did not write",

@@ -935,6 +935,44 @@ def test_full_reads_what_size_and_time_cannot_show(tmp_path: Path, seeds: Path) 
     assert "mandatory Cyber" in (out / "posts/the-importance-of-cyber-security.html").read_text()
 
 
+def test_without_the_cache_builds_are_the_same_and_keep_no_snapshot(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """``[build] cache = false`` (a one-off build, as on a clean CI checkout): the same
+    files, nothing kept beside the state database, and a snapshot an earlier build
+    kept is removed (it would no longer describe the output)."""
+    cached, plain = (
+        settings_with(tmp_path, name="cached.toml"),
+        settings_with(tmp_path, "[build]\ncache = false\n", name="plain.toml"),
+    )
+    a, b = tmp_path / "a", tmp_path / "b"
+    build(cached, [seeds], a)
+    build(plain, [seeds], b)
+    assert SnapshotStore(cached.state.url, a).base.is_file()
+    assert kept(plain, b) == []
+    assert _files(a) == _files(b)
+
+    f = seeds / "002_58f30e9912765277.txt"
+    f.write_text(f.read_text(encoding="utf-8").replace("mandatory cyber", "mandatory Cyber"))
+    ra, rb = build(cached, [seeds], a, now=EDIT_NOW), build(plain, [seeds], b, now=EDIT_NOW)
+    assert (ra.archives_read, rb.archives_read) == (1, 2)  # no snapshot: every archive
+    assert sorted(ra.changed) == sorted(rb.changed) and _files(a) == _files(b)
+    assert build(plain, [seeds], b).up_to_date  # the manifest still sees that
+    assert kept(plain, b) == []
+
+    r = run_cli("--config", str(tmp_path / "cached.toml"), "build", "--quiet", "--no-cache",
+                "--out", str(a), str(seeds), cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert kept(cached, a) == []
+    assert _files(a) == _files(b)
+
+
+def kept(s: Settings, out: Path) -> list[str]:
+    """What the builds of ``out`` keep beside the state database, but their lock."""
+    folder = SnapshotStore(s.state.url, out).base.parent
+    return sorted(p.name for p in folder.iterdir() if p.suffix != ".lock")
+
+
 def test_archives_outside_the_working_folder_keep_the_names_given(
     tmp_path: Path, seeds: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
