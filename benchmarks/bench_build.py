@@ -90,8 +90,10 @@ ROUNDS = 5  # --peers: rounds of every full build, interleaved (--rounds)
 
 def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
     """Every full build --peers compares, as a command writing under ``tmp``: ours (by
-    default and with Pelican's settings), the issue's two reference rows (see
-    baselines.py), Pelican and Hugo (installed into bench-out/peers-venv)."""
+    default and with Pelican's settings, with and without the snapshot kept for the
+    next build), the issue's two reference rows (see baselines.py), Pelican (without
+    its content cache, as the peers' settings run it, and with it) and Hugo (both
+    installed into bench-out/peers-venv)."""
     venv = WORK / "peers-venv"
     py = venv / "bin" / "python"
     if not py.exists():
@@ -111,6 +113,10 @@ def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
         ours["publisher, Pelican’s settings"] = build_command(
             c / "tagtxt", tmp, python, "pelican-like", PELICAN_LIKE
         )
+        # like Pelican without its cache: no snapshot kept for a next build
+        ours["publisher, Pelican’s, no cache"] = build_command(
+            c / "tagtxt", tmp, python, "pelican-plain", PELICAN_LIKE + "cache = false\n"
+        )
     return {
         **ours,
         "naive feedgen loop": [python, script, "feedgen", src, str(tmp / "feedgen-out")],
@@ -123,6 +129,20 @@ def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
             "-s",
             str(PEERS / "pelican" / "pelicanconf.py"),
             "-q",
+        ],
+        # the same, keeping its content cache for a next build (as ours keeps its snapshot)
+        "pelican, content cache": [
+            str(venv / "bin" / "pelican"),
+            str(c / "pelican" / "content"),
+            "-o",
+            str(tmp / "pelican-cached-out"),
+            "-s",
+            str(PEERS / "pelican" / "pelicanconf.py"),
+            "-q",
+            "-e",
+            "CACHE_CONTENT=true",
+            "LOAD_CONTENT_CACHE=true",
+            f'CACHE_PATH="{tmp / "pelican-cache-out"}"',
         ],
         "hugo": [
             str(venv / "bin" / "hugo"),
@@ -167,7 +187,7 @@ def peers(posts: int, tmp: Path, python: str, rounds: int = ROUNDS) -> None:
         print(
             f"  {name:31s} {b.wall:6.2f} / {m.wall:6.2f} s {b.cpu:6.2f} s CPU {b.peak_mb:5.0f} MB"
         )
-    for peer in ("pelican", "hugo"):
+    for peer in [n for n in commands if n.startswith(("pelican", "hugo"))]:
         for ours in [n for n in commands if n.startswith("publisher")]:
             print(
                 f"  {peer} / {ours}: {best[peer].wall / best[ours].wall:.1f}x best, "
