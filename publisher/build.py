@@ -11,6 +11,7 @@ the files that show a changed post.
 from __future__ import annotations
 
 import argparse
+import mmap
 import multiprocessing as mp
 import os
 import signal
@@ -697,7 +698,11 @@ def _swap_fragments(
     fd = inbox.fileno()
     ids = [pid for start in theirs for pid in both[start : start + SWAP_CHUNK]]
     got = array("Q", os.pread(fd, len(ids) * lengths.itemsize, size))
-    view, at = memoryview(os.pread(fd, size, 0)), 0
+    if not size:
+        return
+    # mapped, not read: the fragments are written out from the file's own pages,
+    # without a copy of ~60 MB (and its page faults) in this process
+    view, at = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)), 0
     fragments = {}
     for pid, n in zip(ids, got, strict=True):
         fragments[pid] = view[at : at + n]
