@@ -626,6 +626,24 @@ def test_a_slow_worker_takes_fewer_posts_than_its_partner(
     assert sum(workers) == 700 and workers[0] < 700 / 4, workers
 
 
+def test_a_worker_whose_partner_took_every_post_has_nothing_to_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer posts than a chunk: one worker takes them all and its partner none, so
+    the partner passes it an empty file (which cannot be mapped). The output is
+    still the serial build's."""
+    monkeypatch.setattr("publisher.build.SWAP_CHUNK", 1000)
+    made = tmp_path / "made"
+    _count_entries(monkeypatch, made)
+    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
+    s = _feeds_only(tmp_path)
+    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
+    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+    workers = [len(f.read_text().split()) for f in made.iterdir() if f.name != str(os.getpid())]
+    assert workers == [700], workers  # one worker made every entry; the other, none
+
+
 def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
