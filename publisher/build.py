@@ -695,11 +695,11 @@ def _swap_fragments(
         if os.getppid() != parent:  # (see ``_collect``); so does the build's end
             raise SystemExit(1)
     size, theirs = partner.recv()
+    if not size:  # the partner took no posts (and an empty file cannot be mapped)
+        return
     fd = inbox.fileno()
     ids = [pid for start in theirs for pid in both[start : start + SWAP_CHUNK]]
     got = array("Q", os.pread(fd, len(ids) * lengths.itemsize, size))
-    if not size:  # the partner took no posts (and an empty file cannot be mapped)
-        return
     # mapped, not read: the fragments are written out from the file's own pages,
     # without a copy of them (~20 MB at 10,000 posts) and its page faults here
     view, at = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)), 0
