@@ -22,8 +22,8 @@ import sys
 from html import escape
 from pathlib import Path
 
-from publisher.pipeline import load_stream
-from publisher.posts import Post
+from publisher.source.load import load_stream
+from publisher.source.posts import Post
 from publisher.settings import load_settings
 
 BASE = "https://example.com/"

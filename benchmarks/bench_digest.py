@@ -64,9 +64,9 @@ def main() -> None:
         )
         import sqlalchemy as sa
 
-        from publisher.pipeline import load_stream
+        from publisher.source.load import load_stream
         from publisher.settings import load_settings
-        from publisher.state import deliveries, open_engine, subscribers
+        from publisher.store.schema import deliveries, open_engine, subscribers
         from publisher.weeks import week_of
 
         settings = load_settings(cfg, environ={})

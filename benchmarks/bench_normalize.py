@@ -24,7 +24,7 @@ def once(src: Path) -> dict[str, float]:
     """One cold run in this process: read + normalize, timed from the first file read."""
     import resource
 
-    from publisher.pipeline import load_pages
+    from publisher.source.load import load_pages
     from publisher.settings import Settings
 
     settings = Settings()  # Europe/London, as the corpus is dated

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from publisher import __version__
 from publisher.errors import PublisherError, Severity
-from publisher.pipeline import load_stream
+from publisher.source.load import load_stream
 from publisher.settings import Settings, load_settings
 
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if settings is None or "sqlalchemy" not in sys.modules:  # not the database's
             raise
-        from publisher.state import failure
+        from publisher.store.schema import failure
 
         error = failure(exc, settings.state.url)
         if error is None:
@@ -185,7 +185,7 @@ def cmd_posts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_build(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher.build import run_build
+    from publisher.site.build import run_build
 
     return run_build(settings, args)
 
@@ -219,8 +219,8 @@ def _warn_unknown_tags(settings: Settings, tags: Iterable[str]) -> None:
 
 
 def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher.state import open_engine
-    from publisher.subscribers import SUPPRESSED, Status, SubscriberStore
+    from publisher.store.schema import open_engine
+    from publisher.store.subscribers import SUPPRESSED, Status, SubscriberStore
 
     store = SubscriberStore(open_engine(settings.state.url))
     now = _now(settings)
@@ -276,7 +276,7 @@ def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher import newsletter
+    from publisher.newsletter import run as newsletter
     from publisher.weeks import last_completed_week, parse_week
 
     tz = settings.site.tzinfo
@@ -321,7 +321,7 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
     import logging
 
-    from publisher import schedule
+    from publisher.jobs import scheduler as schedule
 
     logging.basicConfig(
         level=logging.INFO,
@@ -339,7 +339,7 @@ def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher.webapp import serve
+    from publisher.web.app import serve
 
     return serve(settings, args.host, args.port)
 

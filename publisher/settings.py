@@ -164,12 +164,9 @@ class Settings:
 
 
 def bundled_templates() -> Path:
-    """The templates that come with publisher: inside the package once installed
-    (a wheel carries ``templates/`` as ``publisher/templates``), and at the top
-    of a source checkout, where an editable install also reads them."""
-    package = Path(__file__).resolve().parent
-    installed = package / "templates"
-    return installed if installed.is_dir() else package.parent / "templates"
+    """The templates that come with publisher: ``publisher/templates``, in a
+    checkout and in a wheel alike."""
+    return Path(__file__).resolve().parent / "templates"
 
 
 _SECTIONS: dict[str, type] = {

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from publisher.archive import PageKind, parse_page
+from publisher.source.archive import PageKind, parse_page
 
 POST = "Title {n}\n\nMonday, February 11th, 2019\n\nBody of post {n}.\n\nSecond paragraph {n}.\n"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from publisher.delivery import SmtpTransport
-from publisher.newsletter import open_run, send
-from publisher.state import open_engine
-from publisher.subscribers import Status, SubscriberStore
+from publisher.delivery.loop import SmtpTransport
+from publisher.newsletter.run import open_run, send
+from publisher.store.schema import open_engine
+from publisher.store.subscribers import Status, SubscriberStore
 from publisher.weeks import parse_week
 from tests.conftest import ROOT
 from tests.test_webapp import site  # noqa: F401  (fixture)

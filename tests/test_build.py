@@ -18,10 +18,10 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 
-from publisher.build import build
+from publisher.site.build import build
 from publisher.errors import PublisherError
 from publisher.settings import Settings, load_settings
-from publisher.snapshot import SnapshotStore
+from publisher.site.cache import SnapshotStore
 from tests.conftest import ROOT, SEEDS, run_cli, write
 from tests.feedcheck import assert_valid_atom
 
@@ -152,7 +152,7 @@ def test_a_build_waits_for_one_writing_the_same_folder(
 ) -> None:
     """While another build holds the folder's lock (held here), ``publisher build``
     says it waits and writes nothing; once free, it builds."""
-    from publisher.locks import exclusive
+    from publisher.store.locks import exclusive
 
     monkeypatch.chdir(tmp_path)  # the default state database is var/publisher.db there
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
@@ -280,7 +280,7 @@ def test_writes_are_atomic_no_temp_files_left(
     out = tmp_path / "out"
     build(s, [seeds], out)
     before = snapshot(out)
-    import publisher.output as output
+    import publisher.site.writer as output
 
     calls = {"n": 0}
     real_replace = os.replace
@@ -337,7 +337,7 @@ def test_a_templates_folder_overrides_only_what_it_holds(tmp_path: Path, seeds: 
     """``[build] templates`` holds the files a site changes; the rest are the bundled
     ones. Changing one rewrites the files made with it; a folder that is not there
     is a configuration error naming the setting, and nothing is written."""
-    out, bundled = tmp_path / "out", ROOT / "templates"
+    out, bundled = tmp_path / "out", ROOT / "publisher" / "templates"
     build(settings_with(tmp_path), [seeds], out)
     before = {k: v[0] for k, v in snapshot(out).items() if not k.startswith(".")}
     own = tmp_path / "theme"
@@ -518,7 +518,7 @@ def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:
 def test_parallel_render_matches_serial(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_items: int, posts: int
 ) -> None:
-    import publisher.build as build_module
+    import publisher.site.build as build_module
 
     forked: list[int] = []
     render_forked = build_module._render_forked
@@ -566,7 +566,7 @@ def _feeds_only(tmp_path: Path) -> Settings:
 def _count_entries(monkeypatch: pytest.MonkeyPatch, made: Path, slow: str = "") -> None:
     """Each process's ``FeedEntry`` making, recorded in ``made/<pid>``: a post id a
     line; the worker keeping the ``slow`` format's fragments makes them slowly."""
-    from publisher.feeds import FeedRenderer
+    from publisher.site.feeds import FeedRenderer
 
     made.mkdir()
     entry, share = FeedRenderer._entry, FeedRenderer.share
@@ -612,7 +612,7 @@ def test_a_slow_worker_takes_fewer_posts_than_its_partner(
     """The posts are taken a chunk at a time, not halved: a worker the CPU serves
     less (here: the Atom one, made to pause) makes fewer entries, instead of
     making its partner wait for its half."""
-    monkeypatch.setattr("publisher.build.SWAP_CHUNK", 20)
+    monkeypatch.setattr("publisher.site.build.SWAP_CHUNK", 20)
     made = tmp_path / "made"
     _count_entries(monkeypatch, made, slow="atom")
     _synthetic_archives(tmp_path / "in", posts=700, tags=6)
@@ -632,7 +632,7 @@ def test_a_worker_whose_partner_took_every_post_has_nothing_to_map(
     """Fewer posts than a chunk: one worker takes them all and its partner none, so
     the partner passes it an empty file (which cannot be mapped). The output is
     still the serial build's."""
-    monkeypatch.setattr("publisher.build.SWAP_CHUNK", 1000)
+    monkeypatch.setattr("publisher.site.build.SWAP_CHUNK", 1000)
     made = tmp_path / "made"
     _count_entries(monkeypatch, made)
     _synthetic_archives(tmp_path / "in", posts=700, tags=6)
@@ -649,7 +649,7 @@ def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
 ) -> None:
     """The Atom worker waits for the RSS worker's fragments; when that one fails
     first, the build reports its error instead of waiting for ever."""
-    from publisher.feeds import FeedRenderer
+    from publisher.site.feeds import FeedRenderer
 
     share = FeedRenderer.share
 
@@ -675,8 +675,8 @@ def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
 
 
 def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
-    from publisher.build import _lanes
-    from publisher.site import Artifact
+    from publisher.site.build import _lanes
+    from publisher.site.plan import Artifact
 
     def doc(path: str, weight: int) -> Artifact:
         return Artifact(path, "", bytes, weight=weight)
@@ -721,9 +721,9 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     to leave the build waiting for its report forever, holding the build lock. Now
     it is an error naming the cause; the other worker stops, and what the dead
     one was writing leaves no temporary file behind."""
-    from publisher.build import _render_all
-    from publisher.output import OutputWriter
-    from publisher.site import Artifact
+    from publisher.site.build import _render_all
+    from publisher.site.writer import OutputWriter
+    from publisher.site.plan import Artifact
 
     out = tmp_path / "out"
     pending = [Artifact(f"page/{i}.html", "k", lambda: b"whole\n", weight=50) for i in range(200)]
@@ -757,7 +757,7 @@ def test_a_fault_in_a_template_names_its_file_and_line(
     """A site's own template with a syntax error, or naming what a post does not
     have: an error at FILE:LINE with a remedy, rendered here or in forked workers
     (300 posts: past the size where a build forks), never a traceback."""
-    import publisher.build as build_module
+    import publisher.site.build as build_module
 
     forked, render_forked = [], build_module._render_forked
     monkeypatch.setattr(

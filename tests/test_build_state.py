@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from publisher.build import build
-from publisher.build_state import BuildState
+from publisher.site.build import build
+from publisher.site.state_helper import BuildState
 from publisher.errors import PublisherError
 from publisher.settings import load_settings
-from publisher.state_rows import PostVersion
+from publisher.store.rows import PostVersion
 from tests.conftest import SEEDS, write
 
 WHEN = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)

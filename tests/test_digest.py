@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from publisher.build import build
+from publisher.site.build import build
 from publisher.errors import ConfigError, PublisherError
-from publisher.ledger import Ledger
-from publisher.newsletter import open_run, send
+from publisher.store.ledger import Ledger
+from publisher.newsletter.run import open_run, send
 from publisher.settings import Settings, load_settings
-from publisher.state import deliveries, open_engine
-from publisher.subscribers import Status, SubscriberStore
-from publisher.tokens import TokenError, verify
+from publisher.store.schema import deliveries, open_engine
+from publisher.store.subscribers import Status, SubscriberStore
+from publisher.newsletter.tokens import TokenError, verify
 from publisher.weeks import parse_week
 from tests.conftest import SECRET, SEEDS, smtp_settings, write
 from tests.smtp import SmtpServer
@@ -66,7 +66,7 @@ def subscribe(cfg: Settings, email: str, name: str = "", tags: tuple[str, ...] =
 
 
 def run_week(cfg: Settings, week: str):
-    from publisher.delivery import SmtpTransport
+    from publisher.delivery.loop import SmtpTransport
 
     run = open_run(cfg, parse_week(week, cfg.site.tzinfo), real_delivery=True)
     return send(run, SmtpTransport(cfg.smtp), lambda: NOW)
@@ -308,7 +308,7 @@ def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None
 
 
 def test_title_with_newline_cannot_inject() -> None:
-    from publisher.mail import build_message, digest_headers, parse_sender, prepare_8bit, wire_8bit
+    from publisher.newsletter.mime import build_message, digest_headers, parse_sender, prepare_8bit, wire_8bit
 
     headers = digest_headers(
         sender=parse_sender("A <a@example.org>"),
@@ -357,7 +357,7 @@ def test_a_broken_subject_template_is_a_config_error_before_anything_is_planned(
 
 
 def test_tampered_and_misused_tokens_rejected() -> None:
-    from publisher.tokens import Token, sign
+    from publisher.newsletter.tokens import Token, sign
 
     token = sign(Token("unsubscribe", 7), SECRET)
     assert verify(token, SECRET, "unsubscribe", now=0).subscriber == 7
@@ -408,8 +408,8 @@ def test_sent_digests_are_published_in_the_site(cfg: Settings, smtp: SmtpServer)
 
 
 def test_long_posts_switch_to_summaries_under_the_budget(tmp_path: Path) -> None:
-    from publisher.digest import DigestRenderer
-    from publisher.pipeline import load_stream
+    from publisher.newsletter.content import DigestRenderer
+    from publisher.source.load import load_stream
 
     path = tmp_path / "p.toml"
     path.write_text('[digest]\ncontent = "full"\nhtml_budget = 12000\n', encoding="utf-8")
@@ -428,7 +428,7 @@ def test_long_posts_switch_to_summaries_under_the_budget(tmp_path: Path) -> None
 def test_rendered_once_per_distinct_tag_choice(
     cfg: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from publisher.digest import DigestRenderer
+    from publisher.newsletter.content import DigestRenderer
 
     calls: list[tuple[str, ...]] = []
     real = DigestRenderer.render
@@ -500,7 +500,7 @@ def test_server_without_8bitmime_gets_the_same_message_quoted_printable(
 def test_8bit_layout_keeps_lines_within_998_octets() -> None:
     """HTML lines are broken at spaces, leaving room for the personal links; text that
     cannot be broken without showing goes quoted-printable instead."""
-    from publisher.mail import prepare_8bit, wire_8bit
+    from publisher.newsletter.mime import prepare_8bit, wire_8bit
 
     mark, url = "https://m.invalid/u", "https://example.org/unsubscribe?token=" + "t" * 300
     html = "<p>" + " ".join(["wörd"] * 400) + f' <a href="{mark}">x</a> ' + "z" * 200 + "</p>"
@@ -524,7 +524,7 @@ def test_draft_renders_every_message_to_the_outbox_without_touching_the_ledger(
 ) -> None:
     import mailbox
 
-    from publisher.newsletter import draft, transport_for
+    from publisher.newsletter.run import draft, transport_for
 
     subscribe(cfg, "a@example.org")
     subscribe(cfg, "b@example.org", tags=("digital",))
@@ -540,8 +540,8 @@ def test_draft_renders_every_message_to_the_outbox_without_touching_the_ledger(
 
 
 def test_digest_offers_the_feeds_in_the_first_format_built(tmp_path: Path) -> None:
-    from publisher.digest import DigestRenderer
-    from publisher.pipeline import load_stream
+    from publisher.newsletter.content import DigestRenderer
+    from publisher.source.load import load_stream
 
     path = tmp_path / "p.toml"
     path.write_text('[build]\nformats = ["json", "rss"]\n', encoding="utf-8")
@@ -607,8 +607,8 @@ def test_an_outbox_that_cannot_be_written_stops_the_run_and_loses_nothing(
     delivers every message once; --draft says the same, and so does opening it."""
     import mailbox
 
-    from publisher.delivery import OutboxTransport
-    from publisher.newsletter import draft
+    from publisher.delivery.loop import OutboxTransport
+    from publisher.newsletter.run import draft
 
     for name in ("a@example.org", "b@example.org"):
         subscribe(cfg, name)

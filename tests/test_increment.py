@@ -7,9 +7,9 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher.archive import ArchivePage, parse_page
-from publisher.increment import Patch, patch
-from publisher.posts import Stream, normalize
+from publisher.source.archive import ArchivePage, parse_page
+from publisher.source.increment import Patch, patch
+from publisher.source.posts import Stream, normalize
 from tests.conftest import SEEDS, examples
 from tests.test_roundtrip import LONDON, archive_files, long_date
 

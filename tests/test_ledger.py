@@ -7,9 +7,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from publisher.ledger import DeliveryStatus, Ledger
-from publisher.state import deliveries, open_engine
-from publisher.subscribers import SubscriberStore
+from publisher.store.ledger import DeliveryStatus, Ledger
+from publisher.store.schema import deliveries, open_engine
+from publisher.store.subscribers import SubscriberStore
 
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 

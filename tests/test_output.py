@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from publisher.errors import PublisherError
-from publisher.output import OutputWriter
+from publisher.site.writer import OutputWriter
 
 
 def test_pieces_are_written_in_turn_and_an_identical_file_is_left_alone(tmp_path: Path) -> None:

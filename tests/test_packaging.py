@@ -1,6 +1,6 @@
 """An ordinary install works, not only the editable one the README sets up.
 
-The templates live at the top of the checkout (``templates/``); a wheel must
+The templates live inside the package (``publisher/templates/``); a wheel must
 carry them inside the package, or ``pip install publisher`` builds nothing.
 """
 
@@ -23,7 +23,7 @@ def test_wheel_carries_the_templates_and_an_install_of_it_builds(tmp_path: Path)
     (wheel,) = wheels.glob("publisher-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {n.removeprefix("publisher/templates/") for n in names if "/templates/" in n}
-    assert shipped == {p.name for p in (ROOT / "templates").iterdir() if p.is_file()}
+    assert shipped == {p.name for p in (ROOT / "publisher" / "templates").iterdir() if p.is_file()}
 
     site = tmp_path / "site"
     subprocess.run(

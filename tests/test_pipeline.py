@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from publisher.pipeline import no_cyclic_gc
+from publisher.source.load import no_cyclic_gc
 
 
 def test_freeze_happens_before_the_collector_is_back_on() -> None:

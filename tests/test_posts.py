@@ -6,8 +6,8 @@ from datetime import date
 
 from dateutil import tz
 
-from publisher.archive import parse_page
-from publisher.posts import normalize
+from publisher.source.archive import parse_page
+from publisher.source.posts import normalize
 from publisher.text import slugify
 
 LONDON = tz.gettz("Europe/London")

@@ -9,8 +9,8 @@ from dateutil import tz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher.archive import MONTHS, WEEKDAYS, parse_page
-from publisher.posts import normalize
+from publisher.source.archive import MONTHS, WEEKDAYS, parse_page
+from publisher.source.posts import normalize
 from publisher.text import title_key
 from tests.conftest import examples
 

@@ -17,12 +17,12 @@ import pytest
 import sqlalchemy as sa
 from dateutil import tz
 
-from publisher import schedule
+from publisher.jobs import scheduler as schedule
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.settings import Settings, load_settings
-from publisher.state import deliveries, open_engine
-from publisher.subscribers import SubscriberStore
+from publisher.store.schema import deliveries, open_engine
+from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import last_completed_week
 from tests.conftest import SECRET, smtp_settings, write
 from tests.smtp import SmtpServer
@@ -157,7 +157,7 @@ def test_missed_slot_beyond_grace_is_skipped_and_logged(
         '[schedule]\npublish_cron = "0 0 1 1 *"\nmisfire_grace_seconds = 3600\n',
     )
     _set_pending(s, "digest", datetime.now(LONDON) - timedelta(hours=3))
-    caplog.set_level(logging.WARNING, logger="publisher.schedule")
+    caplog.set_level(logging.WARNING, logger="publisher.jobs.scheduler")
     t, stop = _run_in_thread(s)
     assert _wait(lambda: "outcome=missed" in caplog.text)
     stop.set()
@@ -175,7 +175,7 @@ def test_broken_archives_block_the_digest(
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     s = make_site(tmp_path, smtp.port)
     write(tmp_path / "seeds" / "bad.txt", "")
-    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    caplog.set_level(logging.INFO, logger="publisher.jobs.scheduler")
     assert schedule.run_now(s, "digest") == 1
     assert not smtp.recorder.messages
     assert "job=digest" in caplog.text and "outcome=not-sent" in caplog.text
@@ -227,7 +227,7 @@ def test_publish_job_rebuilds_only_what_changed(
     tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = make_site(tmp_path, smtp.port)
-    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    caplog.set_level(logging.INFO, logger="publisher.jobs.scheduler")
     assert schedule.run_now(s, "publish") == 0
     assert "job=publish outcome=published" in caplog.text
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "site").rglob("*.html")}
@@ -309,7 +309,7 @@ def test_the_retry_job_finishes_a_digest_the_server_stopped(
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     port = free_port()
     s = make_site(tmp_path, port)  # nothing listens there yet
-    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    caplog.set_level(logging.INFO, logger="publisher.jobs.scheduler")
     schedule.run_now(s, "digest")
     assert (
         "job=digest" in caplog.text and f"reason='cannot connect to 127.0.0.1:{port}" in caplog.text
@@ -364,7 +364,7 @@ def test_the_retry_job_sends_a_digest_the_archives_blocked_within_the_grace(
         '[schedule]\ndigest_cron = "0 0 * * *"\nmisfire_grace_seconds = 691200\n',
     )
     bad = write(tmp_path / "seeds" / "bad.txt", "")
-    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    caplog.set_level(logging.INFO, logger="publisher.jobs.scheduler")
     assert schedule.run_now(s, "digest") == 1 and not smtp.recorder.messages
     schedule.run_now(s, "retry")  # still broken: not sent, said again
     assert "job=retry" in caplog.text and "outcome=not-sent" in caplog.text

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from publisher.archive import read_pages
-from publisher.posts import normalize
+from publisher.source.archive import read_pages
+from publisher.source.posts import normalize
 from publisher.settings import Settings
 from tests.conftest import SEEDS
 

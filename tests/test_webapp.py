@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from publisher.build import build
-from publisher.state import open_engine
-from publisher.subscribers import Status, SubscriberStore
-from publisher.tokens import Token, sign
-from publisher.webapp import create_app
+from publisher.site.build import build
+from publisher.store.schema import open_engine
+from publisher.store.subscribers import Status, SubscriberStore
+from publisher.newsletter.tokens import Token, sign
+from publisher.web.app import create_app
 from tests.conftest import SECRET, SEEDS, smtp_settings
 from tests.smtp import SmtpServer, free_port
 from tests.webserver import LiveServer

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import cached_property
 from html import escape
 
-from publisher.archive import ArchivePage, Paragraph, RawPost
+from publisher.source.archive import ArchivePage, Paragraph, RawPost
 from publisher.errors import Problem, error, warning
 from publisher.text import compare_key, slugify, squash, title_key
 

@@ -15,7 +15,7 @@ from email.headerregistry import Address
 from email.message import Message
 from pathlib import Path
 
-from publisher.delivery import (
+from publisher.delivery.loop import (
     OutboxTransport,
     Outgoing,
     ServerError,
@@ -24,7 +24,7 @@ from publisher.delivery import (
     Transport,
     deliver,
 )
-from publisher.digest import (
+from publisher.newsletter.content import (
     PREFERENCES_MARK,
     UNSUBSCRIBE_MARK,
     DigestRenderer,
@@ -33,8 +33,8 @@ from publisher.digest import (
     week_posts,
 )
 from publisher.errors import PublisherError
-from publisher.ledger import DeliveryStatus, Ledger
-from publisher.mail import (
+from publisher.store.ledger import DeliveryStatus, Ledger
+from publisher.newsletter.mime import (
     EightBitBody,
     as_bytes,
     build_message,
@@ -45,14 +45,14 @@ from publisher.mail import (
     prepare_8bit,
     wire_8bit,
 )
-from publisher.pipeline import load_stream
-from publisher.posts import Post
+from publisher.source.load import load_stream
+from publisher.source.posts import Post
 from publisher.settings import Settings
-from publisher.state import open_engine
-from publisher.state_stamp import touch_stamp
-from publisher.subscribers import Status, Subscriber, SubscriberStore
+from publisher.store.schema import open_engine
+from publisher.store.paths import touch_stamp
+from publisher.store.subscribers import Status, Subscriber, SubscriberStore
 from publisher.text import slugify
-from publisher.tokens import Token, secret_from_env, sign
+from publisher.newsletter.tokens import Token, secret_from_env, sign
 from publisher.weeks import Week
 
 TOKEN_LIFETIME = 0  # unsubscribe links in mail never expire (RFC 8058 clients may be slow)

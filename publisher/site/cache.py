@@ -26,15 +26,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from publisher.archive import ArchivePage, RawPost
+from publisher.source.archive import ArchivePage, RawPost
 from publisher.errors import Problem
-from publisher.increment import Patch, same_shape
-from publisher.pipeline import no_cyclic_gc
-from publisher.posts import Post, Stream, Term
-from publisher.state_stamp import beside_state
+from publisher.source.increment import Patch, same_shape
+from publisher.source.load import no_cyclic_gc
+from publisher.source.posts import Post, Stream, Term
+from publisher.store.paths import beside_state
 
 if TYPE_CHECKING:
-    from publisher.state_rows import DigestRecord
+    from publisher.store.rows import DigestRecord
 
 #: Part of the config digest: a snapshot in another layout is never read back.
 FORMAT = 2

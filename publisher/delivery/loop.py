@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from publisher.errors import PublisherError
-from publisher.ledger import Delivery, Ledger
-from publisher.mail import Mail
+from publisher.store.ledger import Delivery, Ledger
+from publisher.newsletter.mime import Mail
 from publisher.settings import SmtpSettings
 
 

@@ -40,15 +40,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from publisher.delivery import PermanentError, TransientError, Transport
+from publisher.delivery.loop import PermanentError, TransientError, Transport
 from publisher.errors import PublisherError
-from publisher.mail import MessageMail, build_plain, parse_sender
-from publisher.newsletter import transport_for
-from publisher.pages import environment, render
-from publisher.pipeline import load_stream
+from publisher.newsletter.mime import MessageMail, build_plain, parse_sender
+from publisher.newsletter.run import transport_for
+from publisher.site.pages import environment, render
+from publisher.source.load import load_stream
 from publisher.settings import Settings
-from publisher.state import open_engine
-from publisher.subscribers import (
+from publisher.store.schema import open_engine
+from publisher.store.subscribers import (
     SUPPRESSED,
     Status,
     Subscriber,
@@ -56,7 +56,7 @@ from publisher.subscribers import (
     clean_tags,
     normalize_email,
 )
-from publisher.tokens import (
+from publisher.newsletter.tokens import (
     Token,
     TokenError,
     secret_from_env,
@@ -65,7 +65,7 @@ from publisher.tokens import (
     verify,
 )
 
-log = logging.getLogger("publisher.webapp")
+log = logging.getLogger("publisher.web.app")
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",

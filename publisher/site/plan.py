@@ -12,12 +12,12 @@ from datetime import datetime
 from functools import partial
 
 from publisher import __version__
-from publisher.feeds import MEDIA_TYPES, FeedRenderer, Piece, doc_path, paginate
-from publisher.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
-from publisher.posts import Post, Stream, Term
+from publisher.site.feeds import MEDIA_TYPES, FeedRenderer, Piece, doc_path, paginate
+from publisher.site.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
+from publisher.source.posts import Post, Stream, Term
 from publisher.settings import Settings
-from publisher.sitemap import sitemap_files
-from publisher.state_rows import DigestRecord
+from publisher.site.sitemap import sitemap_files
+from publisher.store.rows import DigestRecord
 from publisher.text import digest, folder_digest
 
 STATIC_FILES = ("feed.xsl", "style.css")
@@ -165,7 +165,7 @@ def artifacts(
             )
 
     if with_pages:
-        from publisher.digest_archive import digest_files, sent_digests  # Jinja2: see pages
+        from publisher.site.digests import digest_files, sent_digests  # Jinja2: see pages
 
         term_links = {  # a post page links to each of its terms' feeds in the first format
             (f"{t.kind}/{t.slug}", t.name): _feed_links(

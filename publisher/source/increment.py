@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
-from publisher.archive import ArchivePage, RawPost
+from publisher.source.archive import ArchivePage, RawPost
 from publisher.errors import Problem
-from publisher.posts import (
+from publisher.source.posts import (
     Clock,
     CopyGroup,
     Post,

@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
 from publisher.errors import Problem, PublisherError, error, warning
-from publisher.state import subscribers as table
+from publisher.store.schema import subscribers as table
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _TAG_SPLIT = re.compile(r"[;|,]")

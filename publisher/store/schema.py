@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from publisher.errors import PublisherError
-from publisher.state_rows import PostVersion
-from publisher.state_stamp import shown_url, sqlite_file
+from publisher.store.rows import PostVersion
+from publisher.store.paths import shown_url, sqlite_file
 
 metadata = sa.MetaData()
 

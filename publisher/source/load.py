@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from publisher.archive import ArchivePage, read_pages
-from publisher.posts import Stream, normalize
+from publisher.source.archive import ArchivePage, read_pages
+from publisher.source.posts import Stream, normalize
 from publisher.settings import Settings
 
 

@@ -25,7 +25,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from publisher import __version__
-from publisher.posts import Post
+from publisher.source.posts import Post
 from publisher.settings import SiteSettings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"

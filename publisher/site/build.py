@@ -29,23 +29,23 @@ from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any
 
 from publisher import __version__
-from publisher.archive import ArchivePage, Copies, archive_files, display_name, parse_page
-from publisher.build_state import BuildState
+from publisher.source.archive import ArchivePage, Copies, archive_files, display_name, parse_page
+from publisher.site.state_helper import BuildState
 from publisher.errors import Portable, Problem, PublisherError, portable, raise_portable
-from publisher.locks import exclusive
-from publisher.output import OutputWriter
-from publisher.pipeline import load_pages, no_cyclic_gc
-from publisher.posts import Post, Stream
+from publisher.store.locks import exclusive
+from publisher.site.writer import OutputWriter
+from publisher.source.load import load_pages, no_cyclic_gc
+from publisher.source.posts import Post, Stream
 from publisher.settings import Settings
-from publisher.snapshot import FORMAT as SNAPSHOT_FORMAT
-from publisher.snapshot import FileStat, Snapshot, SnapshotStore, changed_files
-from publisher.state_rows import PostVersion, resolve_updated
-from publisher.state_stamp import stamp_path
+from publisher.site.cache import FORMAT as SNAPSHOT_FORMAT
+from publisher.site.cache import FileStat, Snapshot, SnapshotStore, changed_files
+from publisher.store.rows import PostVersion, resolve_updated
+from publisher.store.paths import stamp_path
 from publisher.text import digest, folder_digest
 
 if TYPE_CHECKING:
-    from publisher.site import Artifact
-    from publisher.state_rows import DigestRecord
+    from publisher.site.plan import Artifact
+    from publisher.store.rows import DigestRecord
 
 # feeds and pages pull in feedgen, lxml and Jinja2 (~0.15 s of imports), the state
 # database SQLAlchemy (~0.2 s, in a helper process: see build_state): all of them
@@ -274,7 +274,7 @@ def _build(
             store.discard()
             raise
     if settings.site.websub_hub:
-        from publisher.websub import ping_hub
+        from publisher.site.websub import ping_hub
 
         feeds = [
             settings.site.base_url + rel
@@ -375,7 +375,7 @@ def _incremental(
     writer: OutputWriter,
 ) -> _Plan | None:
     """Patch the last build's stream with the few archives that changed, or ``None``."""
-    from publisher.increment import patch
+    from publisher.source.increment import patch
 
     changed, gone = changed_files(prior, files)
     seen: Copies = {}
@@ -408,7 +408,7 @@ def _incremental(
     }
     regrouped = None
     if result.reordered:  # posts came, went or moved: which families' lists changed
-        from publisher.site import family_members
+        from publisher.site.plan import family_members
 
         was, now_in = family_members(prior.stream), family_members(stream)
         regrouped = {k for k in was.keys() | now_in.keys() if was.get(k) != now_in.get(k)}
@@ -435,7 +435,7 @@ def _incremental(
 
 def _pending(settings: Settings, plan: _Plan, writer: OutputWriter) -> list[Artifact] | None:
     """The files to render: listed by ``artifacts``, less those whose key is unchanged."""
-    from publisher.site import artifacts
+    from publisher.site.plan import artifacts
 
     pending = []
     for a in artifacts(

@@ -11,10 +11,10 @@ from html import escape
 from feedgen.feed import FeedGenerator
 
 from publisher import __version__
-from publisher.digest import DigestRenderer
-from publisher.posts import Post, Stream
+from publisher.newsletter.content import DigestRenderer
+from publisher.source.posts import Post, Stream
 from publisher.settings import Settings
-from publisher.state_rows import DigestRecord
+from publisher.store.rows import DigestRecord
 from publisher.text import digest
 from publisher.weeks import Week, parse_week
 

@@ -14,8 +14,8 @@ import css_inline
 from jinja2 import Environment, StrictUndefined, TemplateError
 
 from publisher.errors import ConfigError
-from publisher.pages import FORMAT_LABELS, environment, render
-from publisher.posts import Post
+from publisher.site.pages import FORMAT_LABELS, environment, render
+from publisher.source.posts import Post
 from publisher.settings import Settings
 from publisher.text import slugify
 from publisher.weeks import Week

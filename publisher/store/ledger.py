@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.errors import PublisherError
-from publisher.locks import exclusive
-from publisher.state import deliveries, digests, subscribers
-from publisher.state_rows import DigestRecord
-from publisher.state_stamp import shown_url, sqlite_file
+from publisher.store.locks import exclusive
+from publisher.store.schema import deliveries, digests, subscribers
+from publisher.store.rows import DigestRecord
+from publisher.store.paths import shown_url, sqlite_file
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
 SEND_LOCK = 0x7075626C69736872

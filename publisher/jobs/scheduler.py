@@ -30,14 +30,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
-from publisher.pipeline import frozen_for_the_job
+from publisher.source.load import frozen_for_the_job
 from publisher.settings import Settings
-from publisher.state import open_engine, scheduler_lease
+from publisher.store.schema import open_engine, scheduler_lease
 
 if TYPE_CHECKING:
     from publisher.weeks import Week
 
-log = logging.getLogger("publisher.schedule")
+log = logging.getLogger("publisher.jobs.scheduler")
 JOB_IDS = ("publish", "digest", "retry")
 #: How often, and for how long after a week's digest was planned, the retry job
 #: finishes what a digest run left (a server down at the digest slot, say).
@@ -72,7 +72,7 @@ def publish_job() -> str:
 
 
 def _publish() -> str:
-    from publisher.build import build
+    from publisher.site.build import build
 
     ctx = _ctx()
     s = ctx.settings
@@ -121,7 +121,7 @@ def _retry() -> str:
     not plan (the archives had errors), until the slot's misfire grace ends, the
     window in which a slot missed altogether still runs. One query when there is
     nothing to do."""
-    from publisher.ledger import Ledger
+    from publisher.store.ledger import Ledger
     from publisher.weeks import last_completed_week
 
     s = _ctx().settings
@@ -147,7 +147,7 @@ def _retry() -> str:
 
 def _digest(job: str = "digest", week: Week | None = None) -> str:
     """Send ``week``'s digest (default: the last completed week)."""
-    from publisher import newsletter
+    from publisher.newsletter import run as newsletter
     from publisher.weeks import last_completed_week
 
     ctx = _ctx()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from publisher.errors import PublisherError
-from publisher.posts import Post, Term
+from publisher.source.posts import Post, Term
 from publisher.settings import Settings
 from publisher.text import xml_attr, xml_text
 

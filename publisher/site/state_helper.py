@@ -21,13 +21,13 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from publisher.errors import PublisherError, portable, raise_portable
-from publisher.state_rows import PostVersion
-from publisher.state_stamp import shown_url
+from publisher.store.rows import PostVersion
+from publisher.store.paths import shown_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from publisher.state_rows import DigestRecord
+    from publisher.store.rows import DigestRecord
 
 
 class BuildState:
@@ -98,7 +98,7 @@ class BuildState:
     def _call(self, name: str, *args: Any) -> Any:
         if self._conn is None:
             if self._engine is None:
-                from publisher.state import open_engine
+                from publisher.store.schema import open_engine
 
                 self._engine = open_engine(self.url)
             return _run(self._engine, name, args)
@@ -131,13 +131,13 @@ class BuildState:
 
 
 def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
-    from publisher import state
+    from publisher.store import schema as state
 
     if name not in ("count_versions", "load_versions", "save_versions", "sent_digests"):
         raise AssertionError(f"no state call {name!r}")
     try:
         if name == "sent_digests":
-            from publisher.ledger import Ledger
+            from publisher.store.ledger import Ledger
 
             return Ledger(engine).sent_digests()
         return getattr(state, name)(engine, *args)
@@ -156,7 +156,7 @@ def _serve(url: str, conn: Connection) -> None:
     """
     engine = failure = None
     try:
-        from publisher.state import open_engine
+        from publisher.store.schema import open_engine
 
         engine = open_engine(url)
     except BaseException as exc:  # noqa: BLE001 - sent to the build, which raises it
