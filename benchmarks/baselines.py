@@ -22,9 +22,9 @@ import sys
 from html import escape
 from pathlib import Path
 
+from publisher.settings import load_settings
 from publisher.source.load import load_stream
 from publisher.source.posts import Post
-from publisher.settings import load_settings
 
 BASE = "https://example.com/"
 

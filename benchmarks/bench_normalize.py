@@ -24,8 +24,8 @@ def once(src: Path) -> dict[str, float]:
     """One cold run in this process: read + normalize, timed from the first file read."""
     import resource
 
-    from publisher.source.load import load_pages
     from publisher.settings import Settings
+    from publisher.source.load import load_pages
 
     settings = Settings()  # Europe/London, as the corpus is dated
     start, start_cpu = time.perf_counter(), time.process_time()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from publisher import __version__
 from publisher.errors import PublisherError, Severity
-from publisher.source.load import load_stream
 from publisher.settings import Settings, load_settings
+from publisher.source.load import load_stream
 
 
 def _parser() -> argparse.ArgumentParser:

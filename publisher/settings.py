@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from dateutil import tz
 
 from publisher.errors import ConfigError
+from publisher.formats import FEED_FORMATS, FeedFormat
 
 DEFAULT_CONFIG = Path("publisher.toml")
 ENV_PREFIX = "PUBLISHER_"
@@ -48,10 +49,6 @@ class SiteSettings:
         return zone
 
 
-#: Every feed format, in the order files, links and lists show them.
-FEED_FORMATS = ("atom", "rss", "json")
-
-
 @dataclass(frozen=True)
 class BuildSettings:
     seeds: str = "seeds"
@@ -59,7 +56,7 @@ class BuildSettings:
     templates: str = ""
     feed_max_items: int = 20
     #: Feed formats to write (each family gets one feed per format), in FEED_FORMATS order.
-    formats: tuple[str, ...] = FEED_FORMATS
+    formats: tuple[FeedFormat, ...] = FEED_FORMATS
     #: Write the HTML pages (posts, tags, categories, index, sent digests). Off: only
     #: the feeds, their stylesheet and OPML, for pages published some other way.
     pages: bool = True

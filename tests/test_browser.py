@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from publisher.delivery.loop import SmtpTransport
+from publisher.delivery.smtp import SmtpTransport
 from publisher.newsletter.run import open_run, send
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import Status, SubscriberStore

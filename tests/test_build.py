@@ -18,9 +18,9 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 
-from publisher.site.build import build
 from publisher.errors import PublisherError
 from publisher.settings import Settings, load_settings
+from publisher.site.build import build
 from publisher.site.cache import SnapshotStore
 from tests.conftest import ROOT, SEEDS, run_cli, write
 from tests.feedcheck import assert_valid_atom
@@ -722,8 +722,8 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     it is an error naming the cause; the other worker stops, and what the dead
     one was writing leaves no temporary file behind."""
     from publisher.site.build import _render_all
-    from publisher.site.writer import OutputWriter
     from publisher.site.plan import Artifact
+    from publisher.site.writer import OutputWriter
 
     out = tmp_path / "out"
     pending = [Artifact(f"page/{i}.html", "k", lambda: b"whole\n", weight=50) for i in range(200)]

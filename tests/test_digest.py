@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from publisher.site.build import build
 from publisher.errors import ConfigError, PublisherError
-from publisher.store.ledger import Ledger
 from publisher.newsletter.run import open_run, send
+from publisher.newsletter.tokens import TokenError, verify
 from publisher.settings import Settings, load_settings
+from publisher.site.build import build
+from publisher.store.ledger import Ledger
 from publisher.store.schema import deliveries, open_engine
 from publisher.store.subscribers import Status, SubscriberStore
-from publisher.newsletter.tokens import TokenError, verify
 from publisher.weeks import parse_week
 from tests.conftest import SECRET, SEEDS, smtp_settings, write
 from tests.smtp import SmtpServer
@@ -66,7 +66,7 @@ def subscribe(cfg: Settings, email: str, name: str = "", tags: tuple[str, ...] =
 
 
 def run_week(cfg: Settings, week: str):
-    from publisher.delivery.loop import SmtpTransport
+    from publisher.delivery.smtp import SmtpTransport
 
     run = open_run(cfg, parse_week(week, cfg.site.tzinfo), real_delivery=True)
     return send(run, SmtpTransport(cfg.smtp), lambda: NOW)
@@ -308,7 +308,13 @@ def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None
 
 
 def test_title_with_newline_cannot_inject() -> None:
-    from publisher.newsletter.mime import build_message, digest_headers, parse_sender, prepare_8bit, wire_8bit
+    from publisher.newsletter.mime import (
+        build_message,
+        digest_headers,
+        parse_sender,
+        prepare_8bit,
+        wire_8bit,
+    )
 
     headers = digest_headers(
         sender=parse_sender("A <a@example.org>"),
@@ -607,7 +613,7 @@ def test_an_outbox_that_cannot_be_written_stops_the_run_and_loses_nothing(
     delivers every message once; --draft says the same, and so does opening it."""
     import mailbox
 
-    from publisher.delivery.loop import OutboxTransport
+    from publisher.delivery.outbox import OutboxTransport
     from publisher.newsletter.run import draft
 
     for name in ("a@example.org", "b@example.org"):

@@ -9,9 +9,9 @@ import atoma
 import feedparser
 import pytest
 
+from publisher.settings import Settings
 from publisher.site.build import build
 from publisher.source.load import load_stream
-from publisher.settings import Settings
 from tests.conftest import SEEDS
 from tests.feedcheck import assert_valid_atom
 
@@ -146,8 +146,8 @@ def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings)
     documents lets the renderer free each post's fragment after its last one and make
     its Atom and RSS fragments from one entry, and the bytes are those of a renderer
     that keeps everything."""
+    from publisher.formats import FEED_FORMATS as FORMATS
     from publisher.site.feeds import FeedRenderer, paginate
-    from publisher.settings import FEED_FORMATS as FORMATS
 
     stream = load_stream(settings, [SEEDS])
     posts = list(stream.posts)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from publisher.settings import Settings
 from publisher.source.archive import read_pages
 from publisher.source.posts import normalize
-from publisher.settings import Settings
 from tests.conftest import SEEDS
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
-from publisher.site.build import build
 from publisher.settings import load_settings
+from publisher.site.build import build
 from publisher.site.sitemap import NS, sitemap_files
 from tests.conftest import SEEDS
 from tests.feedcheck import assert_valid_sitemap

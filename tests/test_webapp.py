@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from publisher.newsletter.tokens import Token, sign
 from publisher.site.build import build
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import Status, SubscriberStore
-from publisher.newsletter.tokens import Token, sign
 from publisher.web.app import create_app
 from tests.conftest import SECRET, SEEDS, smtp_settings
 from tests.smtp import SmtpServer, free_port

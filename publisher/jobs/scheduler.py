@@ -30,8 +30,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
-from publisher.source.load import frozen_for_the_job
 from publisher.settings import Settings
+from publisher.source.load import frozen_for_the_job
 from publisher.store.schema import open_engine, scheduler_lease
 
 if TYPE_CHECKING:

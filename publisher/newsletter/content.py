@@ -14,9 +14,10 @@ import css_inline
 from jinja2 import Environment, StrictUndefined, TemplateError
 
 from publisher.errors import ConfigError
-from publisher.site.pages import FORMAT_LABELS, environment, render
-from publisher.source.posts import Post
+from publisher.formats import FeedFormat
 from publisher.settings import Settings
+from publisher.source.posts import Post
+from publisher.templating import environment, render
 from publisher.text import slugify
 from publisher.weeks import Week
 
@@ -101,7 +102,7 @@ class DigestRenderer:
     def feeds(self, tags: Sequence[str]) -> list[FeedRef]:
         """The feeds a digest offers to follow instead, in the first format the build writes."""
         base, fmt = self.site.base_url, self.settings.build.formats[0]
-        label = FORMAT_LABELS[fmt]
+        label = FeedFormat(fmt).label
         if not tags:
             return [FeedRef(f"{self.site.title} ({label})", f"{base}all.{fmt}")]
         return [FeedRef(f"‘{t}’ ({label})", f"{base}tag/{slugify(t, 'tag')}.{fmt}") for t in tags]

@@ -8,30 +8,22 @@ subscriber name or post title can inject a header.
 from __future__ import annotations
 
 import binascii
-import email.policy
 import hashlib
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.generator import BytesGenerator
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr, parseaddr
-from typing import Protocol
 from urllib.parse import quote
 
+from publisher.delivery.transport import MAX_LINE
 from publisher.errors import PublisherError
 
-#: RFC 5322 2.1.1: at most 998 octets a line, CRLF excluded.
-MAX_LINE = 998
-#: Headers fold only past MAX_LINE: folding at 78 would split a long
-#: List-Unsubscribe URL, which mail providers then cannot use.
-WIRE = email.policy.compat32.clone(max_line_length=MAX_LINE, linesep="\r\n")
 _BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -119,24 +111,6 @@ def _qp_part(body: str, subtype: str) -> MIMENonMultipart:
     data = body.replace("\r\n", "\n").encode("utf-8")
     part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
     return part
-
-
-class Mail(Protocol):
-    """A message ready for a transport, in the form the receiving end accepts."""
-
-    def wire(self, eight_bit: bool) -> bytes:
-        """CRLF wire form; 8bit parts only when ``eight_bit`` (the server offers 8BITMIME)."""
-        ...
-
-
-@dataclass(frozen=True)
-class MessageMail:
-    """A ``Message`` built with the ``email`` package: always 7-bit, quoted-printable."""
-
-    msg: Message
-
-    def wire(self, eight_bit: bool) -> bytes:
-        return as_bytes(self.msg)
 
 
 @dataclass(frozen=True)
@@ -234,13 +208,6 @@ def wire_8bit(headers: list[tuple[str, str]], body: EightBitBody, fill: Mapping[
         )
     out.append(f"\r\n--{b}--\r\n")
     return "".join(out).encode("utf-8")
-
-
-def as_bytes(msg: Message) -> bytes:
-    """The wire form, CRLF line endings, headers unfolded up to 998 columns."""
-    out = io.BytesIO()
-    BytesGenerator(out, policy=WIRE, mangle_from_=False).flatten(msg)
-    return out.getvalue()
 
 
 def mailto_unsubscribe(sender: Address, token: str) -> str:

@@ -15,15 +15,11 @@ from email.headerregistry import Address
 from email.message import Message
 from pathlib import Path
 
-from publisher.delivery.loop import (
-    OutboxTransport,
-    Outgoing,
-    ServerError,
-    SmtpTransport,
-    Summary,
-    Transport,
-    deliver,
-)
+from publisher.delivery.loop import Outgoing, Summary, deliver
+from publisher.delivery.outbox import OutboxTransport
+from publisher.delivery.smtp import SmtpTransport
+from publisher.delivery.transport import ServerError, Transport, as_bytes
+from publisher.errors import PublisherError
 from publisher.newsletter.content import (
     PREFERENCES_MARK,
     UNSUBSCRIBE_MARK,
@@ -32,11 +28,8 @@ from publisher.newsletter.content import (
     posts_for,
     week_posts,
 )
-from publisher.errors import PublisherError
-from publisher.store.ledger import DeliveryStatus, Ledger
 from publisher.newsletter.mime import (
     EightBitBody,
-    as_bytes,
     build_message,
     digest_headers,
     mailto_unsubscribe,
@@ -45,14 +38,15 @@ from publisher.newsletter.mime import (
     prepare_8bit,
     wire_8bit,
 )
+from publisher.newsletter.tokens import Token, secret_from_env, sign
+from publisher.settings import Settings
 from publisher.source.load import load_stream
 from publisher.source.posts import Post
-from publisher.settings import Settings
-from publisher.store.schema import open_engine
+from publisher.store.ledger import DeliveryStatus, Ledger
 from publisher.store.paths import touch_stamp
+from publisher.store.schema import open_engine
 from publisher.store.subscribers import Status, Subscriber, SubscriberStore
 from publisher.text import slugify
-from publisher.newsletter.tokens import Token, secret_from_env, sign
 from publisher.weeks import Week
 
 TOKEN_LIFETIME = 0  # unsubscribe links in mail never expire (RFC 8058 clients may be slow)

@@ -29,18 +29,19 @@ from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any
 
 from publisher import __version__
-from publisher.source.archive import ArchivePage, Copies, archive_files, display_name, parse_page
-from publisher.site.state_helper import BuildState
 from publisher.errors import Portable, Problem, PublisherError, portable, raise_portable
-from publisher.store.locks import exclusive
-from publisher.site.writer import OutputWriter
-from publisher.source.load import load_pages, no_cyclic_gc
-from publisher.source.posts import Post, Stream
+from publisher.formats import FEED_SUFFIXES
 from publisher.settings import Settings
 from publisher.site.cache import FORMAT as SNAPSHOT_FORMAT
 from publisher.site.cache import FileStat, Snapshot, SnapshotStore, changed_files
-from publisher.store.rows import PostVersion, resolve_updated
+from publisher.site.state_helper import BuildState
+from publisher.site.writer import OutputWriter
+from publisher.source.archive import ArchivePage, Copies, archive_files, display_name, parse_page
+from publisher.source.load import load_pages, no_cyclic_gc
+from publisher.source.posts import Post, Stream
+from publisher.store.locks import exclusive
 from publisher.store.paths import stamp_path
+from publisher.store.rows import PostVersion, resolve_updated
 from publisher.text import digest, folder_digest
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 # feeds and pages pull in feedgen, lxml and Jinja2 (~0.15 s of imports), the state
 # database SQLAlchemy (~0.2 s, in a helper process: see build_state): all of them
 # after the "nothing changed" check, not before.
-FEED_SUFFIXES = (".atom", ".rss", ".json")
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from publisher.source.archive import ArchivePage, RawPost
 from publisher.errors import Problem
+from publisher.source.archive import ArchivePage, RawPost
 from publisher.source.increment import Patch, same_shape
 from publisher.source.load import no_cyclic_gc
 from publisher.source.posts import Post, Stream, Term

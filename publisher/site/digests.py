@@ -12,8 +12,8 @@ from feedgen.feed import FeedGenerator
 
 from publisher import __version__
 from publisher.newsletter.content import DigestRenderer
-from publisher.source.posts import Post, Stream
 from publisher.settings import Settings
+from publisher.source.posts import Post, Stream
 from publisher.store.rows import DigestRecord
 from publisher.text import digest
 from publisher.weeks import Week, parse_week

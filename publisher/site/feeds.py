@@ -25,18 +25,14 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from publisher import __version__
-from publisher.source.posts import Post
+from publisher.formats import FeedFormat
 from publisher.settings import SiteSettings
+from publisher.source.posts import Post
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 FH_NS = "http://purl.org/syndication/history/1.0"
-MEDIA_TYPES = {
-    "atom": "application/atom+xml",
-    "rss": "application/rss+xml",
-    "json": "application/feed+json",
-}
 GENERATOR = "publisher"
 #: A post's entry in one format, or a piece of a document: bytes, or a slice of
 #: the fragments another worker passed over (see ``FeedRenderer.adopt``).
@@ -293,7 +289,7 @@ class FeedRenderer:
         when = self.doc_updated(doc)
         fg.updated(when)
         fg.lastBuildDate(when)
-        fg.link(href=self.url(doc.path(fmt)), rel="self", type=MEDIA_TYPES[fmt])
+        fg.link(href=self.url(doc.path(fmt)), rel="self", type=FeedFormat(fmt).media_type)
         extra = self._links(doc, fmt)
         if fmt == "atom":
             for rel, href in extra:

@@ -6,21 +6,16 @@ the normalizer built from escaped text.
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from publisher.errors import PublisherError
-from publisher.source.posts import Post, Term
 from publisher.settings import Settings
+from publisher.source.posts import Post, Term
+from publisher.templating import environment, render
 from publisher.text import xml_attr, xml_text
 
 if TYPE_CHECKING:
     from jinja2 import Environment
-
-FORMAT_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 
 
 @dataclass(frozen=True)
@@ -39,47 +34,6 @@ class FeedRow:
     page: str
     count: int
     feeds: tuple[FeedLink, ...]
-
-
-def environment(templates: Sequence[Path]) -> Environment:
-    """Jinja2, imported here: a build of feeds only (``[build] pages = false``) never
-    loads it (~0.07 s)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    return Environment(
-        loader=FileSystemLoader(list(templates)),
-        autoescape=select_autoescape(["html", "xml", "html.j2", "xml.j2"], default=False),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        # templates do not change while a command runs: no stat() per page rendered
-        auto_reload=False,
-    )
-
-
-def render(env: Environment, name: str, /, **ctx: object) -> str:
-    """Template ``name`` rendered. A fault in a template (most likely a site's own
-    copy: see ``[build] templates``) is a PublisherError naming its file and line,
-    not a traceback from inside Jinja2."""
-    from jinja2 import TemplateError, TemplateSyntaxError
-
-    try:
-        return env.get_template(name).render(**ctx)
-    except TemplateError as exc:
-        where = name
-        if isinstance(exc, TemplateSyntaxError) and exc.filename:
-            where = f"{exc.filename}:{exc.lineno}"
-        else:  # Jinja2 gives a template's frames its file name and line
-            frames = traceback.extract_tb(exc.__traceback__)
-            own = [f for f in frames if not f.filename.endswith(".py") and f.lineno]
-            if own:
-                where = f"{own[-1].filename}:{own[-1].lineno}"
-        raise PublisherError(
-            f"{where}: template error: {exc.message or exc.__class__.__name__}",
-            "fix the template; a copy in [build] templates overrides the bundled one "
-            "(remove the copy to use the bundled template again)",
-        ) from None
 
 
 class PageRenderer:

@@ -12,11 +12,12 @@ from datetime import datetime
 from functools import partial
 
 from publisher import __version__
-from publisher.site.feeds import MEDIA_TYPES, FeedRenderer, Piece, doc_path, paginate
-from publisher.site.pages import FORMAT_LABELS, FeedLink, FeedRow, PageRenderer, opml
-from publisher.source.posts import Post, Stream, Term
+from publisher.formats import FeedFormat
 from publisher.settings import Settings
+from publisher.site.feeds import FeedRenderer, Piece, doc_path, paginate
+from publisher.site.pages import FeedLink, FeedRow, PageRenderer, opml
 from publisher.site.sitemap import sitemap_files
+from publisher.source.posts import Post, Stream, Term
 from publisher.store.rows import DigestRecord
 from publisher.text import digest, folder_digest
 
@@ -48,9 +49,9 @@ def _feed_links(
     return [
         FeedLink(
             renderer.url(doc_path(key, fmt)),
-            MEDIA_TYPES[fmt],
-            f"{title} ({FORMAT_LABELS[fmt]})",
-            FORMAT_LABELS[fmt],
+            FeedFormat(fmt).media_type,
+            f"{title} ({FeedFormat(fmt).label})",
+            FeedFormat(fmt).label,
         )
         for fmt in formats
     ]

@@ -21,8 +21,8 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from publisher.errors import PublisherError, portable, raise_portable
-from publisher.store.rows import PostVersion
 from publisher.store.paths import shown_url
+from publisher.store.rows import PostVersion
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
-from publisher.source.archive import ArchivePage, RawPost
 from publisher.errors import Problem
+from publisher.source.archive import ArchivePage, RawPost
 from publisher.source.posts import (
     Clock,
     CopyGroup,

@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from publisher.settings import Settings
 from publisher.source.archive import ArchivePage, read_pages
 from publisher.source.posts import Stream, normalize
-from publisher.settings import Settings
 
 
 @contextmanager

@@ -17,8 +17,8 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import cached_property
 from html import escape
 
-from publisher.source.archive import ArchivePage, Paragraph, RawPost
 from publisher.errors import Problem, error, warning
+from publisher.source.archive import ArchivePage, Paragraph, RawPost
 from publisher.text import compare_key, slugify, squash, title_key
 
 #: Time-of-day convention: a post dated D is published at 12:00 local time on D,

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 
 from publisher.errors import PublisherError
 from publisher.store.locks import exclusive
-from publisher.store.schema import deliveries, digests, subscribers
-from publisher.store.rows import DigestRecord
 from publisher.store.paths import shown_url, sqlite_file
+from publisher.store.rows import DigestRecord
+from publisher.store.schema import deliveries, digests, subscribers
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
 SEND_LOCK = 0x7075626C69736872

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from publisher.errors import PublisherError
-from publisher.store.rows import PostVersion
 from publisher.store.paths import shown_url, sqlite_file
+from publisher.store.rows import PostVersion
 
 metadata = sa.MetaData()
 

@@ -40,13 +40,21 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from publisher.delivery.loop import PermanentError, TransientError, Transport
+from publisher.delivery.transport import MessageMail, PermanentError, TransientError, Transport
 from publisher.errors import PublisherError
-from publisher.newsletter.mime import MessageMail, build_plain, parse_sender
+from publisher.formats import MEDIA_TYPES
+from publisher.newsletter.mime import build_plain, parse_sender
 from publisher.newsletter.run import transport_for
-from publisher.site.pages import environment, render
-from publisher.source.load import load_stream
+from publisher.newsletter.tokens import (
+    Token,
+    TokenError,
+    secret_from_env,
+    sign,
+    unverified_purpose,
+    verify,
+)
 from publisher.settings import Settings
+from publisher.source.load import load_stream
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import (
     SUPPRESSED,
@@ -56,27 +64,10 @@ from publisher.store.subscribers import (
     clean_tags,
     normalize_email,
 )
-from publisher.newsletter.tokens import (
-    Token,
-    TokenError,
-    secret_from_env,
-    sign,
-    unverified_purpose,
-    verify,
-)
+from publisher.templating import environment, render
 
 log = logging.getLogger("publisher.web.app")
 ATOM = "http://www.w3.org/2005/Atom"
-MEDIA_TYPES = {
-    ".atom": "application/atom+xml; charset=utf-8",
-    ".rss": "application/rss+xml; charset=utf-8",
-    ".json": "application/feed+json; charset=utf-8",
-    ".opml": "text/x-opml; charset=utf-8",
-    ".html": "text/html; charset=utf-8",
-    ".xsl": "text/xsl; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".xml": "application/xml; charset=utf-8",  # the sitemap
-}
 CACHE = {".html": 300, ".atom": 900, ".rss": 900, ".json": 900, ".opml": 3600, ".xml": 3600}
 MAX_BODY = 16 * 1024
 CONFIRM_HOURS = 48

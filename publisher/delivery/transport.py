@@ -1,0 +1,80 @@
+"""What every transport shares: the message it is handed, how it fails, its Protocol.
+
+A message reaches a transport already laid out (``Mail.wire``): the
+transport chooses only between its 8bit and 7-bit forms, by what the
+receiving end accepts.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.generator import BytesGenerator
+from email.message import Message
+from typing import Protocol
+
+#: RFC 5322 2.1.1: at most 998 octets a line, CRLF excluded.
+MAX_LINE = 998
+#: Headers fold only past MAX_LINE: folding at 78 would split a long
+#: List-Unsubscribe URL, which mail providers then cannot use.
+WIRE = email.policy.compat32.clone(max_line_length=MAX_LINE, linesep="\r\n")
+
+
+class Mail(Protocol):
+    """A message ready for a transport, in the form the receiving end accepts."""
+
+    def wire(self, eight_bit: bool) -> bytes:
+        """CRLF wire form; 8bit parts only when ``eight_bit`` (the server offers 8BITMIME)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MessageMail:
+    """A ``Message`` built with the ``email`` package: always 7-bit, quoted-printable."""
+
+    msg: Message
+
+    def wire(self, eight_bit: bool) -> bytes:
+        return as_bytes(self.msg)
+
+
+def as_bytes(msg: Message) -> bytes:
+    """The wire form, CRLF line endings, headers unfolded up to 998 columns."""
+    out = io.BytesIO()
+    BytesGenerator(out, policy=WIRE, mangle_from_=False).flatten(msg)
+    return out.getvalue()
+
+
+class TransientError(Exception):
+    """Try again later: 4xx reply, dropped connection, timeout."""
+
+
+class PermanentError(Exception):
+    """Do not try again: a 5xx reply to this message or its recipient."""
+
+
+class Unreachable(TransientError):
+    """No connection to the server (refused, timed out, TLS failed): no message can go."""
+
+
+class ServerError(Exception):
+    """The server refuses the login or the sender: no message can go until the
+    settings are fixed, and it is no recipient's fault (never counted as a bounce)."""
+
+
+def nothing() -> None:
+    pass
+
+
+class Transport(Protocol):
+    def send(
+        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = nothing
+    ) -> None:
+        """Deliver one message. ``handing_over`` is called once per call, before any
+        part of the message could be accepted (the ledger marks the row ``sending``
+        there), also when the attempt fails earlier."""
+        ...
+
+    def close(self) -> None: ...
