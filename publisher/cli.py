@@ -339,7 +339,7 @@ def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher.web.app import serve
+    from publisher.web.server import serve
 
     return serve(settings, args.host, args.port)
 

@@ -313,3 +313,24 @@ def test_a_missing_page_gets_the_sites_404_page(site) -> None:  # type: ignore[n
     assert '<meta name="robots" content="noindex">' in r.text
     sitemap = httpx.get(server.url + "sitemap.xml").text
     assert "404.html" not in sitemap
+
+
+def test_a_tag_a_build_publishes_while_serving_is_offered_at_once(
+    site, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """``serve`` offers the topics the last build published (from the state database),
+    not those it read from the archives when it started."""
+    settings, server = site
+    before = httpx.get(server.url + "subscribe").text
+    assert 'value="thanks"' in before and "Brand new topic" not in before
+    seeds = tmp_path / "more-seeds"
+    seeds.mkdir()
+    for f in SEEDS.glob("*.txt"):
+        (seeds / f.name).write_bytes(f.read_bytes())
+    (seeds / "new.txt").write_text(
+        "Posts Tagged ‘Brand new topic’\n\nA new post\n\nMonday, March 4th, 2019\n\nIts text.\n",
+        encoding="utf-8",
+    )
+    build(settings, [seeds], Path("site"))
+    after = httpx.get(server.url + "subscribe").text
+    assert 'value="Brand new topic"' in after and 'value="thanks"' in after

@@ -244,6 +244,7 @@ def _build(
             stream = plan.stream
             # saved by the helper while this process lists the files (see ``meanwhile``)
             state.save_versions(plan.versions)
+            state.save_terms([(t.kind, t.slug, t.name) for t in stream.terms.values()])
             pending = _pending(settings, plan, writer)
             if pending is None:  # a kept file the manifest does not know: key everything
                 writer = OutputWriter(out)

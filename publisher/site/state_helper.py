@@ -69,6 +69,14 @@ class BuildState:
             self._send("save_versions", changed)
             self._unanswered += 1
 
+    def save_terms(self, terms: list[tuple[str, str, str]]) -> None:
+        """Record the terms published as (kind, slug, name); saved as ``save_versions`` is."""
+        if self._conn is None:
+            self._call("save_terms", terms)
+        else:
+            self._send("save_terms", terms)
+            self._unanswered += 1
+
     def flush(self) -> None:
         """Wait until the helper has done every call sent (see ``save_versions``)."""
         while self._unanswered:
@@ -131,18 +139,24 @@ class BuildState:
 
 
 def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
-    from publisher.store import schema as state
+    from publisher.store import published, schema
 
-    if name not in ("count_versions", "load_versions", "save_versions", "sent_digests"):
+    if name not in (
+        "count_versions",
+        "load_versions",
+        "save_versions",
+        "save_terms",
+        "sent_digests",
+    ):
         raise AssertionError(f"no state call {name!r}")
     try:
         if name == "sent_digests":
             from publisher.store.ledger import Ledger
 
             return Ledger(engine).sent_digests()
-        return getattr(state, name)(engine, *args)
+        return getattr(published, name)(engine, *args)
     except Exception as exc:
-        error = state.failure(exc, str(engine.url))
+        error = schema.failure(exc, str(engine.url))
         if error is None:
             raise
         raise error from None

@@ -7,16 +7,13 @@ transaction, so an old database keeps its data.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from publisher.errors import PublisherError
 from publisher.store.paths import shown_url, sqlite_file
-from publisher.store.rows import PostVersion
 
 metadata = sa.MetaData()
 
@@ -79,6 +76,16 @@ deliveries = sa.Table(
 )
 
 
+#: The terms the last build published, so that ``serve`` offers the topics of
+#: the site as it is, without reading the archives.
+published_terms = sa.Table(
+    "published_terms",
+    metadata,
+    sa.Column("kind", sa.String(20), primary_key=True),  # "tag" | "category"
+    sa.Column("slug", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(500), nullable=False),
+)
+
 #: Which scheduler process may act (a lease renewed by heartbeat).
 scheduler_lease = sa.Table(
     "scheduler_lease",
@@ -102,7 +109,11 @@ def _v2_to_v3(conn: Connection) -> None:
     scheduler_lease.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
+def _v3_to_v4(conn: Connection) -> None:
+    published_terms.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -177,50 +188,3 @@ def migrate(engine: Engine) -> int:
             step(conn)
         conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
     return SCHEMA_VERSION
-
-
-def load_versions(engine: Engine, ids: Iterable[str] | None = None) -> dict[str, PostVersion]:
-    """Every post's version, or only those of ``ids`` (an incremental build's few)."""
-    with engine.connect() as conn:
-        if ids is None:
-            rows = conn.execute(sa.select(post_versions)).all()
-        else:
-            wanted, rows = list(ids), []
-            for i in range(0, len(wanted), 500):
-                query = sa.select(post_versions).where(post_versions.c.id.in_(wanted[i : i + 500]))
-                rows.extend(conn.execute(query))
-    return {r.id: PostVersion(r.content_hash, datetime.fromisoformat(r.updated)) for r in rows}
-
-
-def count_versions(engine: Engine) -> int:
-    """Rows in the versions table: a build snapshot made against another database
-    (reset or replaced since) does not match it."""
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(post_versions)).scalar_one()
-
-
-def save_versions(engine: Engine, changed: Iterable[tuple[str, PostVersion]]) -> None:
-    rows = [
-        {"id": pid, "content_hash": v.content_hash, "updated": v.updated.isoformat()}
-        for pid, v in changed
-    ]
-    if not rows:
-        return
-    with engine.begin() as conn:
-        dialect = engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            # one upsert: deleting first, 500 ids a statement, took twice as long as
-            # inserting 10,000 rows (a first build saves every post)
-            insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
-            stmt = insert(post_versions)
-            excluded = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[post_versions.c.id],
-                set_={"content_hash": excluded.content_hash, "updated": excluded.updated},
-            )
-            conn.execute(stmt, rows)
-            return
-        ids = [r["id"] for r in rows]
-        for i in range(0, len(ids), 500):
-            conn.execute(post_versions.delete().where(post_versions.c.id.in_(ids[i : i + 500])))
-        conn.execute(post_versions.insert(), rows)

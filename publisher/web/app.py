@@ -9,41 +9,34 @@ which mail providers send from their servers with the signed token in the URL.
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import secrets
-import socket
-import sys
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
-from xml.etree import ElementTree
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import (
-    FileResponse,
-    HTMLResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-)
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import NotModifiedResponse, StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from publisher.delivery.transport import MessageMail, PermanentError, TransientError, Transport
 from publisher.errors import PublisherError
-from publisher.formats import MEDIA_TYPES
-from publisher.newsletter.mime import build_plain, parse_sender
+from publisher.newsletter.lifecycle import (
+    CONFIRM_HOURS,
+    Invitation,
+    Lifecycle,
+    confirmation_mail,
+    is_rejoin,
+)
+from publisher.newsletter.mime import parse_sender
 from publisher.newsletter.run import transport_for
 from publisher.newsletter.tokens import (
     Token,
@@ -54,107 +47,16 @@ from publisher.newsletter.tokens import (
     verify,
 )
 from publisher.settings import Settings
-from publisher.source.load import load_stream
+from publisher.store.published import Topic, load_topics
 from publisher.store.schema import open_engine
-from publisher.store.subscribers import (
-    SUPPRESSED,
-    Status,
-    Subscriber,
-    SubscriberStore,
-    clean_tags,
-    normalize_email,
-)
+from publisher.store.subscribers import Status, Subscriber, SubscriberStore, normalize_email
 from publisher.templating import environment, render
+from publisher.web.guards import BodyLimit, RateLimit, same_site
+from publisher.web.static import SiteFiles, feed_summary
 
 log = logging.getLogger("publisher.web.app")
-ATOM = "http://www.w3.org/2005/Atom"
-CACHE = {".html": 300, ".atom": 900, ".rss": 900, ".json": 900, ".opml": 3600, ".xml": 3600}
-MAX_BODY = 16 * 1024
-CONFIRM_HOURS = 48
 CSRF_SECONDS = 2 * 3600
 ONE_CLICK = "List-Unsubscribe=One-Click"
-
-
-class SiteFiles(StaticFiles):
-    """The build folder: feed media types, cache headers, 304s, nothing hidden served."""
-
-    preview: Callable[[Path, Scope], Response] | None = None
-
-    def get_path(self, scope: Scope) -> str:
-        path = super().get_path(scope)
-        if any(part.startswith(".") and part not in (".",) for part in Path(path).parts):
-            return "\x00hidden"  # lookup fails on the NUL: a plain 404
-        return path
-
-    def file_response(self, full_path, stat_result, scope, status_code=200):  # type: ignore[no-untyped-def]
-        suffix = Path(full_path).suffix
-        request = Headers(scope=scope)
-        headers = {
-            "Cache-Control": f"public, max-age={CACHE.get(suffix, 3600)}",
-            "X-Content-Type-Options": "nosniff",
-        }
-        media_type = MEDIA_TYPES.get(suffix)
-        if suffix in (".atom", ".rss", ".json"):
-            headers["Vary"] = "Sec-Fetch-Dest"
-            if request.get("sec-fetch-dest") == "document" and self.preview is not None:
-                # a person opened the feed in a browser tab (feed readers send no
-                # Fetch metadata): a readable page at the same address, to copy
-                return self.preview(Path(full_path), scope)
-        response = FileResponse(
-            full_path,
-            status_code=status_code,
-            stat_result=stat_result,
-            media_type=media_type,
-            headers=headers,
-        )
-        if self.is_not_modified(response.headers, request):
-            return NotModifiedResponse(response.headers)
-        return response
-
-
-class BodyLimit:
-    """413 for request bodies over ``MAX_BODY``, whether declared or streamed."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = Headers(scope=scope).get("content-length")
-        if length and (not length.isdigit() or int(length) > MAX_BODY):
-            await PlainTextResponse("request too large", 413)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise PublisherError("request too large")
-            return message
-
-        await self.app(scope, limited, send)
-
-
-class RateLimit:
-    """At most ``limit`` events per key within ``window`` seconds (in memory)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self.events: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, key: str) -> bool:
-        now = self.clock()
-        q = self.events[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if len(q) >= self.limit:
-            return False
-        q.append(now)
-        return True
 
 
 class App:
@@ -171,14 +73,21 @@ class App:
         self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.base))
         self.clock = clock
         self.secret = secret_from_env(allow_dev=settings.delivery.method == "outbox")
-        self.store = SubscriberStore(open_engine(settings.state.url))
+        self.engine = open_engine(settings.state.url)
+        self.store = SubscriberStore(self.engine)
+        self.lifecycle = Lifecycle(self.store)
         self.env = environment(settings.template_dirs)
         self.transport = transport or (lambda: transport_for(settings))
-        self.tags = load_stream(settings).terms_of("tag")
         self.per_ip = RateLimit(5, 600, clock)
         self.per_address = RateLimit(3, 3600, clock)
 
     # -- helpers -------------------------------------------------------------
+    @property
+    def tags(self) -> list[Topic]:
+        """The topics the last build published: read at each request, so a build made
+        while the server runs shows its new tags at once."""
+        return load_topics(self.engine, "tag")
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), self.site.tzinfo)
 
@@ -199,19 +108,7 @@ class App:
         return sign(Token("form", 0, int(self.clock()) + CSRF_SECONDS), self.secret)
 
     def same_site(self, request: Request) -> bool:
-        """A browser POST from our own pages: not cross-site by Fetch metadata, and a
-        matching Origin (or Referer) when one is given."""
-        fetch_site = request.headers.get("sec-fetch-site")
-        if fetch_site is not None and fetch_site not in ("same-origin", "same-site", "none"):
-            return False
-        origin = request.headers.get("origin") or request.headers.get("referer")
-        if not origin or origin == "null":
-            # non-browser clients send neither, privacy settings send "null":
-            # the signed CSRF token still has to match
-            return True
-        parts = urlsplit(origin)
-        own = {self.origin, f"{request.url.scheme}://{request.url.netloc}"}
-        return f"{parts.scheme}://{parts.netloc}" in own
+        return same_site(request, self.origin)
 
     async def form(self, request: Request) -> dict[str, list[str]]:
         form = await request.form()
@@ -269,47 +166,7 @@ class App:
 
     def feed_preview(self, path: Path, scope: Scope) -> Response:
         """Title, home page and entries of one of our own feed files, as a page."""
-        entries: list[tuple[str, str, str]] = []
-        if path.suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            title, home = data.get("title", ""), data.get("home_page_url", "")
-            entries = [
-                (i.get("title", ""), i.get("url", ""), i.get("date_published", "")[:10])
-                for i in data.get("items", [])
-            ]
-        else:
-            root = ElementTree.parse(path).getroot()  # our own file, written by build
-            if root.tag == f"{{{ATOM}}}feed":
-                title = root.findtext(f"{{{ATOM}}}title", "")
-                home = next(
-                    (
-                        lk.get("href", "")
-                        for lk in root.findall(f"{{{ATOM}}}link")
-                        if lk.get("rel") == "alternate"
-                    ),
-                    "",
-                )
-                for e in root.findall(f"{{{ATOM}}}entry"):
-                    link = e.find(f"{{{ATOM}}}link")
-                    entries.append(
-                        (
-                            e.findtext(f"{{{ATOM}}}title", ""),
-                            link.get("href", "") if link is not None else "",
-                            e.findtext(f"{{{ATOM}}}published", "")[:10],
-                        )
-                    )
-            else:
-                channel = root.find("channel")
-                assert channel is not None
-                title, home = channel.findtext("title", ""), channel.findtext("link", "")
-                entries = [
-                    (
-                        i.findtext("title", ""),
-                        i.findtext("link", ""),
-                        i.findtext("pubDate", "")[:16],
-                    )
-                    for i in channel.findall("item")
-                ]
+        title, home, entries = feed_summary(path)
         address = str(Request(scope).url)
         response = self.page(
             "feed_preview.html.j2", title=title, address=address, home=home, entries=entries
@@ -359,14 +216,9 @@ class App:
             return self.message(
                 "Slow down", "Too many sign-ups; please try again later.", status=429
             )
-        existing = self.store.by_email(address)
-        if existing is not None and existing.status in SUPPRESSED:
-            # left as it is until its owner confirms: anyone can fill in the form
-            purpose = f"rejoin {existing.updated}"
-            await run_in_threadpool(self.send_confirmation, existing, purpose)
-        elif existing is None or existing.status is not Status.ACTIVE:
-            sub, _ = self.store.add(address, name, chosen, status=Status.PENDING, now=self.now())
-            await run_in_threadpool(self.send_confirmation, sub)  # SMTP must not block the loop
+        invitation = self.lifecycle.sign_up(address, name, chosen, self.now())
+        if invitation is not None:  # SMTP must not block the loop
+            await run_in_threadpool(self.send_confirmation, invitation)
         # the same answer whether or not the address was already subscribed
         return self.message(
             "Check your inbox",
@@ -374,25 +226,19 @@ class App:
             "its way. Open the link in it to start your subscription.",
         )
 
-    def send_confirmation(self, sub: Subscriber, purpose: str = "confirm") -> None:
-        token = sign(Token(purpose, sub.id, int(self.clock()) + CONFIRM_HOURS * 3600), self.secret)
-        text = render(
-            self.env,
-            "confirm.txt.j2",
-            site=self.site,
-            name=sub.name,
-            hours=CONFIRM_HOURS,
-            confirm_url=f"{self.base}confirm?token={token}",
-        )
+    def send_confirmation(self, invitation: Invitation) -> None:
+        sub = invitation.subscriber
+        expires = int(self.clock()) + CONFIRM_HOURS * 3600
+        token = sign(Token(invitation.purpose, sub.id, expires), self.secret)
         sender = parse_sender(self.settings.digest.sender)
-        msg = build_plain(
-            sender=sender,
-            to_email=sub.email,
-            to_name=sub.name,
-            subject=f"Confirm your subscription to {self.site.title}",
-            text=text,
-            msg_id=f"<confirm.{secrets.token_hex(8)}@{self.site.id_domain}>",
-            date=self.now(),
+        msg = confirmation_mail(
+            self.env,
+            self.site,
+            sender,
+            sub,
+            f"{self.base}confirm?token={token}",
+            f"<confirm.{secrets.token_hex(8)}@{self.site.id_domain}>",
+            self.now(),
         )
         transport = self.transport()
         try:
@@ -407,58 +253,25 @@ class App:
         """The link in the confirmation email. A GET shows a button and changes
         nothing: mail scanners (Microsoft Defender, Mimecast and the like) fetch
         the links in a message, and double opt-in means its owner chose. The
-        button's POST confirms.
-
-        It only moves a pending subscription to active (or, for a ``rejoin``
-        link, the row it was sent for), so replaying it after an unsubscribe
-        does not bring the subscription back.
-        """
+        button's POST confirms (see ``Lifecycle`` for which links may act)."""
         text = request.query_params.get("token", "")
-        purpose = unverified_purpose(text)
-        rejoin = purpose.startswith("rejoin ")
-        sub, answer = self._rejoining(request, purpose) if rejoin else self._confirming(request)
-        if answer is not None:
-            return answer
+        purpose = unverified_purpose(text)  # verified by subscriber_for
+        sub, error = self.subscriber_for(request, purpose if is_rejoin(purpose) else "confirm")
+        if error:
+            return error
         assert sub is not None
+        if not Lifecycle.may_confirm(sub, purpose):
+            return self._used(sub)
         if request.method == "GET":
             return self.button_page("confirm", "Confirm your subscription", sub, text)
         form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
-        if rejoin:
-            self.store.add(sub.email, status=Status.ACTIVE, now=self.now())  # and no bounces
-        else:
-            self.store.set_status(sub.id, Status.ACTIVE, self.now())
+        self.lifecycle.confirm(sub, purpose, self.now())
         return self.message(
-            "You are subscribed again" if rejoin else "You are subscribed",
+            "You are subscribed again" if is_rejoin(purpose) else "You are subscribed",
             f"The weekly digest of {self.site.title} will come to {sub.email}.",
         )
-
-    def _confirming(self, request: Request) -> tuple[Subscriber | None, Response | None]:
-        """The subscriber a ``confirm`` link may activate, or the answer instead."""
-        sub, error = self.subscriber_for(request, "confirm")
-        if error:
-            return None, error
-        assert sub is not None
-        if sub.status is Status.PENDING:
-            return sub, None
-        return None, self._used(sub)
-
-    def _rejoining(
-        self, request: Request, purpose: str
-    ) -> tuple[Subscriber | None, Response | None]:
-        """The subscriber a ``rejoin`` link may bring back, or the answer instead: the
-        link was sent to an address that had unsubscribed or bounced, and its token
-        names the row as it was then, so it works once, and never after the row
-        changed (unsubscribed again, say). ``purpose`` is the one the token claims:
-        verified here."""
-        sub, error = self.subscriber_for(request, purpose)
-        if error:
-            return None, error
-        assert sub is not None
-        if purpose == f"rejoin {sub.updated}" and sub.status in SUPPRESSED:
-            return sub, None
-        return None, self._used(sub)
 
     def _used(self, sub: Subscriber) -> Response:
         if sub.status is Status.ACTIVE:
@@ -484,12 +297,12 @@ class App:
             )
         body = (await request.body()).decode("utf-8", "replace").strip()
         if body == ONE_CLICK:  # RFC 8058: the mail provider's POST, no further step
-            self.store.set_status(sub.id, Status.UNSUBSCRIBED, self.now())
+            self.lifecycle.unsubscribe(sub, self.now())
             return PlainTextResponse("unsubscribed")
         form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
-        self.store.set_status(sub.id, Status.UNSUBSCRIBED, self.now())
+        self.lifecycle.unsubscribe(sub, self.now())
         return self.message(
             "You are unsubscribed", f"{sub.email} will get no more digests from {self.site.title}."
         )
@@ -506,15 +319,12 @@ class App:
             if refused := self.check_form(request, form):
                 return refused
             if (form.get("action") or [""])[0] == "unsubscribe":
-                self.store.set_status(sub.id, Status.UNSUBSCRIBED, self.now())
+                self.lifecycle.unsubscribe(sub, self.now())
                 return self.message(
                     "You are unsubscribed", f"{sub.email} will get no more digests."
                 )
             known = {t.name for t in self.tags}
-            self.store.set_tags(
-                sub.id, clean_tags(t for t in form.get("tag", []) if t in known), self.now()
-            )
-            sub = self.store.get(sub.id) or sub
+            sub = self.lifecycle.choose_topics(sub, form.get("tag", []), known, self.now())
             saved = True
         return self.page(
             "preferences.html.j2",
@@ -555,51 +365,3 @@ def create_app(settings: Settings, **kwargs: object) -> Starlette:
         routes=routes,
         middleware=[Middleware(BodyLimit), Middleware(GZipMiddleware, minimum_size=500)],
     )
-
-
-def serve(settings: Settings, host: str, port: int) -> int:
-    import uvicorn
-
-    site = Path(settings.build.output)
-    if not (site / "index.html").is_file() and not any(site.glob("all.*")):
-        print(
-            f"warning: {site} holds no built site yet: run `publisher build` "
-            "(the subscription pages work meanwhile)",
-            file=sys.stderr,
-        )
-    sock = _listen(host, port)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        proxy_headers=False,
-        server_header=False,
-    )
-    with sock:
-        uvicorn.Server(config).run(sockets=[sock])
-    return 0
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here so that an address in use (another ``serve``,
-    say) is an error with a remedy, not uvicorn's log line and exit status 3."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family)
-    except socket.gaierror as exc:
-        raise PublisherError(
-            f"cannot serve on {host}: {exc.strerror}", "give --host an address, e.g. 127.0.0.1"
-        ) from None
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            why = "another program is listening there"
-        elif exc.errno == errno.EACCES:
-            why = "permission denied (ports below 1024 need privileges)"
-        else:
-            why = exc.strerror or str(exc)
-        raise PublisherError(
-            f"cannot serve on {host}:{port}: {why}",
-            "stop the other server, or choose another port with --port "
-            "(and set [site] base_url to the address the site is served at)",
-        ) from None

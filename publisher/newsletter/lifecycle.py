@@ -1,0 +1,130 @@
+"""The subscription lifecycle: sign-up, confirmation, rejoining, topics, leaving.
+
+Every move between ``Status`` values that a person makes happens here (a
+bounce is the ledger's, in the same transaction as the failed delivery), so
+the web routes only parse forms and call these, and the rules read in one
+place:
+
+- anyone can fill in the sign-up form, so a sign-up never changes an address
+  that is active, unsubscribed or bounced: it only mails its owner a link;
+- a ``confirm`` link moves a pending subscription to active, and nothing else
+  (replayed after an unsubscribe, it does not bring it back);
+- a ``rejoin`` link, mailed to an address that had left, names the row as it
+  was then (``rejoin <updated>``): it works once, and never after the row
+  changed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import Message
+
+from jinja2 import Environment
+
+from publisher.newsletter.mime import build_plain
+from publisher.settings import SiteSettings
+from publisher.store.subscribers import (
+    SUPPRESSED,
+    Status,
+    Subscriber,
+    SubscriberStore,
+    clean_tags,
+)
+from publisher.templating import render
+
+CONFIRM_PURPOSE = "confirm"
+REJOIN = "rejoin "
+#: How long a confirmation link works.
+CONFIRM_HOURS = 48
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A link to mail after a sign-up: whom to, and the purpose its token carries."""
+
+    subscriber: Subscriber
+    purpose: str
+
+
+def rejoin_purpose(sub: Subscriber) -> str:
+    return f"{REJOIN}{sub.updated}"
+
+
+def is_rejoin(purpose: str) -> bool:
+    return purpose.startswith(REJOIN)
+
+
+class Lifecycle:
+    """The moves a person makes, on the subscriber store."""
+
+    def __init__(self, store: SubscriberStore) -> None:
+        self.store = store
+
+    def sign_up(
+        self, address: str, name: str, tags: Iterable[str], now: datetime
+    ) -> Invitation | None:
+        """What to mail after the form: a confirmation for a new or pending address, a
+        rejoin link for one that left, nothing for one already active."""
+        existing = self.store.by_email(address)
+        if existing is not None and existing.status in SUPPRESSED:
+            # left as it is until its owner confirms: anyone can fill in the form
+            return Invitation(existing, rejoin_purpose(existing))
+        if existing is None or existing.status is not Status.ACTIVE:
+            sub, _ = self.store.add(address, name, list(tags), status=Status.PENDING, now=now)
+            return Invitation(sub, CONFIRM_PURPOSE)
+        return None
+
+    @staticmethod
+    def may_confirm(sub: Subscriber, purpose: str) -> bool:
+        """Whether a verified link with ``purpose`` may still act on ``sub``."""
+        if is_rejoin(purpose):
+            return purpose == rejoin_purpose(sub) and sub.status in SUPPRESSED
+        return sub.status is Status.PENDING
+
+    def confirm(self, sub: Subscriber, purpose: str, now: datetime) -> None:
+        if is_rejoin(purpose):
+            self.store.add(sub.email, status=Status.ACTIVE, now=now)  # and no bounces
+        else:
+            self.store.set_status(sub.id, Status.ACTIVE, now)
+
+    def unsubscribe(self, sub: Subscriber, now: datetime) -> None:
+        self.store.set_status(sub.id, Status.UNSUBSCRIBED, now)
+
+    def choose_topics(
+        self, sub: Subscriber, tags: Iterable[str], known: set[str], now: datetime
+    ) -> Subscriber:
+        """Keep the topics that exist; returns the subscriber as it now is."""
+        self.store.set_tags(sub.id, clean_tags(t for t in tags if t in known), now)
+        return self.store.get(sub.id) or sub
+
+
+def confirmation_mail(
+    env: Environment,
+    site: SiteSettings,
+    sender: Address,
+    sub: Subscriber,
+    confirm_url: str,
+    msg_id: str,
+    now: datetime,
+) -> Message:
+    """The one-part mail that carries a confirmation (or rejoin) link."""
+    text = render(
+        env,
+        "confirm.txt.j2",
+        site=site,
+        name=sub.name,
+        hours=CONFIRM_HOURS,
+        confirm_url=confirm_url,
+    )
+    return build_plain(
+        sender=sender,
+        to_email=sub.email,
+        to_name=sub.name,
+        subject=f"Confirm your subscription to {site.title}",
+        text=text,
+        msg_id=msg_id,
+        date=now,
+    )

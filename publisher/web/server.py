@@ -1,0 +1,60 @@
+"""``publisher serve``: the app under uvicorn, on a socket bound here."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+from pathlib import Path
+
+from publisher.errors import PublisherError
+from publisher.settings import Settings
+from publisher.web.app import create_app
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    site = Path(settings.build.output)
+    if not (site / "index.html").is_file() and not any(site.glob("all.*")):
+        print(
+            f"warning: {site} holds no built site yet: run `publisher build` "
+            "(the subscription pages work meanwhile)",
+            file=sys.stderr,
+        )
+    sock = _listen(host, port)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that an address in use (another ``serve``,
+    say) is an error with a remedy, not uvicorn's log line and exit status 3."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except socket.gaierror as exc:
+        raise PublisherError(
+            f"cannot serve on {host}: {exc.strerror}", "give --host an address, e.g. 127.0.0.1"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "another program is listening there"
+        elif exc.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges)"
+        else:
+            why = exc.strerror or str(exc)
+        raise PublisherError(
+            f"cannot serve on {host}:{port}: {why}",
+            "stop the other server, or choose another port with --port "
+            "(and set [site] base_url to the address the site is served at)",
+        ) from None
