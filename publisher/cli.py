@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from publisher import __version__
@@ -185,9 +186,27 @@ def cmd_posts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_build(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher.site.build import run_build
+    out = Path(args.out) if args.out else Path(settings.build.output)
+    if args.no_cache:
+        settings = replace(settings, build=replace(settings.build, cache=False))
+    paths = list(args.paths) or [Path(settings.build.seeds)]
+    progress = sys.stderr.isatty() and not args.quiet
+    from publisher.site.build import build
 
-    return run_build(settings, args)
+    result = build(
+        settings,
+        paths,
+        out,
+        skip_invalid=args.skip_invalid,
+        progress=progress,
+        jobs=args.jobs,
+        full=args.full,
+        overwrite=args.overwrite,
+    )
+    for line in result.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(result.summary())
+    return 0
 
 
 def _now(settings: Settings):  # type: ignore[no-untyped-def]

@@ -153,6 +153,13 @@ class Settings:
             )
         return (own, bundled)
 
+    def build_key(self) -> str:
+        """The settings a build's output is made from, as one string for its cache key:
+        the site, the build, the id aliases, the digest's look (its web copies) and
+        which state database dates the posts. Delivery, SMTP and schedule settings
+        are not in it: changing them leaves the next build a no-change build."""
+        return repr((self.site, self.build, sorted(self.ids.items()), self.digest, self.state))
+
     def template_file(self, name: str) -> Path:
         """A template used as it is (the feeds' stylesheet, the pages' CSS): the
         first folder of ``template_dirs`` that has it."""

@@ -77,15 +77,15 @@ def slugify(text: str, fallback_prefix: str = "post") -> str:
     if len(slug) > MAX_SLUG:
         slug = slug[:MAX_SLUG].rsplit("-", 1)[0] or slug[:MAX_SLUG]
     if not slug:
-        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-        slug = f"{fallback_prefix}-{digest}"
+        hashed = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+        slug = f"{fallback_prefix}-{hashed}"
     if slug in _RESERVED:
         slug = f"{slug}-{fallback_prefix}"
     return slug
 
 
-def digest(*parts: object) -> str:
-    """A short stable digest of ``parts`` (their ``str``), for change detection."""
+def fingerprint(*parts: object) -> str:
+    """A short stable hash of ``parts`` (their ``str``), for change detection."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
         h.update(str(part).encode("utf-8"))
@@ -93,8 +93,8 @@ def digest(*parts: object) -> str:
     return h.hexdigest()
 
 
-def folder_digest(*folders: Path) -> str:
-    """Digest of every file's name and bytes in ``folders`` (the templates)."""
-    return digest(
+def folder_fingerprint(*folders: Path) -> str:
+    """Fingerprint of every file's name and bytes in ``folders`` (the templates)."""
+    return fingerprint(
         *(sorted((p.name, p.read_bytes()) for p in f.iterdir() if p.is_file()) for f in folders)
     )

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -518,7 +519,7 @@ def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:
 def test_parallel_render_matches_serial(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_items: int, posts: int
 ) -> None:
-    import publisher.site.build as build_module
+    import publisher.site.render as build_module
 
     forked: list[int] = []
     render_forked = build_module._render_forked
@@ -612,7 +613,7 @@ def test_a_slow_worker_takes_fewer_posts_than_its_partner(
     """The posts are taken a chunk at a time, not halved: a worker the CPU serves
     less (here: the Atom one, made to pause) makes fewer entries, instead of
     making its partner wait for its half."""
-    monkeypatch.setattr("publisher.site.build.SWAP_CHUNK", 20)
+    monkeypatch.setattr("publisher.site.render.SWAP_CHUNK", 20)
     made = tmp_path / "made"
     _count_entries(monkeypatch, made, slow="atom")
     _synthetic_archives(tmp_path / "in", posts=700, tags=6)
@@ -632,7 +633,7 @@ def test_a_worker_whose_partner_took_every_post_has_nothing_to_map(
     """Fewer posts than a chunk: one worker takes them all and its partner none, so
     the partner passes it an empty file (which cannot be mapped). The output is
     still the serial build's."""
-    monkeypatch.setattr("publisher.site.build.SWAP_CHUNK", 1000)
+    monkeypatch.setattr("publisher.site.render.SWAP_CHUNK", 1000)
     made = tmp_path / "made"
     _count_entries(monkeypatch, made)
     _synthetic_archives(tmp_path / "in", posts=700, tags=6)
@@ -675,8 +676,8 @@ def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
 
 
 def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
-    from publisher.site.build import _lanes
-    from publisher.site.plan import Artifact
+    from publisher.site.artifacts import Artifact
+    from publisher.site.render import _lanes
 
     def doc(path: str, weight: int) -> Artifact:
         return Artifact(path, "", bytes, weight=weight)
@@ -721,8 +722,8 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     to leave the build waiting for its report forever, holding the build lock. Now
     it is an error naming the cause; the other worker stops, and what the dead
     one was writing leaves no temporary file behind."""
-    from publisher.site.build import _render_all
-    from publisher.site.plan import Artifact
+    from publisher.site.artifacts import Artifact
+    from publisher.site.render import render_all
     from publisher.site.writer import OutputWriter
 
     out = tmp_path / "out"
@@ -736,7 +737,7 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     signal.alarm(60)
     try:
         with pytest.raises(PublisherError) as exc:
-            _render_all(OutputWriter(out), pending, False, 2, lambda: None)
+            render_all(OutputWriter(out), pending, False, 2, lambda: None)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
@@ -757,7 +758,7 @@ def test_a_fault_in_a_template_names_its_file_and_line(
     """A site's own template with a syntax error, or naming what a post does not
     have: an error at FILE:LINE with a remedy, rendered here or in forked workers
     (300 posts: past the size where a build forks), never a traceback."""
-    import publisher.site.build as build_module
+    import publisher.site.render as build_module
 
     forked, render_forked = [], build_module._render_forked
     monkeypatch.setattr(
@@ -1008,3 +1009,25 @@ def test_archives_outside_the_working_folder_keep_the_names_given(
     edited = build(s, [given], Path("out"))
     assert "../seeds/002_58f30e9912765277.txt:25: warning" in capsys.readouterr().err
     assert edited.archives_read == 1 and SnapshotStore(s.state.url, Path("out")).delta.is_file()
+
+
+def test_settings_that_do_not_change_the_output_leave_a_no_change_build(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The build's cache key holds only what its output is made from: new SMTP,
+    delivery or schedule settings (or the config file's name) read no archive again,
+    while a site setting does."""
+    out = tmp_path / "out"
+    first = build(settings, [SEEDS], out)
+    assert not first.up_to_date
+    other = replace(
+        settings,
+        smtp=replace(settings.smtp, host="relay.example.org", port=2525),
+        delivery=replace(settings.delivery, method="smtp", max_attempts=9),
+        schedule=replace(settings.schedule, publish_cron="*/5 * * * *"),
+        source="elsewhere.toml",
+    )
+    assert build(other, [SEEDS], out).up_to_date
+    retitled = replace(other, site=replace(settings.site, title="Another title"))
+    again = build(retitled, [SEEDS], out)
+    assert not again.up_to_date and again.written > 0

@@ -315,9 +315,7 @@ def test_a_missing_page_gets_the_sites_404_page(site) -> None:  # type: ignore[n
     assert "404.html" not in sitemap
 
 
-def test_a_tag_a_build_publishes_while_serving_is_offered_at_once(
-    site, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_tag_a_build_publishes_while_serving_is_offered_at_once(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``serve`` offers the topics the last build published (from the state database),
     not those it read from the archives when it started."""
     settings, server = site

@@ -15,7 +15,7 @@ from publisher.newsletter.content import DigestRenderer
 from publisher.settings import Settings
 from publisher.source.posts import Post, Stream
 from publisher.store.rows import DigestRecord
-from publisher.text import digest
+from publisher.text import fingerprint
 from publisher.weeks import Week, parse_week
 
 FEED_PATH = "digests.atom"
@@ -54,7 +54,7 @@ def digest_files(
     renderer = DigestRenderer(settings)
 
     def key_of(d: SentDigest) -> str:
-        return digest(
+        return fingerprint(
             base_key, d.week.label, [(p.id, p.content_hash, updated[p.id]) for p in d.posts]
         )
 
@@ -67,7 +67,7 @@ def digest_files(
     if sent:
         yield (
             FEED_PATH,
-            digest(base_key, [key_of(d) for d in sent]),
+            fingerprint(base_key, [key_of(d) for d in sent]),
             lambda: _feed(settings, sent, renderer, updated),
         )
 

@@ -1,258 +1,189 @@
-"""The site's artifacts: every output file as (path, key of its inputs, renderer).
+"""What a build publishes: the post stream and its dates, by a full normalize or
+by patching the last build's snapshot with the archives that changed.
 
-Keys digest everything a file is made from, so the writer can skip files whose
-inputs did not change without rendering them.
+Either way the result is a ``Plan``: the stream, each post's ``updated``,
+the version rows to save, the digests sent, and how far the output may have
+changed (``touched``, ``regrouped``), so that only the files that may show a
+change are keyed (see ``artifacts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from publisher import __version__
-from publisher.formats import FeedFormat
+from publisher.errors import Problem, PublisherError
 from publisher.settings import Settings
-from publisher.site.feeds import FeedRenderer, Piece, doc_path, paginate
-from publisher.site.pages import FeedLink, FeedRow, PageRenderer, opml
-from publisher.site.sitemap import sitemap_files
-from publisher.source.posts import Post, Stream, Term
-from publisher.store.rows import DigestRecord
-from publisher.text import digest, folder_digest
+from publisher.site.cache import FileStat, Snapshot, SnapshotStore, changed_files
+from publisher.site.state_helper import BuildState
+from publisher.site.writer import OutputWriter
+from publisher.source.archive import ArchivePage, Copies, parse_page
+from publisher.source.load import load_pages
+from publisher.source.posts import Stream
+from publisher.store.rows import PostVersion, resolve_updated
 
-STATIC_FILES = ("feed.xsl", "style.css")
-
-
-@dataclass(frozen=True)
-class Artifact:
-    path: str
-    key: str
-    render: Callable[[], bytes | Sequence[Piece]]  # see ``OutputWriter.write``
-    #: Render order: feed documents by their newest post, newest first, then the rest.
-    order: tuple[int, float] = (1, 0.0)
-    #: Called once before rendering when the file is to be (re)written.
-    will_render: Callable[[], None] | None = None
-    #: Listed only: its key is unchanged (see ``artifacts``), the file stays as it is.
-    keep: bool = False
-    #: Rendering cost in posts shown, so a build of a few huge feeds (a large
-    #: ``feed_max_items``) is shared out to workers like one of many small files.
-    weight: int = 1
-    #: A feed document's renderer and posts, so that the workers rendering its
-    #: Atom and its RSS can share the making of each post's entry (see ``build``).
-    feed: tuple[FeedRenderer, tuple[Post, ...]] | None = None
+if TYPE_CHECKING:
+    from publisher.site.artifacts import Artifact
+    from publisher.store.rows import DigestRecord
 
 
-def _feed_links(
-    renderer: FeedRenderer, key: str, title: str, formats: Sequence[str]
-) -> list[FeedLink]:
-    return [
-        FeedLink(
-            renderer.url(doc_path(key, fmt)),
-            FeedFormat(fmt).media_type,
-            f"{title} ({FeedFormat(fmt).label})",
-            FeedFormat(fmt).label,
-        )
-        for fmt in formats
-    ]
+@dataclass
+class Plan:
+    """What a build publishes, and how it then records itself for the next one."""
+
+    stream: Stream
+    updated: dict[str, datetime]
+    versions: list[tuple[str, PostVersion]]  # rows to save
+    sent: Sequence[DigestRecord]
+    #: Only files showing these posts may change (``None``: any file may).
+    touched: set[str] | None
+    #: Runs while render workers run (a full build pickles its snapshot then).
+    stage: Callable[[], None]
+    #: After the output and versions are saved: keep the snapshot, given the
+    #: versions table's row count.
+    record: Callable[[int], None]
+    archives_read: int
+    #: Families whose posts came, went or moved (see ``site.artifacts``).
+    regrouped: set[str] | None = None
 
 
-def artifacts(
+def full_plan(
     settings: Settings,
-    stream: Stream,
-    updated: dict[str, datetime],
-    sent: Sequence[DigestRecord] = (),
-    touched: Collection[str] | None = None,
-    regrouped: Collection[str] | None = None,
-) -> Iterator[Artifact]:
-    """Every output file; with ``touched``, only those that may have changed.
+    store: SnapshotStore,
+    given: list[Path],
+    files: dict[str, FileStat],
+    config: str,
+    inputs: str,
+    state: BuildState,
+    now: datetime,
+    skip_invalid: bool,
+    out: Path,
+    parsed: dict[str, ArchivePage],
+) -> Plan:
+    pages, stream = load_pages(settings, given, parsed)
+    report(stream.problems)
+    if stream.errors and not skip_invalid:
+        raise PublisherError(
+            f"{len(stream.errors)} error(s) in the archives; nothing was written "
+            f"(the previous output in {out} is untouched)",
+            "fix the problems listed above, or publish the good posts with --skip-invalid",
+        )
+    if not stream.posts:
+        raise PublisherError("no posts to publish", "check the archive paths")
+    known = state.load_versions()
+    updated, versions = resolve_updated(
+        ((p.id, p.content_hash, p.published) for p in stream.posts), known, now
+    )
+    sent = state.sent_digests()
+    # the row count is known before the rows are saved: what was there, plus the new
+    rows = len(known.keys() | {pid for pid, _ in versions})
+    snap = None  # a stream with errors is never patched: keep none
+    if settings.build.cache and not stream.errors:
+        by_file = {p.file: p for p in pages}
+        snap = Snapshot(config, inputs, files, by_file, stream, updated, sent, rows)
 
-    ``touched`` is for an incremental build: the posts whose files show changed
-    (content, slug, time). With the same posts in the same order, terms and
-    settings, every other file's key is made of unchanged parts: it is not even
-    computed, nor listed. With ``regrouped`` too (families, as ``all`` or
-    ``tag/<slug>``, whose posts came, went or moved), those families' files are
-    all keyed, and every other file is listed as ``keep`` without a key, so that
-    what is gone can be told from what is kept.
-    """
-    listing = regrouped is not None  # list what is kept, so the rest is removed
+    def stage() -> None:
+        if snap is not None:
+            store.stage(snap)
+
+    def record(rows: int) -> None:
+        if snap is None or rows != snap.versions:
+            store.discard()  # and one an earlier build kept: it no longer describes the output
+        else:
+            store.commit()
+
+    return Plan(stream, updated, versions, sent, None, stage, record, len(files) - len(parsed))
+
+
+def incremental_plan(
+    settings: Settings,
+    store: SnapshotStore,
+    prior: Snapshot,
+    files: dict[str, FileStat],
+    inputs: str,
+    state: BuildState,
+    now: datetime,
+    writer: OutputWriter,
+) -> Plan | None:
+    """Patch the last build's stream with the few archives that changed, or ``None``."""
+    from publisher.source.increment import patch
+
+    changed, gone = changed_files(prior, files)
+    seen: Copies = {}
+    new_pages = {n: parse_page(Path(files[n].path).read_bytes(), n, seen) for n in changed}
+    # an archive gone is a page with no posts left
+    emptied = {n: ArchivePage(n, prior.pages[n].kind, prior.pages[n].term) for n in gone}
     site = settings.site
-    formats, with_pages = settings.build.formats, settings.build.pages
-    feeds = FeedRenderer(site, updated)
-    pages = PageRenderer(settings)
-    base_key = digest(
-        __version__,
-        repr(site),
-        settings.build.feed_max_items,
-        formats,  # pages link to every format
-        folder_digest(*settings.template_dirs),
+    result = patch(
+        prior.stream, prior.pages, new_pages | emptied, site.id_domain, site.tzinfo, settings.ids
+    )
+    if result is None or state.count_versions() != prior.versions:
+        return None
+    stream = result.stream
+    report(stream.problems)
+    by_id = {p.id: p for p in stream.posts if p.id in result.remade} if result.remade else {}
+    fresh, versions = resolve_updated(
+        ((p.id, p.content_hash, p.published) for p in by_id.values()),
+        state.load_versions(by_id),
+        now,
+    )
+    updated = prior.updated | fresh
+    # what of a post its files show (see ``site.artifacts``' post keys), before and now
+    old = {p.id: p for p in prior.stream.posts if p.id in by_id}
+    shown = {pid: (p.slug, p.content_hash, p.published, updated[pid]) for pid, p in by_id.items()}
+    touched = {
+        pid
+        for pid, now_shown in shown.items()
+        if (o := old.get(pid)) is None
+        or now_shown != (o.slug, o.content_hash, o.published, prior.updated.get(pid))
+    }
+    regrouped = None
+    if result.reordered:  # posts came, went or moved: which families' lists changed
+        from publisher.site.artifacts import family_members
+
+        was, now_in = family_members(prior.stream), family_members(stream)
+        regrouped = {k for k in was.keys() | now_in.keys() if was.get(k) != now_in.get(k)}
+    # files only this build's keys can vouch for: the folder must be as the last build left it
+    narrow = writer.inputs == prior.inputs and writer.untouched()
+
+    def record(rows: int) -> None:
+        stats: dict[str, FileStat | None] = {n: files.get(n) for n in (*changed, *gone)}
+        pages: dict[str, ArchivePage | None] = {**new_pages, **dict.fromkeys(gone)}
+        store.advance(prior, result, stats, pages, inputs, fresh, rows)
+
+    return Plan(
+        stream,
+        updated,
+        versions,
+        prior.sent,
+        touched if narrow else None,
+        lambda: None,
+        record,
+        len(changed),
+        regrouped if narrow else None,
     )
 
-    post_keys: dict[str, str] = {}
 
-    def post_key(p: Post) -> str:
-        """What of a post its files show, as one string, made once per post (a post is
-        in ~5 files' keys; formatting dates and tuples per use was most of a rebuild)."""
-        key = post_keys.get(p.id)
-        if key is None:
-            fields = (p.id, p.slug, p.content_hash, p.published.isoformat())
-            key = post_keys[p.id] = "\x1f".join((*fields, updated[p.id].isoformat()))
-        return key
+def pending(settings: Settings, plan: Plan, writer: OutputWriter) -> list[Artifact] | None:
+    """The files to render: listed by ``artifacts``, less those whose key is unchanged."""
+    from publisher.site.artifacts import artifacts
 
-    def posts_key(posts: Sequence[Post]) -> str:
-        return "\x1e".join(post_key(p) for p in posts)
-
-    def shows_touched(posts: Sequence[Post]) -> bool:
-        return touched is None or any(p.id in touched for p in posts)
-
-    def kept(path: str) -> Artifact:
-        return Artifact(path, "", _unrendered, keep=True)
-
-    families: list[tuple[str, str, str, str, list[Post]]] = []
-    for key, term, members in _families(stream):
-        if term is None:
-            families.append((key, site.title, site.description, site.base_url, members))
-            continue
-        heading = _HEADINGS[term.kind].format(term.name)
-        page_url = feeds.term_url(term.kind, term.slug)
-        families.append((key, f"{site.title}: {heading}", heading, page_url, members))
-
-    rows: list[FeedRow] = []
-    site_links = _feed_links(feeds, "all", site.title, formats)
-    for key, title, description, page_url, posts in families:
-        links = _feed_links(feeds, key, title, formats)
-        rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
-        whole = regrouped is not None and key in regrouped
-        if not whole and not shows_touched(posts) and not listing:
-            continue
-        for doc in paginate(
-            key, title, description, page_url, posts, settings.build.feed_max_items
-        ):
-            if not whole and not shows_touched(doc.posts):
-                if listing:
-                    yield from (kept(doc.path(fmt)) for fmt in formats)
-                continue
-            doc_key = digest(
-                base_key,
-                doc.key,
-                doc.page,
-                doc.pages,
-                title,
-                description,
-                posts_key(doc.posts),
-            )
-            newest = (0, -doc.posts[0].published.timestamp())
-            for fmt in formats:
-                yield Artifact(
-                    doc.path(fmt),
-                    doc_key,
-                    _bind(feeds.render, doc, fmt),
-                    newest,
-                    partial(feeds.expect, doc, fmt),
-                    weight=len(doc.posts),
-                    feed=(feeds, doc.posts),
-                )
-        if key != "all" and with_pages:
-            heading = description
-            if not whole and not shows_touched(posts):
-                yield kept(f"{key}.html")  # (listing: the family was skipped otherwise)
-                continue
-            yield Artifact(
-                f"{key}.html",
-                # each post's summary is in its key already: made of its content
-                digest(base_key, heading, posts_key(posts)),
-                _bind(pages.term, heading, posts, links),
-                weight=len(posts),
-            )
-
-    if with_pages:
-        from publisher.site.digests import digest_files, sent_digests  # Jinja2: see pages
-
-        term_links = {  # a post page links to each of its terms' feeds in the first format
-            (f"{t.kind}/{t.slug}", t.name): _feed_links(
-                feeds, f"{t.kind}/{t.slug}", t.name, formats[:1]
-            )[0]
-            for t in stream.terms.values()
-        }
-
-        def post_page(p: Post) -> bytes:
-            # built only when the page is (re)rendered: most rebuilds skip most posts
-            terms = _terms_of(stream, p)
-            links = site_links + [term_links[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
-            return pages.post(p, terms, links)
-
-        for p in stream.posts:
-            if touched is None or p.id in touched:
-                yield Artifact(
-                    f"posts/{p.slug}.html", digest(base_key, post_key(p)), _bind(post_page, p)
-                )
-            elif listing:
-                yield kept(f"posts/{p.slug}.html")
-
-        weeks = sent_digests(settings, stream, sent)
-        if listing or any(shows_touched(d.posts) for d in weeks):
-            for path, key, render in digest_files(settings, weeks, updated, base_key):
-                yield Artifact(path, key, render)
-        archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
-        recent = list(stream.posts[: settings.build.feed_max_items])
-        if listing or shows_touched(recent):
-            yield Artifact(
-                "index.html",
-                digest(base_key, rows, posts_key(recent), archive),
-                _bind(pages.index, rows, recent, site_links, archive),
-            )
-        # every page, dated by the posts it shows: any post's change may move a date
-        mapped = [(url, max(updated[p.id] for p in posts)) for _, _, _, url, posts in families]
-        mapped += [(feeds.post_url(p), updated[p.id]) for p in stream.posts]
-        mapped += [
-            (f"{site.base_url}{d.path}", max(updated[p.id] for p in d.posts))
-            for d in weeks
-            if d.posts
-        ]
-        for path, data in sitemap_files(site.base_url, mapped):
-            yield Artifact(path, digest(data), _bind(lambda d: d, data))
-    if touched is not None and not listing:
-        return  # the rest shows no post
-    yield Artifact("feeds.opml", digest(base_key, rows), _bind(opml, site.title, rows))
-    if with_pages:  # not in the sitemap: it stands for no page
-        yield Artifact("404.html", digest(base_key, site_links), _bind(pages.not_found, site_links))
-    static = STATIC_FILES if with_pages else STATIC_FILES[:1]  # feed.xsl: the feeds' own
-    if listing:
-        yield from (kept(name) for name in static)  # made of the templates only
-        return
-    for name in static:
-        data = settings.template_file(name).read_bytes()
-        yield Artifact(name, digest(data), _bind(lambda d: d, data))
+    pending = []
+    for a in artifacts(
+        settings, plan.stream, plan.updated, plan.sent, plan.touched, plan.regrouped
+    ):
+        if a.keep:
+            if not writer.keep(a.path):
+                return None
+        elif not writer.is_current(a.path, a.key):
+            pending.append(a)
+    return pending
 
 
-def _terms_of(stream: Stream, post: Post) -> list[Term]:
-    return [stream.term("tag", n) for n in post.tags] + [
-        stream.term("category", n) for n in post.categories
-    ]
-
-
-_HEADINGS = {"tag": "Posts tagged ‘{}’", "category": "Posts in ‘{}’"}
-
-
-def _families(stream: Stream) -> Iterator[tuple[str, Term | None, list[Post]]]:
-    """Every feed family by the key its files live under: the site (``all``, no
-    term), then each tag and each category, with its posts newest first."""
-    yield "all", None, list(stream.posts)
-    for kind in ("tag", "category"):
-        for term in stream.terms_of(kind):
-            yield f"{kind}/{term.slug}", term, stream.posts_with(term)
-
-
-def family_members(stream: Stream) -> dict[str, tuple[str, ...]]:
-    """Each family's post ids in order, by the family keys ``artifacts`` uses."""
-    return {key: tuple(p.id for p in posts) for key, _, posts in _families(stream)}
-
-
-def _unrendered() -> bytes:
-    raise AssertionError("a kept file is never rendered")
-
-
-def _bind(
-    fn: Callable[..., bytes | Sequence[Piece]], *args: object
-) -> Callable[[], bytes | Sequence[Piece]]:
-    return lambda: fn(*args)
+def report(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
