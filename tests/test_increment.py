@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from publisher.source.archive import ArchivePage, parse_page
 from publisher.source.increment import Patch, patch
-from publisher.source.posts import Stream, normalize
+from publisher.source.normalize import normalize
+from publisher.source.posts import Stream
 from tests.conftest import SEEDS, examples
 from tests.test_roundtrip import LONDON, archive_files, long_date
 

@@ -7,7 +7,7 @@ from datetime import date
 from dateutil import tz
 
 from publisher.source.archive import parse_page
-from publisher.source.posts import normalize
+from publisher.source.normalize import normalize
 from publisher.text import slugify
 
 LONDON = tz.gettz("Europe/London")

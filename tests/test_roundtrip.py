@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from publisher.source.archive import MONTHS, WEEKDAYS, parse_page
-from publisher.source.posts import normalize
+from publisher.source.normalize import normalize
 from publisher.text import title_key
 from tests.conftest import examples
 

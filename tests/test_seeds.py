@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from publisher.settings import Settings
-from publisher.source.archive import read_pages
-from publisher.source.posts import normalize
+from publisher.source.files import read_pages
+from publisher.source.normalize import normalize
 from tests.conftest import SEEDS
 
 

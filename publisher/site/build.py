@@ -29,7 +29,7 @@ from publisher.site.plan import Plan, full_plan, incremental_plan, pending
 from publisher.site.render import render_all
 from publisher.site.state_helper import BuildState
 from publisher.site.writer import OutputWriter
-from publisher.source.archive import archive_files, display_name
+from publisher.source.files import archive_files, display_name
 from publisher.store.locks import exclusive
 from publisher.store.paths import stamp_path
 from publisher.text import fingerprint, folder_fingerprint

@@ -9,14 +9,14 @@ every problem with FILE:LINE instead of stopping at the first.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 from typing import NamedTuple
 
-from publisher.errors import Problem, PublisherError, error, warning
+from publisher.errors import Problem, error, warning
+from publisher.source.body import Paragraph, read_paragraphs, split_blocks, strip_chrome
+from publisher.source.decode import XML_FORBIDDEN_BYTES, decode
 from publisher.text import XML_FORBIDDEN, squash
 
 MONTHS = [
@@ -48,19 +48,6 @@ DATE_LINE = re.compile(
     rf"(?:({'|'.join(WEEKDAYS)}),?\s+)?({'|'.join(MONTHS)})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})",
     re.I,
 )
-CONTINUE = re.compile(
-    r"\s*(?:(?:Continue reading|Read more)(?:\s*[→»…]|\s+[“\"].{0,200}[”\"])?|\[(?:…|\.\.\.)\])\s*$",
-    re.I,
-)
-CHROME = re.compile(
-    r"(?:Comments are closed\.?|Comments Off.*|No Comments.*|\d+ Comments?.*|Leave a (?:Reply|Comment).*"
-    r"|« (?:Older|Previous) Entries.*|(?:Newer|Next) Entries ».*|« Previous.*|Next ».*"
-    r"|Tags?:.*|Posted in .*|Categories:.*|Filed (?:under|in) .*|Bookmark the permalink.*)",
-    re.I,
-)
-_TERMS_LINE = re.compile(r"(Tags?|Categories|Posted in|Filed (?:under|in))\s*:?\s*(.*)", re.I)
-BULLET = "•"
-_XML_FORBIDDEN_BYTES = bytes([*range(0, 9), 11, 12, *range(14, 32)])
 MAX_TITLE = 200
 #: A last line this short, with no date after it, may be the next post's title cut off.
 MAX_FRAGMENT = 200
@@ -71,24 +58,6 @@ class PageKind(StrEnum):
     CATEGORY = "category"
     DATE = "date"
     POST = "post"
-
-
-class Paragraph(NamedTuple):
-    """A paragraph of text, or a bullet list when ``items`` is set.
-
-    A NamedTuple rather than a frozen dataclass: as immutable, but created and
-    compared in C (10,000 posts hold ~60,000 of them; copies are compared whole).
-    """
-
-    text: str = ""
-    items: tuple[str, ...] = ()
-
-    @property
-    def is_list(self) -> bool:
-        return bool(self.items)
-
-    def plain(self) -> str:
-        return "\n".join(self.items) if self.items else self.text
 
 
 class RawPost(NamedTuple):
@@ -137,50 +106,6 @@ class ArchivePage:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-def decode(data: bytes, name: str) -> tuple[str | None, list[Problem]]:
-    """Bytes -> text with LF line endings; UTF-8 (BOM or not), UTF-16 with BOM, or Windows-1252."""
-    if not data.strip():
-        return None, [error(name, 1, "empty file: no posts to read; remove it or re-save the page")]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            return None, [error(name, 1, "undecodable UTF-16 file; re-save it as UTF-8")]
-    elif _looks_binary(data[:8192]):
-        return None, [error(name, 1, "binary file (NUL bytes), not an archive page; remove it")]
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            try:
-                text = data.decode("cp1252")
-            except UnicodeDecodeError:
-                line = data[: exc.start].count(b"\n") + 1
-                return None, [
-                    error(
-                        name,
-                        line,
-                        f"undecodable file: byte 0x{data[exc.start]:02x} is neither UTF-8 nor "
-                        "Windows-1252; re-save the page as UTF-8",
-                    )
-                ]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text, []
-
-
-def _looks_binary(head: bytes) -> bool:
-    """NUL bytes amid many control bytes: an image or other binary, not a saved page.
-
-    A stray NUL in otherwise ordinary text is not enough; it is stripped later
-    with a warning like any other control character.
-    """
-    if b"\x00" not in head:
-        return False
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
-    return controls > len(head) * 0.05
-
-
 def parse_page(data: bytes, name: str, seen: Copies | None = None) -> ArchivePage:
     """Parse one archive file. Never raises for bad input: problems are collected.
 
@@ -194,7 +119,7 @@ def parse_page(data: bytes, name: str, seen: Copies | None = None) -> ArchivePag
     # C0 controls by a byte-level scan (~10x faster than the regex over the text);
     # U+FFFE/U+FFFF by a search of the decoded text (faster than of the bytes)
     maybe_forbidden = (
-        len(data.translate(None, _XML_FORBIDDEN_BYTES)) != len(data)
+        len(data.translate(None, XML_FORBIDDEN_BYTES)) != len(data)
         or "\ufffe" in text
         or "\uffff" in text
         or data.startswith((b"\xff\xfe", b"\xfe\xff"))
@@ -299,9 +224,9 @@ def _body(lines: list[str], start: int, end: int) -> _Body:
     if start < end and lines[start].strip():
         caption = squash(lines[start])
         start += 1
-    blocks = _blocks(lines, start, end)
-    tags, cats = _strip_chrome(blocks)
-    paragraphs, excerpt = _paragraphs(blocks)
+    blocks = split_blocks(lines, start, end)
+    tags, cats = strip_chrome(blocks)
+    paragraphs, excerpt = read_paragraphs(blocks)
     if not paragraphs and caption:
         paragraphs, caption = (Paragraph(text=caption),), ""
     return (caption, paragraphs, tuple(tags), tuple(cats), excerpt)
@@ -357,7 +282,7 @@ def _add_post(
 
 def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
     """No title+date pair: a single post page without a date, or no posts at all."""
-    blocks = _blocks(lines, start, len(lines))
+    blocks = split_blocks(lines, start, len(lines))
     if page.kind is not PageKind.POST or len(blocks) < 2 or len(blocks[0][1]) != 1:
         line = blocks[0][0] + 1 if blocks else start + 1
         page.problems.append(
@@ -372,8 +297,8 @@ def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
     t, title_lines = blocks[0]
     title = squash(title_lines[0])
     body = blocks[1:]
-    tags, cats = _strip_chrome(body)
-    paragraphs, excerpt = _paragraphs(body)
+    tags, cats = strip_chrome(body)
+    paragraphs, excerpt = read_paragraphs(body)
     if not paragraphs:
         page.problems.append(error(page.file, t + 1, f"post '{title}' has no body"))
         page.rejected.append((t + 1, title))
@@ -416,131 +341,3 @@ def _parse_date(page: ArchivePage, text: str, line: int) -> date | None:
             )
         )
     return when
-
-
-def _blocks(lines: list[str], start: int, end: int) -> list[tuple[int, list[str]]]:
-    """Runs of non-blank lines as (first line index, lines)."""
-    blocks: list[tuple[int, list[str]]] = []
-    cur: list[str] = []
-    cur_start = start
-    for i in range(start, end):
-        line = lines[i]
-        if line and not line.isspace():
-            if not cur:
-                cur_start = i
-            cur.append(line)
-        elif cur:
-            blocks.append((cur_start, cur))
-            cur = []
-    if cur:
-        blocks.append((cur_start, cur))
-    return blocks
-
-
-def _strip_chrome(blocks: list[tuple[int, list[str]]]) -> tuple[list[str], list[str]]:
-    """Remove trailing page chrome in place; return the tags/categories it named."""
-    tags: list[str] = []
-    cats: list[str] = []
-    while blocks:
-        lines = blocks[-1][1]
-        if not all(CHROME.fullmatch(line.strip()) for line in lines):
-            break
-        blocks.pop()
-        for line in lines:
-            for part in line.split("|"):
-                m = _TERMS_LINE.fullmatch(part.strip())
-                if m:
-                    names = [squash(x) for x in m.group(2).split(",") if squash(x)]
-                    (tags if m.group(1).lower().startswith("tag") else cats).extend(names)
-    return tags, cats
-
-
-def _paragraphs(blocks: list[tuple[int, list[str]]]) -> tuple[tuple[Paragraph, ...], bool]:
-    out: list[Paragraph] = []
-    for _, lines in blocks:
-        if len(lines) == 1 and BULLET not in lines[0]:
-            out.append(Paragraph(text=lines[0].strip()))
-            continue
-        text_lines: list[str] = []
-        items: list[str] = []
-        for line in lines:
-            s = line.strip()
-            if s.startswith(BULLET):
-                if text_lines:
-                    out.append(Paragraph(text=" ".join(text_lines)))
-                    text_lines = []
-                items.append(s[1:].strip())
-            elif items and line[:1].isspace():
-                items[-1] = f"{items[-1]} {s}"  # continuation of a wrapped item
-            else:
-                if items:
-                    out.append(Paragraph(items=tuple(items)))
-                    items = []
-                text_lines.append(s)
-        if items:
-            out.append(Paragraph(items=tuple(items)))
-        if text_lines:
-            out.append(Paragraph(text=" ".join(text_lines)))
-    excerpt = False
-    if out and not out[-1].is_list:
-        last = out[-1].text
-        # only the tail can hold the marker; matching the whole paragraph is slow
-        head, tail = last[:-260], last[-260:]
-        cut = head + CONTINUE.sub("", tail) if ("ead" in tail or "[" in tail) else last
-        if cut != last:
-            excerpt = True
-            out[-1] = Paragraph(text=cut.rstrip())
-            if not out[-1].text:
-                out.pop()
-    return tuple(out), excerpt
-
-
-def archive_files(paths: list[Path]) -> list[Path]:
-    """Files named on the command line, and every ``*.txt`` under folders named there."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                f
-                for f in sorted(path.rglob("*.txt"))
-                if not any(p.startswith(".") for p in f.relative_to(path).parts)
-            )
-        elif path.exists():
-            files.append(path)
-        else:
-            raise PublisherError(
-                f"{path}: no such file or folder", "name archive files or a folder of *.txt pages"
-            )
-    return files
-
-
-def read_pages(
-    paths: list[Path], known: Mapping[str, ArchivePage] | None = None
-) -> list[ArchivePage]:
-    """Parse every file; identical copies of a post are parsed once and share their parts.
-
-    A post sits in every archive of its tags (2-3 copies on average): a copy
-    seen before costs a dictionary lookup, which roughly halves both parsing
-    time and the memory the copies hold. ``known``: pages already parsed from
-    files unchanged since, by display name (a build's snapshot).
-    """
-    seen: Copies = {}
-    known = known or {}
-    pages = []
-    for f in archive_files(paths):
-        name = display_name(f)
-        page = known.get(name)
-        pages.append(page if page is not None else parse_page(f.read_bytes(), name, seen))
-    return pages
-
-
-def display_name(path: Path, resolved: Path | None = None) -> str:
-    """How problems and ``Post.sources`` name a file: relative to the working folder.
-
-    ``resolved``: ``path.resolve()`` when the caller has it (``resolve`` costs
-    ~15 us a file, which a site of single-post pages pays thousands of times).
-    """
-    try:
-        return str((resolved or path.resolve()).relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

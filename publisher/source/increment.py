@@ -30,20 +30,18 @@ from typing import NamedTuple
 
 from publisher.errors import Problem
 from publisher.source.archive import ArchivePage, RawPost
-from publisher.source.posts import (
+from publisher.source.ids import id_slug, page_and_id_slugs, post_id
+from publisher.source.normalize import (
     Clock,
     CopyGroup,
-    Post,
-    Stream,
     archive_order,
     collect_terms,
     copy_sources,
     make_post,
     merge_copies,
-    page_and_id_slugs,
-    post_id,
     problem_order,
 )
+from publisher.source.posts import Post, Stream
 from publisher.text import slugify, title_key
 
 GroupKey = tuple[str, date]
@@ -165,7 +163,7 @@ class _Edit:
             if best is None or best.title != post.title:
                 return None
             group = CopyGroup(copies, post.date)
-            made = self._make(best, group, post.slug, _id_slug(post), post.published)
+            made = self._make(best, group, post.slug, id_slug(post.id), post.published)
             if (made.id, made.tags, made.categories) != (post.id, post.tags, post.categories):
                 return None
             posts[i] = made
@@ -272,20 +270,20 @@ class _Edit:
         out: list[Post] = []
         remade: list[str] = []
         replaced: list[Post] = []
-        for p, slug, id_slug in zip(placed, slugs, id_slugs, strict=True):
+        for p, slug, ident in zip(placed, slugs, id_slugs, strict=True):
             n = minute[p.day]
             minute[p.day] += 1
             if p.index is not None:  # a post none of whose copies changed
                 post = posts[p.index]
                 published = clock(p.day, n) if p.redone else post.published
-                pid = post_id(self.id_domain, p.day, slug, id_slug, self.alias_of)
+                pid = post_id(self.id_domain, p.day, slug, ident, self.alias_of)
                 if (slug, pid, published) == (post.slug, post.id, post.published):
                     out.append(post)
                     continue
                 made = post.relocated(slug=slug, id=pid, published=published)
             else:
                 assert p.best is not None and p.group is not None
-                made = self._make(p.best, p.group, slug, id_slug, clock(p.day, n))
+                made = self._make(p.best, p.group, slug, ident, clock(p.day, n))
                 was = on_days.get(_key(made))
                 old = posts[was] if was is not None else None
                 if old == made:
@@ -379,11 +377,6 @@ class _Placed(NamedTuple):
     best: RawPost | None = None  # else its new merge
     group: CopyGroup | None = None
     redone: bool = False  # on an affected day: its minute is counted again
-
-
-def _id_slug(post: Post) -> str:
-    """The slug part of a post's id (or the old slug ``[ids]`` gave it)."""
-    return post.id.rpartition(":")[2]
 
 
 def _key(post: Post) -> GroupKey:

@@ -8,8 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from publisher.settings import Settings
-from publisher.source.archive import ArchivePage, read_pages
-from publisher.source.posts import Stream, normalize
+from publisher.source.archive import ArchivePage
+from publisher.source.files import read_pages
+from publisher.source.normalize import normalize
+from publisher.source.posts import Stream
 
 
 @contextmanager
