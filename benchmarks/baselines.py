@@ -22,7 +22,7 @@ import sys
 from html import escape
 from pathlib import Path
 
-from publisher.settings import load_settings
+from publisher.config import load_settings
 from publisher.source.load import load_stream
 from publisher.source.posts import Post
 

@@ -64,7 +64,7 @@ def main() -> None:
         )
         import sqlalchemy as sa
 
-        from publisher.settings import load_settings
+        from publisher.config import load_settings
         from publisher.source.load import load_stream
         from publisher.store.schema import deliveries, open_engine, subscribers
         from publisher.weeks import week_of

@@ -16,8 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from publisher import __version__
+from publisher.config import load_settings
 from publisher.errors import PublisherError, Severity
-from publisher.settings import Settings, load_settings
+from publisher.settings import Settings
 from publisher.source.load import load_stream
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.settings import Settings, load_settings
+from publisher.config import load_settings
+from publisher.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -19,8 +19,9 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 
+from publisher.config import load_settings
 from publisher.errors import PublisherError
-from publisher.settings import Settings, load_settings
+from publisher.settings import Settings
 from publisher.site.build import build
 from publisher.site.cache import SnapshotStore
 from tests.conftest import ROOT, SEEDS, run_cli, write
@@ -484,7 +485,7 @@ def test_golden_feeds(settings: Settings, name: str) -> None:
 def test_readme_documents_every_config_key() -> None:
     import dataclasses
 
-    from publisher.settings import _KEY_ALIASES, _SECTIONS
+    from publisher.config import _KEY_ALIASES, _SECTIONS
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     spelled = {(sec, field): key for (sec, key), field in _KEY_ALIASES.items()}

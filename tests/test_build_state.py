@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from publisher.config import load_settings
 from publisher.errors import PublisherError
-from publisher.settings import load_settings
 from publisher.site.build import build
 from publisher.site.state_helper import BuildState
 from publisher.store.rows import PostVersion

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from publisher.config import load_settings
 from publisher.errors import ConfigError, PublisherError
 from publisher.newsletter.run import open_run, send
 from publisher.newsletter.tokens import TokenError, verify
-from publisher.settings import Settings, load_settings
+from publisher.settings import Settings
 from publisher.site.build import build
 from publisher.store.ledger import Ledger
 from publisher.store.schema import deliveries, open_engine

@@ -17,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 from dateutil import tz
 
+from publisher.config import load_settings
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.jobs import scheduler as schedule
-from publisher.settings import Settings, load_settings
+from publisher.settings import Settings
 from publisher.store.schema import deliveries, open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import last_completed_week

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from publisher.config import load_settings
 from publisher.errors import ConfigError
-from publisher.settings import load_settings
 
 
 def test_defaults_without_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

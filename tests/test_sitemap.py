@@ -9,7 +9,7 @@ from pathlib import Path
 import feedparser
 from lxml import etree
 
-from publisher.settings import load_settings
+from publisher.config import load_settings
 from publisher.site.build import build
 from publisher.site.sitemap import NS, sitemap_files
 from tests.conftest import SEEDS
