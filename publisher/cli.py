@@ -20,6 +20,7 @@ from publisher.config import load_settings
 from publisher.errors import PublisherError, Severity
 from publisher.settings import Settings
 from publisher.source.load import load_stream
+from publisher.store.rows import Status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,15 +33,29 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="TOML config file (default: ./publisher.toml if present)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     check = sub.add_parser("check", help="report every problem in the archives as FILE:LINE")
     check.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds)")
-
     posts = sub.add_parser("posts", help="print the merged post stream")
     posts.add_argument("paths", nargs="*", type=Path)
     posts.add_argument("--json", action="store_true", help="JSON Lines, one post a line")
     posts.add_argument("--tag", help="only posts with this tag (display name or slug)")
+    _build_parser(sub)
+    _subscribers_parser(sub)
+    _digest_parser(sub)
+    srv = sub.add_parser("serve", help="serve the site and the subscription pages")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
+    group = sched.add_mutually_exclusive_group()
+    group.add_argument("--list", action="store_true", help="print jobs and next run times")
+    group.add_argument("--run-now", choices=["publish", "digest"], help="run one job now")
+    return parser
 
+
+Subparsers = argparse._SubParsersAction  # argparse's own name for what add_subparsers gives
+
+
+def _build_parser(sub: Subparsers) -> None:
     build = sub.add_parser("build", help="write feeds, pages and OPML to the output folder")
     build.add_argument("paths", nargs="*", type=Path)
     build.add_argument("--out", type=Path, help="output folder (default: [build] output)")
@@ -65,7 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         help="replace files in the output folder that publisher did not write",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument(
+        "--jobs", type=int, default=0, help="worker processes for rendering (default: CPU count)"
+    )
 
+
+def _subscribers_parser(sub: Subparsers) -> None:
     subs = sub.add_parser("subscribers", help="manage digest subscribers")
     subs_cmd = subs.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
     add = subs_cmd.add_parser("add", help="add or update a subscriber (active at once)")
@@ -84,11 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     rm = subs_cmd.add_parser("remove", help="unsubscribe an address")
     rm.add_argument("email")
     ls = subs_cmd.add_parser("list", help="list subscribers")
-    ls.add_argument("--status", choices=["pending", "active", "unsubscribed", "bounced"])
+    ls.add_argument("--status", choices=[s.value for s in Status])
     imp = subs_cmd.add_parser("import", help="import email,name,tags rows from CSV")
     imp.add_argument("file", type=Path)
     subs_cmd.add_parser("export", help="write every subscriber as CSV to stdout")
 
+
+def _digest_parser(sub: Subparsers) -> None:
     digest = sub.add_parser("digest", help="the weekly email digest")
     digest.add_argument("--week", help="ISO week like 2019-W07 (default: last completed week)")
     mode = digest.add_mutually_exclusive_group()
@@ -98,19 +120,6 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--preview", metavar="EMAIL", help="write one subscriber's digest to --out")
     digest.add_argument("--out", type=Path, help="with --preview: FILE.html or FILE.eml")
     digest.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    srv = sub.add_parser("serve", help="serve the site and the subscription pages")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8000)
-
-    sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
-    group = sched.add_mutually_exclusive_group()
-    group.add_argument("--list", action="store_true", help="print jobs and next run times")
-    group.add_argument("--run-now", choices=["publish", "digest"], help="run one job now")
-    build.add_argument(
-        "--jobs", type=int, default=0, help="worker processes for rendering (default: CPU count)"
-    )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,8 +248,9 @@ def _warn_unknown_tags(settings: Settings, tags: Iterable[str]) -> None:
 
 
 def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.store.rows import SUPPRESSED, Status
     from publisher.store.schema import open_engine
-    from publisher.store.subscribers import SUPPRESSED, Status, SubscriberStore
+    from publisher.store.subscribers import SubscriberStore
 
     store = SubscriberStore(open_engine(settings.state.url))
     now = _now(settings)

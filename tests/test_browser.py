@@ -13,8 +13,9 @@ import pytest
 
 from publisher.delivery.smtp import SmtpTransport
 from publisher.newsletter.run import open_run, send
+from publisher.store.rows import Status
 from publisher.store.schema import open_engine
-from publisher.store.subscribers import Status, SubscriberStore
+from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import parse_week
 from tests.conftest import ROOT
 from tests.test_webapp import site  # noqa: F401  (fixture)

@@ -681,7 +681,7 @@ def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
     from publisher.site.render import _lanes
 
     def doc(path: str, weight: int) -> Artifact:
-        return Artifact(path, "", bytes, weight=weight)
+        return Artifact(path, "", bytes, shows=weight)
 
     feeds_only = [doc("all.atom", 300), doc("all.rss", 300), doc("tag/a.atom", 100)]
     assert _lanes(feeds_only, 2) == {".atom": 0, ".rss": 1, ".json": 0}
@@ -724,12 +724,13 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     it is an error naming the cause; the other worker stops, and what the dead
     one was writing leaves no temporary file behind."""
     from publisher.site.artifacts import Artifact
+    from publisher.site.feeds import FeedRenderer
     from publisher.site.render import render_all
     from publisher.site.writer import OutputWriter
 
     out = tmp_path / "out"
-    pending = [Artifact(f"page/{i}.html", "k", lambda: b"whole\n", weight=50) for i in range(200)]
-    pending[7] = Artifact("page/7.html", "k", lambda: _DiesWhileWritten(how), weight=50)
+    pending = [Artifact(f"page/{i}.html", "k", lambda: b"whole\n", shows=50) for i in range(200)]
+    pending[7] = Artifact("page/7.html", "k", lambda: _DiesWhileWritten(how), shows=50)
 
     def too_long(*_: object) -> None:
         raise TimeoutError("the build still waits for a dead worker")
@@ -738,7 +739,14 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     signal.alarm(60)
     try:
         with pytest.raises(PublisherError) as exc:
-            render_all(OutputWriter(out), pending, False, 2, lambda: None)
+            render_all(
+                OutputWriter(out),
+                pending,
+                FeedRenderer(Settings().site, {}),
+                False,
+                2,
+                lambda: None,
+            )
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)

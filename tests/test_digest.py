@@ -25,8 +25,9 @@ from publisher.newsletter.tokens import TokenError, verify
 from publisher.settings import Settings
 from publisher.site.build import build
 from publisher.store.ledger import Ledger
+from publisher.store.rows import Status
 from publisher.store.schema import deliveries, open_engine
-from publisher.store.subscribers import Status, SubscriberStore
+from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import parse_week
 from tests.conftest import SECRET, SEEDS, smtp_settings, write
 from tests.smtp import SmtpServer

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from publisher.store.ledger import DeliveryStatus, Ledger
+from publisher.store.ledger import Ledger
+from publisher.store.rows import DeliveryStatus
 from publisher.store.schema import deliveries, open_engine
 from publisher.store.subscribers import SubscriberStore
 

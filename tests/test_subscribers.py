@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from publisher.errors import PublisherError
+from publisher.store.rows import Status
 from publisher.store.schema import open_engine
-from publisher.store.subscribers import Status, SubscriberStore
+from publisher.store.subscribers import SubscriberStore
 from tests.conftest import SEEDS, run_cli
 
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")

@@ -13,8 +13,9 @@ import pytest
 
 from publisher.newsletter.tokens import Token, sign
 from publisher.site.build import build
+from publisher.store.rows import Status
 from publisher.store.schema import open_engine
-from publisher.store.subscribers import Status, SubscriberStore
+from publisher.store.subscribers import SubscriberStore
 from publisher.web.app import create_app
 from tests.conftest import SECRET, SEEDS, smtp_settings
 from tests.smtp import SmtpServer, free_port

@@ -102,6 +102,7 @@ def deliver(
     each being tried (and failed, and counted as its subscriber's bounce) in turn.
     """
     summary = summary or Summary()
+    retry = _Retry(max_attempts, backoff, sleep)
     try:
         for item in outgoing:
             if should_stop():
@@ -111,44 +112,61 @@ def deliver(
             if mail is None:
                 ledger.mark_skipped(item.delivery.id, "no longer subscribed")
                 summary.skipped += 1
-                on_progress()
-                continue
-            for attempt in range(1, max_attempts + 1):
-                try:
-                    transport.send(
-                        mail,
-                        item.sender,
-                        item.recipient,
-                        partial(ledger.mark_sending, item.delivery.id),
-                    )
-                except TransientError as exc:
-                    if attempt == max_attempts:
-                        ledger.mark_deferred(item.delivery.id, str(exc))
-                        summary.deferred += 1
-                        if isinstance(exc, Unreachable):
-                            summary.stopped, summary.reason = True, str(exc)
-                            return summary
-                        break
-                    summary.retried += 1
-                    sleep(backoff * 2 ** (attempt - 1))
-                    continue
-                except ServerError as exc:
-                    ledger.mark_deferred(item.delivery.id, str(exc))
-                    summary.deferred += 1
-                    summary.stopped, summary.reason = True, str(exc)
+            else:
+                _send_one(ledger, transport, item, mail, now, retry, bounce_limit, summary)
+                if summary.reason:
+                    summary.stopped = True
                     return summary
-                except PermanentError as exc:
-                    summary.failed += 1
-                    if ledger.mark_failed(
-                        item.delivery.id, item.delivery.subscriber_id, str(exc), bounce_limit
-                    ):
-                        summary.bounced += 1
-                    break
-                ledger.mark_sent(item.delivery.id, now())
-                summary.sent += 1
-                break
             on_progress()
     finally:
         transport.close()
         ledger.close()
     return summary
+
+
+@dataclass(frozen=True)
+class _Retry:
+    attempts: int
+    backoff: float
+    sleep: Callable[[float], None]
+
+
+def _send_one(
+    ledger: Ledger,
+    transport: Transport,
+    item: Outgoing,
+    mail: Mail,
+    now: Callable[[], datetime],
+    retry: _Retry,
+    bounce_limit: int,
+    summary: Summary,
+) -> None:
+    """One message, tried up to ``retry.attempts`` times; the outcome is recorded in
+    the ledger and counted in ``summary`` (its ``reason`` set when the server failed)."""
+    row = item.delivery.id
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            transport.send(mail, item.sender, item.recipient, partial(ledger.mark_sending, row))
+        except TransientError as exc:
+            if attempt < retry.attempts:
+                summary.retried += 1
+                retry.sleep(retry.backoff * 2 ** (attempt - 1))
+                continue
+            ledger.mark_deferred(row, str(exc))
+            summary.deferred += 1
+            if isinstance(exc, Unreachable):
+                summary.reason = str(exc)
+            return
+        except ServerError as exc:
+            ledger.mark_deferred(row, str(exc))
+            summary.deferred += 1
+            summary.reason = str(exc)
+            return
+        except PermanentError as exc:
+            summary.failed += 1
+            if ledger.mark_failed(row, item.delivery.subscriber_id, str(exc), bounce_limit):
+                summary.bounced += 1
+            return
+        ledger.mark_sent(row, now())
+        summary.sent += 1
+        return

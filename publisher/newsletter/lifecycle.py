@@ -26,13 +26,8 @@ from jinja2 import Environment
 
 from publisher.newsletter.mime import build_plain
 from publisher.settings import SiteSettings
-from publisher.store.subscribers import (
-    SUPPRESSED,
-    Status,
-    Subscriber,
-    SubscriberStore,
-    clean_tags,
-)
+from publisher.store.rows import SUPPRESSED, Status, Subscriber
+from publisher.store.subscribers import SubscriberStore, clean_tags
 from publisher.templating import render
 
 CONFIRM_PURPOSE = "confirm"

@@ -42,10 +42,11 @@ from publisher.newsletter.tokens import Token, secret_from_env, sign
 from publisher.settings import Settings
 from publisher.source.load import load_stream
 from publisher.source.posts import Post
-from publisher.store.ledger import DeliveryStatus, Ledger
+from publisher.store.ledger import Ledger
 from publisher.store.paths import touch_stamp
+from publisher.store.rows import DeliveryStatus, Status, Subscriber
 from publisher.store.schema import open_engine
-from publisher.store.subscribers import Status, Subscriber, SubscriberStore
+from publisher.store.subscribers import SubscriberStore
 from publisher.text import slugify
 from publisher.weeks import Week
 

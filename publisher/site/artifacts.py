@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from publisher import __version__
 from publisher.formats import FeedFormat
 from publisher.settings import Settings
-from publisher.site.feeds import FeedRenderer, Piece, doc_path, paginate
+from publisher.site.feeds import FeedDoc, FeedRenderer, Piece, doc_path, paginate
 from publisher.site.pages import FeedLink, FeedRow, PageRenderer, opml
 from publisher.site.sitemap import sitemap_files
 from publisher.source.posts import Post, Stream, Term
@@ -31,16 +30,43 @@ class Artifact:
     render: Callable[[], bytes | Sequence[Piece]]  # see ``OutputWriter.write``
     #: Render order: feed documents by their newest post, newest first, then the rest.
     order: tuple[int, float] = (1, 0.0)
-    #: Called once before rendering when the file is to be (re)written.
-    will_render: Callable[[], None] | None = None
     #: Listed only: its key is unchanged (see ``artifacts``), the file stays as it is.
     keep: bool = False
-    #: Rendering cost in posts shown, so a build of a few huge feeds (a large
-    #: ``feed_max_items``) is shared out to workers like one of many small files.
-    weight: int = 1
-    #: A feed document's renderer and posts, so that the workers rendering its
-    #: Atom and its RSS can share the making of each post's entry (see ``build``).
-    feed: tuple[FeedRenderer, tuple[Post, ...]] | None = None
+    #: How many posts the file shows.
+    shows: int = 1
+    #: The feed document this file is, in format ``fmt`` (``None``: not a feed).
+    doc: FeedDoc | None = None
+    fmt: str = ""
+
+
+@dataclass(frozen=True)
+class _Family:
+    """A feed family: the site (``all``), a tag or a category, with its posts newest first."""
+
+    key: str
+    title: str
+    description: str
+    page_url: str
+    posts: list[Post]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Which files an incremental build may have changed (see ``SiteListing.artifacts``)."""
+
+    touched: Collection[str] | None
+    regrouped: Collection[str] | None
+
+    @property
+    def listing(self) -> bool:
+        """Kept files are listed too, so that what is gone can be told from them."""
+        return self.regrouped is not None
+
+    def shows_touched(self, posts: Sequence[Post]) -> bool:
+        return self.touched is None or any(p.id in self.touched for p in posts)
+
+    def whole(self, family: str) -> bool:
+        return self.regrouped is not None and family in self.regrouped
 
 
 def _feed_links(
@@ -57,120 +83,131 @@ def _feed_links(
     ]
 
 
-def artifacts(
-    settings: Settings,
-    stream: Stream,
-    updated: dict[str, datetime],
-    sent: Sequence[DigestRecord] = (),
-    touched: Collection[str] | None = None,
-    regrouped: Collection[str] | None = None,
-) -> Iterator[Artifact]:
-    """Every output file; with ``touched``, only those that may have changed.
+class SiteListing:
+    """Every output file of one build: its path, the key of its inputs, its renderer."""
 
-    ``touched`` is for an incremental build: the posts whose files show changed
-    (content, slug, time). With the same posts in the same order, terms and
-    settings, every other file's key is made of unchanged parts: it is not even
-    computed, nor listed. With ``regrouped`` too (families, as ``all`` or
-    ``tag/<slug>``, whose posts came, went or moved), those families' files are
-    all keyed, and every other file is listed as ``keep`` without a key, so that
-    what is gone can be told from what is kept.
-    """
-    listing = regrouped is not None  # list what is kept, so the rest is removed
-    site = settings.site
-    formats, with_pages = settings.build.formats, settings.build.pages
-    feeds = FeedRenderer(site, updated)
-    pages = PageRenderer(settings)
-    base_key = fingerprint(
-        __version__,
-        repr(site),
-        settings.build.feed_max_items,
-        formats,  # pages link to every format
-        folder_fingerprint(*settings.template_dirs),
-    )
+    def __init__(
+        self,
+        settings: Settings,
+        stream: Stream,
+        updated: dict[str, datetime],
+        sent: Sequence[DigestRecord] = (),
+    ) -> None:
+        self.settings, self.stream, self.updated, self.sent = settings, stream, updated, sent
+        site = self.site = settings.site
+        self.formats = settings.build.formats
+        self.with_pages = settings.build.pages
+        self.feeds = FeedRenderer(site, updated)
+        self.pages = PageRenderer(settings)
+        self.base_key = fingerprint(
+            __version__,
+            repr(site),
+            settings.build.feed_max_items,
+            self.formats,  # pages link to every format
+            folder_fingerprint(*settings.template_dirs),
+        )
+        self._post_keys: dict[str, str] = {}
+        self.families = [self._family(key, term, posts) for key, term, posts in _families(stream)]
+        self.site_links = _feed_links(self.feeds, "all", site.title, self.formats)
+        self.rows = [
+            FeedRow(f.title, f.page_url, len(f.posts), tuple(self._links(f))) for f in self.families
+        ]
 
-    post_keys: dict[str, str] = {}
+    def _family(self, key: str, term: Term | None, posts: list[Post]) -> _Family:
+        site = self.site
+        if term is None:
+            return _Family(key, site.title, site.description, site.base_url, posts)
+        heading = _HEADINGS[term.kind].format(term.name)
+        page_url = self.feeds.term_url(term.kind, term.slug)
+        return _Family(key, f"{site.title}: {heading}", heading, page_url, posts)
 
-    def post_key(p: Post) -> str:
+    def _links(self, family: _Family) -> list[FeedLink]:
+        return _feed_links(self.feeds, family.key, family.title, self.formats)
+
+    def post_key(self, p: Post) -> str:
         """What of a post its files show, as one string, made once per post (a post is
-        in ~5 files' keys; formatting dates and tuples per use was most of a rebuild)."""
-        key = post_keys.get(p.id)
+        in ~5 files' keys)."""
+        key = self._post_keys.get(p.id)
         if key is None:
             fields = (p.id, p.slug, p.content_hash, p.published.isoformat())
-            key = post_keys[p.id] = "\x1f".join((*fields, updated[p.id].isoformat()))
+            key = self._post_keys[p.id] = "\x1f".join((*fields, self.updated[p.id].isoformat()))
         return key
 
-    def posts_key(posts: Sequence[Post]) -> str:
-        return "\x1e".join(post_key(p) for p in posts)
+    def posts_key(self, posts: Sequence[Post]) -> str:
+        return "\x1e".join(self.post_key(p) for p in posts)
 
-    def shows_touched(posts: Sequence[Post]) -> bool:
-        return touched is None or any(p.id in touched for p in posts)
+    def artifacts(
+        self,
+        touched: Collection[str] | None = None,
+        regrouped: Collection[str] | None = None,
+    ) -> Iterator[Artifact]:
+        """Every output file; with ``touched``, only those that may have changed.
 
-    def kept(path: str) -> Artifact:
-        return Artifact(path, "", _unrendered, keep=True)
+        ``touched`` is for an incremental build: the posts whose files show changed
+        (content, slug, time). With the same posts in the same order, terms and
+        settings, every other file's key is made of unchanged parts: it is not even
+        computed, nor listed. With ``regrouped`` too (families, as ``all`` or
+        ``tag/<slug>``, whose posts came, went or moved), those families' files are
+        all keyed, and every other file is listed as ``keep`` without a key, so that
+        what is gone can be told from what is kept.
+        """
+        scope = _Scope(touched, regrouped)
+        for family in self.families:
+            yield from self._family_files(family, scope)
+        if self.with_pages:
+            yield from self._post_pages(scope)
+            yield from self._digests_index_and_sitemap(scope)
+        if touched is not None and not scope.listing:
+            return  # the rest shows no post
+        yield from self._site_files(scope)
 
-    families: list[tuple[str, str, str, str, list[Post]]] = []
-    for key, term, members in _families(stream):
-        if term is None:
-            families.append((key, site.title, site.description, site.base_url, members))
-            continue
-        heading = _HEADINGS[term.kind].format(term.name)
-        page_url = feeds.term_url(term.kind, term.slug)
-        families.append((key, f"{site.title}: {heading}", heading, page_url, members))
-
-    rows: list[FeedRow] = []
-    site_links = _feed_links(feeds, "all", site.title, formats)
-    for key, title, description, page_url, posts in families:
-        links = _feed_links(feeds, key, title, formats)
-        rows.append(FeedRow(title, page_url, len(posts), tuple(links)))
-        whole = regrouped is not None and key in regrouped
-        if not whole and not shows_touched(posts) and not listing:
-            continue
+    def _family_files(self, family: _Family, scope: _Scope) -> Iterator[Artifact]:
+        """A family's feed documents, and its page (but the site's: that is the index)."""
+        whole = scope.whole(family.key)
+        if not whole and not scope.shows_touched(family.posts) and not scope.listing:
+            return
+        max_items = self.settings.build.feed_max_items
+        title, description = family.title, family.description
         for doc in paginate(
-            key, title, description, page_url, posts, settings.build.feed_max_items
+            family.key, title, description, family.page_url, family.posts, max_items
         ):
-            if not whole and not shows_touched(doc.posts):
-                if listing:
-                    yield from (kept(doc.path(fmt)) for fmt in formats)
+            if not whole and not scope.shows_touched(doc.posts):
+                if scope.listing:
+                    yield from (_kept(doc.path(fmt)) for fmt in self.formats)
                 continue
             doc_key = fingerprint(
-                base_key,
+                self.base_key,
                 doc.key,
                 doc.page,
                 doc.pages,
                 title,
                 description,
-                posts_key(doc.posts),
+                self.posts_key(doc.posts),
             )
             newest = (0, -doc.posts[0].published.timestamp())
-            for fmt in formats:
+            for fmt in self.formats:
+                render = _bind(self.feeds.render, doc, fmt)
                 yield Artifact(
-                    doc.path(fmt),
-                    doc_key,
-                    _bind(feeds.render, doc, fmt),
-                    newest,
-                    partial(feeds.expect, doc, fmt),
-                    weight=len(doc.posts),
-                    feed=(feeds, doc.posts),
+                    doc.path(fmt), doc_key, render, newest, False, len(doc.posts), doc, fmt
                 )
-        if key != "all" and with_pages:
-            heading = description
-            if not whole and not shows_touched(posts):
-                yield kept(f"{key}.html")  # (listing: the family was skipped otherwise)
-                continue
-            yield Artifact(
-                f"{key}.html",
-                # each post's summary is in its key already: made of its content
-                fingerprint(base_key, heading, posts_key(posts)),
-                _bind(pages.term, heading, posts, links),
-                weight=len(posts),
-            )
+        if family.key == "all" or not self.with_pages:
+            return
+        if not whole and not scope.shows_touched(family.posts):
+            yield _kept(f"{family.key}.html")  # (listing: the family was skipped otherwise)
+            return
+        yield Artifact(
+            f"{family.key}.html",
+            # each post's summary is in its key already: made of its content
+            fingerprint(self.base_key, description, self.posts_key(family.posts)),
+            _bind(self.pages.term, description, family.posts, self._links(family)),
+            shows=len(family.posts),
+        )
 
-    if with_pages:
-        from publisher.site.digests import digest_files, sent_digests  # Jinja2: see pages
-
+    def _post_pages(self, scope: _Scope) -> Iterator[Artifact]:
+        stream, formats = self.stream, self.formats
         term_links = {  # a post page links to each of its terms' feeds in the first format
             (f"{t.kind}/{t.slug}", t.name): _feed_links(
-                feeds, f"{t.kind}/{t.slug}", t.name, formats[:1]
+                self.feeds, f"{t.kind}/{t.slug}", t.name, formats[:1]
             )[0]
             for t in stream.terms.values()
         }
@@ -178,53 +215,72 @@ def artifacts(
         def post_page(p: Post) -> bytes:
             # built only when the page is (re)rendered: most rebuilds skip most posts
             terms = _terms_of(stream, p)
-            links = site_links + [term_links[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
-            return pages.post(p, terms, links)
+            links = self.site_links + [term_links[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
+            return self.pages.post(p, terms, links)
 
         for p in stream.posts:
-            if touched is None or p.id in touched:
+            path = f"posts/{p.slug}.html"
+            if scope.touched is None or p.id in scope.touched:
                 yield Artifact(
-                    f"posts/{p.slug}.html", fingerprint(base_key, post_key(p)), _bind(post_page, p)
+                    path, fingerprint(self.base_key, self.post_key(p)), _bind(post_page, p)
                 )
-            elif listing:
-                yield kept(f"posts/{p.slug}.html")
+            elif scope.listing:
+                yield _kept(path)
 
-        weeks = sent_digests(settings, stream, sent)
-        if listing or any(shows_touched(d.posts) for d in weeks):
-            for path, key, render in digest_files(settings, weeks, updated, base_key):
+    def _digests_index_and_sitemap(self, scope: _Scope) -> Iterator[Artifact]:
+        from publisher.site.digests import digest_files, sent_digests  # Jinja2: see pages
+
+        site, updated = self.site, self.updated
+        weeks = sent_digests(self.settings, self.stream, self.sent)
+        if scope.listing or any(scope.shows_touched(d.posts) for d in weeks):
+            for path, key, render in digest_files(self.settings, weeks, updated, self.base_key):
                 yield Artifact(path, key, render)
         archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
-        recent = list(stream.posts[: settings.build.feed_max_items])
-        if listing or shows_touched(recent):
+        recent = list(self.stream.posts[: self.settings.build.feed_max_items])
+        if scope.listing or scope.shows_touched(recent):
             yield Artifact(
                 "index.html",
-                fingerprint(base_key, rows, posts_key(recent), archive),
-                _bind(pages.index, rows, recent, site_links, archive),
+                fingerprint(self.base_key, self.rows, self.posts_key(recent), archive),
+                _bind(self.pages.index, self.rows, recent, self.site_links, archive),
             )
         # every page, dated by the posts it shows: any post's change may move a date
-        mapped = [(url, max(updated[p.id] for p in posts)) for _, _, _, url, posts in families]
-        mapped += [(feeds.post_url(p), updated[p.id]) for p in stream.posts]
+        mapped = [(f.page_url, max(updated[p.id] for p in f.posts)) for f in self.families]
+        mapped += [(self.feeds.post_url(p), updated[p.id]) for p in self.stream.posts]
         mapped += [
             (f"{site.base_url}{d.path}", max(updated[p.id] for p in d.posts))
             for d in weeks
             if d.posts
         ]
         for path, data in sitemap_files(site.base_url, mapped):
-            yield Artifact(path, fingerprint(data), _bind(lambda d: d, data))
-    if touched is not None and not listing:
-        return  # the rest shows no post
-    yield Artifact("feeds.opml", fingerprint(base_key, rows), _bind(opml, site.title, rows))
-    if with_pages:  # not in the sitemap: it stands for no page
+            yield Artifact(path, fingerprint(data), _bind(_same, data))
+
+    def _site_files(self, scope: _Scope) -> Iterator[Artifact]:
+        """The files that show no post: OPML, the 404 page, the stylesheets."""
+        rows, site_links = self.rows, self.site_links
         yield Artifact(
-            "404.html", fingerprint(base_key, site_links), _bind(pages.not_found, site_links)
+            "feeds.opml", fingerprint(self.base_key, rows), _bind(opml, self.site.title, rows)
         )
-    static = STATIC_FILES if with_pages else STATIC_FILES[:1]  # feed.xsl: the feeds' own
-    if listing:
-        yield from (kept(name) for name in static)  # made of the templates only
-        return
-    for name in static:
-        data = settings.template_file(name).read_bytes()
-        yield Artifact(name, fingerprint(data), _bind(lambda d: d, data))
+        if self.with_pages:  # not in the sitemap: it stands for no page
+            yield Artifact(
+                "404.html",
+                fingerprint(self.base_key, site_links),
+                _bind(self.pages.not_found, site_links),
+            )
+        static = STATIC_FILES if self.with_pages else STATIC_FILES[:1]  # feed.xsl: the feeds'
+        if scope.listing:
+            yield from (_kept(name) for name in static)  # made of the templates only
+            return
+        for name in static:
+            data = self.settings.template_file(name).read_bytes()
+            yield Artifact(name, fingerprint(data), _bind(_same, data))
+
+
+def _kept(path: str) -> Artifact:
+    return Artifact(path, "", _unrendered, keep=True)
+
+
+def _same(data: bytes) -> bytes:
+    return data
 
 
 def _terms_of(stream: Stream, post: Post) -> list[Term]:

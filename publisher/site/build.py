@@ -35,7 +35,7 @@ from publisher.store.paths import stamp_path
 from publisher.text import fingerprint, folder_fingerprint
 
 if TYPE_CHECKING:
-    from publisher.site.artifacts import Artifact
+    from publisher.site.artifacts import Artifact, SiteListing
 
 # feeds and pages pull in feedgen, lxml and Jinja2, the state database
 # SQLAlchemy (in a helper process: see state_helper): all of them after the
@@ -196,7 +196,10 @@ def _build(
         # saved by the helper while this process lists the files (see ``meanwhile``)
         state.save_versions(plan.versions)
         state.save_terms([(t.kind, t.slug, t.name) for t in plan.stream.terms.values()])
-        writer, todo = _todo(settings, plan, writer, out)
+        from publisher.site.artifacts import SiteListing  # feedgen, lxml: after the check
+
+        listing = SiteListing(settings, plan.stream, plan.updated, plan.sent)
+        writer, todo = _todo(listing, plan, writer, out)
         writer.claim((a.path for a in todo), overwrite=overwrite)
 
         def meanwhile() -> None:
@@ -211,7 +214,9 @@ def _build(
             state.flush()
 
         try:
-            render_all(writer, todo, progress, jobs or os.cpu_count() or 1, meanwhile)
+            render_all(
+                writer, todo, listing.feeds, progress, jobs or os.cpu_count() or 1, meanwhile
+            )
             if plan.touched is not None and plan.regrouped is None:
                 writer.keep_unlisted()
             writer.finish(inputs.key)
@@ -276,14 +281,14 @@ def _plan(
 
 
 def _todo(
-    settings: Settings, plan: Plan, writer: OutputWriter, out: Path
+    listing: SiteListing, plan: Plan, writer: OutputWriter, out: Path
 ) -> tuple[OutputWriter, list[Artifact]]:
     """The files to render, in render order, and the writer that knows the rest."""
-    todo = pending(settings, plan, writer)
+    todo = pending(listing, plan, writer)
     if todo is None:  # a kept file the manifest does not know: key everything
         writer = OutputWriter(out)
         plan.touched = plan.regrouped = None
-        todo = pending(settings, plan, writer)
+        todo = pending(listing, plan, writer)
         assert todo is not None
     todo.sort(key=lambda a: a.order)  # stable: the same order every build
     return writer, todo

@@ -27,7 +27,7 @@ from publisher.source.posts import Stream
 from publisher.store.rows import PostVersion, resolve_updated
 
 if TYPE_CHECKING:
-    from publisher.site.artifacts import Artifact
+    from publisher.site.artifacts import Artifact, SiteListing
     from publisher.store.rows import DigestRecord
 
 
@@ -168,20 +168,17 @@ def incremental_plan(
     )
 
 
-def pending(settings: Settings, plan: Plan, writer: OutputWriter) -> list[Artifact] | None:
-    """The files to render: listed by ``artifacts``, less those whose key is unchanged."""
-    from publisher.site.artifacts import artifacts
-
-    pending = []
-    for a in artifacts(
-        settings, plan.stream, plan.updated, plan.sent, plan.touched, plan.regrouped
-    ):
+def pending(listing: SiteListing, plan: Plan, writer: OutputWriter) -> list[Artifact] | None:
+    """The files to render: listed by ``listing``, less those whose key is unchanged;
+    ``None`` when a file to keep is not the writer's own."""
+    todo = []
+    for a in listing.artifacts(plan.touched, plan.regrouped):
         if a.keep:
             if not writer.keep(a.path):
                 return None
         elif not writer.is_current(a.path, a.key):
-            pending.append(a)
-    return pending
+            todo.append(a)
+    return todo
 
 
 def report(problems: Sequence[Problem]) -> None:

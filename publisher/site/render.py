@@ -1,6 +1,6 @@
 """The speed seam: every output file rendered and written, serially or in forked workers.
 
-``render_all(writer, pending, progress, jobs, meanwhile)`` is the one entry
+``render_all(writer, pending, feeds, progress, jobs, meanwhile)`` is the one entry
 point; nothing outside this module knows there are workers. Its rules:
 
 - Work below ``PARALLEL_MIN`` (posts shown, summed over the files) renders in
@@ -40,10 +40,11 @@ from publisher.source.posts import Post
 
 if TYPE_CHECKING:
     from publisher.site.artifacts import Artifact
+    from publisher.site.feeds import FeedRenderer
 
 
 #: Below this much work (posts shown, summed over the files: see
-#: ``Artifact.weight``), forking workers costs more than it saves.
+#: ``Artifact.shows``), forking workers costs more than it saves.
 PARALLEL_MIN = 2000
 CHUNK = 50
 
@@ -51,15 +52,17 @@ CHUNK = 50
 def render_all(
     writer: OutputWriter,
     pending: list[Artifact],
+    feeds: FeedRenderer,
     progress: bool,
     jobs: int,
     meanwhile: Callable[[], None],
 ) -> None:
     """Render and write ``pending``: serially, or in forked workers when worth it.
 
-    Workers write their files themselves (sending ~0.5 GB of output through
-    pipes would cost more than rendering) and report the manifest entries.
-    ``meanwhile`` runs in this process while workers render (or after, serially).
+    Workers write their files themselves (sending the output through pipes
+    would cost more than rendering) and report the manifest entries. ``feeds``
+    renders every feed document among ``pending``. ``meanwhile`` runs in this
+    process while workers render (or after, serially).
     """
     bar = None
     if progress and len(pending) > 200:
@@ -74,11 +77,11 @@ def render_all(
             bar.advance(task, n)
 
     try:
-        work = sum(a.weight for a in pending)
+        work = sum(a.shows for a in pending)
         if jobs > 1 and work >= PARALLEL_MIN and "fork" in mp.get_all_start_methods():
-            _render_forked(writer, pending, jobs, advance, meanwhile)
+            _render_forked(writer, pending, feeds, jobs, advance, meanwhile)
         else:
-            _announce(pending)
+            _announce(feeds, pending)
             for i in range(0, len(pending), CHUNK):
                 advance(_write_batch(writer, pending[i : i + CHUNK]))
             meanwhile()
@@ -87,13 +90,13 @@ def render_all(
             bar.stop()
 
 
-def _announce(artifacts: Iterable[Artifact]) -> None:
-    """Tell the renderers what this process will render (see ``FeedRenderer.expect``):
+def _announce(feeds: FeedRenderer, artifacts: Iterable[Artifact]) -> None:
+    """Tell the renderer what this process will render (see ``FeedRenderer.expect``):
     in the process that renders it, so that nothing is made for a document that
     another worker renders."""
     for a in artifacts:
-        if a.will_render is not None:
-            a.will_render()
+        if a.doc is not None:
+            feeds.expect(a.doc, a.fmt)
 
 
 def _suffix(path: str) -> str:
@@ -117,9 +120,9 @@ def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
     for a in pending:
         suffix = _suffix(a.path)
         if suffix in weight:
-            weight[suffix] += a.weight
+            weight[suffix] += a.shows
         else:
-            other += a.weight
+            other += a.shows
     xml = weight[".atom"] + weight[".rss"]
     if jobs == 2 and weight[".json"] + other >= xml // 2:
         return {".atom": 0, ".rss": 0, ".json": 1}
@@ -135,6 +138,7 @@ def _write_batch(writer: OutputWriter, batch: list[Artifact]) -> int:
 def _render_forked(
     writer: OutputWriter,
     pending: list[Artifact],
+    feeds: FeedRenderer,
     jobs: int,
     advance: Callable[[int], None],
     meanwhile: Callable[[], None],
@@ -156,15 +160,15 @@ def _render_forked(
     def work(me: int, mine: list[int]) -> None:
         try:
             mark = writer.mark()
-            _announce(pending[j] for j in mine)
+            _announce(feeds, (pending[j] for j in mine))
             if me in pairs:
-                _swap_fragments(pending, *pairs[me], parent)
+                _swap_fragments(pending, feeds, *pairs[me], parent)
             for i in range(0, len(mine), CHUNK):
                 batch = [pending[j] for j in mine[i : i + CHUNK]]
                 queue.put(("progress", me, _write_batch(writer, batch)))
             for start in _taken(cursor, len(shared), CHUNK):
                 batch = [pending[j] for j in shared[start : start + CHUNK]]
-                _announce(batch)
+                _announce(feeds, batch)
                 queue.put(("progress", me, _write_batch(writer, batch)))
             queue.put(("done", me, writer.since(mark)))
         except BaseException as exc:  # noqa: BLE001 - the parent raises it (once)
@@ -234,6 +238,7 @@ def _partners(ctx: Any, lane_of: dict[str, int], stack: ExitStack) -> dict[int, 
 
 def _swap_fragments(
     pending: list[Artifact],
+    renderer: FeedRenderer,
     fmt: str,
     partner: Connection,
     outbox: IO[bytes],
@@ -258,15 +263,13 @@ def _swap_fragments(
     posts).
     """
     shown: dict[str, dict[str, Post]] = {".atom": {}, ".rss": {}}
-    renderer = None
     for a in pending:
         posts = shown.get(_suffix(a.path))
-        if posts is not None and a.feed is not None:
-            renderer, listed = a.feed
-            for p in listed:
+        if posts is not None and a.doc is not None:
+            for p in a.doc.posts:
                 posts[p.id] = p
     both = [pid for pid in shown[".atom"] if pid in shown[".rss"]]
-    if renderer is None or not both:
+    if not both:
         return
     mine: list[int] = []  # where the chunks this worker took start in ``both``
     lengths = array("Q")

@@ -14,9 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,32 +22,11 @@ from sqlalchemy.engine import Engine
 from publisher.errors import PublisherError
 from publisher.store.locks import exclusive
 from publisher.store.paths import shown_url, sqlite_file
-from publisher.store.rows import DigestRecord
+from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, DigestRecord, Status
 from publisher.store.schema import deliveries, digests, subscribers
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
 SEND_LOCK = 0x7075626C69736872
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"  # handed to the transport; no answer recorded yet
-    SENT = "sent"
-    SKIPPED = "skipped"  # nothing for this subscriber this week, or no longer subscribed
-    DEFERRED = "deferred"  # transient failures used up this run's attempts; retried next run
-    FAILED = "failed"  # permanent (5xx) failure
-
-
-TO_SEND = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: int
-    subscriber_id: int
-    status: DeliveryStatus
-    attempts: int
-    message_id: str
 
 
 # The two updates made per message, built once (statement construction and
@@ -244,7 +221,7 @@ class Ledger:
                 conn.execute(
                     subscribers.update()
                     .where(subscribers.c.id == subscriber_id)
-                    .values(status="bounced")
+                    .values(status=Status.BOUNCED.value)
                 )
                 return True
         return False

@@ -1,8 +1,8 @@
-"""Rows of the state database as plain values, and what a build makes of them.
+"""Rows of the state database as plain values, their statuses, and what a build makes of them.
 
-Apart from ``state`` and ``ledger`` (SQLAlchemy Core) so that a build can read
-them and work out its posts' ``updated`` dates without importing SQLAlchemy
-(see ``build_state``).
+Apart from the modules that hold SQL (SQLAlchemy Core) so that a build, the
+command line and the delivery loop can use them without importing SQLAlchemy
+(see ``site.state_helper``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,46 @@ def resolve_updated(
         updated[pid] = when
         changed.append((pid, PostVersion(digest, when)))
     return updated, changed
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # signed up, not yet confirmed (double opt-in)
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+#: Statuses an import never lifts (see ``SubscriberStore.import_csv``).
+SUPPRESSED = (Status.UNSUBSCRIBED, Status.BOUNCED)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    tags: tuple[str, ...]  # empty = every post
+    status: Status
+    bounces: int = 0
+    updated: str = ""  # when the row last changed (ISO 8601)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # handed to the transport; no answer recorded yet
+    SENT = "sent"
+    SKIPPED = "skipped"  # nothing for this subscriber this week, or no longer subscribed
+    DEFERRED = "deferred"  # transient failures used up this run's attempts; retried next run
+    FAILED = "failed"  # permanent (5xx) failure
+
+
+TO_SEND = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    subscriber_id: int
+    status: DeliveryStatus
+    attempts: int
+    message_id: str

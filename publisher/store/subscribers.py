@@ -6,9 +6,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TextIO
 
 import sqlalchemy as sa
@@ -16,33 +14,12 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
 from publisher.errors import Problem, PublisherError, error, warning
+from publisher.store.rows import SUPPRESSED, Status, Subscriber
 from publisher.store.schema import subscribers as table
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _TAG_SPLIT = re.compile(r"[;|,]")
 MAX_NAME = 200
-
-
-class Status(StrEnum):
-    PENDING = "pending"  # signed up, not yet confirmed (double opt-in)
-    ACTIVE = "active"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-
-
-#: Statuses an import never lifts (see ``SubscriberStore.import_csv``).
-SUPPRESSED = (Status.UNSUBSCRIBED, Status.BOUNCED)
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    id: int
-    email: str
-    name: str
-    tags: tuple[str, ...]  # empty = every post
-    status: Status
-    bounces: int = 0
-    updated: str = ""  # when the row last changed (ISO 8601)
 
 
 def normalize_email(text: str) -> str:

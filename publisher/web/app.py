@@ -48,8 +48,9 @@ from publisher.newsletter.tokens import (
 )
 from publisher.settings import Settings
 from publisher.store.published import Topic, load_topics
+from publisher.store.rows import Status, Subscriber
 from publisher.store.schema import open_engine
-from publisher.store.subscribers import Status, Subscriber, SubscriberStore, normalize_email
+from publisher.store.subscribers import SubscriberStore, normalize_email
 from publisher.templating import environment, render
 from publisher.web.guards import BodyLimit, RateLimit, same_site
 from publisher.web.static import SiteFiles, feed_summary
