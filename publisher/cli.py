@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import os
@@ -122,8 +123,19 @@ def _digest_parser(sub: Subparsers) -> None:
     digest.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+#: Commands that run once and exit. They make ~10^6 small acyclic objects (the
+#: parsed archives, the stream, feed fragments) that reference counting frees;
+#: the cyclic collector would only walk them again and again (and, in forked
+#: render workers, touch their pages), so it is off for the process. The
+#: long-running ``serve`` and ``schedule`` keep it on. Measured in
+#: ``benchmarks/README.md``.
+ONE_SHOT = frozenset({"check", "posts", "build", "subscribers", "digest"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ONE_SHOT:
+        gc.disable()
     settings = None
     try:
         settings = load_settings(args.config)

@@ -31,7 +31,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.settings import Settings
-from publisher.source.load import frozen_for_the_job
 from publisher.store.schema import open_engine, scheduler_lease
 
 if TYPE_CHECKING:
@@ -67,8 +66,7 @@ def _ctx() -> _Context:
 
 def publish_job() -> str:
     """Rebuild the site; cheap when nothing changed."""
-    with frozen_for_the_job():
-        return _publish()
+    return _publish()
 
 
 def _publish() -> str:
@@ -105,14 +103,12 @@ def _publish() -> str:
 
 def digest_job() -> str:
     """Send the last completed week's digest, unless the archives have errors."""
-    with frozen_for_the_job():
-        return _digest()
+    return _digest()
 
 
 def retry_job() -> str:
     """Finish the last completed week's digest if a run left messages unsent."""
-    with frozen_for_the_job():
-        return _retry()
+    return _retry()
 
 
 def _retry() -> str:

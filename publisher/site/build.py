@@ -202,28 +202,7 @@ def _build(
         writer, todo = _todo(listing, plan, writer, out)
         writer.claim((a.path for a in todo), overwrite=overwrite)
 
-        def meanwhile() -> None:
-            """While the render workers run: keep the snapshot, see the posts' versions
-            saved.
-
-            The versions are what this build saw: if writing then fails, the next
-            build dates an edit from this one, which saw it first (and, finding no
-            snapshot, reads every archive).
-            """
-            plan.stage()
-            state.flush()
-
-        try:
-            render_all(
-                writer, todo, listing.feeds, progress, jobs or os.cpu_count() or 1, meanwhile
-            )
-            if plan.touched is not None and plan.regrouped is None:
-                writer.keep_unlisted()
-            writer.finish(inputs.key)
-            plan.record(state.count_versions())
-        except BaseException:
-            store.discard()
-            raise
+        _write(writer, todo, listing, plan, state, store, inputs.key, progress, jobs)
     if settings.site.websub_hub:
         _ping(settings, writer.changed)
     c = writer.counts
@@ -238,6 +217,42 @@ def _build(
         archives_read=plan.archives_read,
         archives=len(inputs.files),
     )
+
+
+def _write(
+    writer: OutputWriter,
+    todo: list[Artifact],
+    listing: SiteListing,
+    plan: Plan,
+    state: BuildState,
+    store: SnapshotStore,
+    key: str,
+    progress: bool,
+    jobs: int,
+) -> None:
+    """Render and write ``todo``, then the manifest, then the snapshot; a failure
+    anywhere discards the snapshot, so the next build reads every archive."""
+
+    def meanwhile() -> None:
+        """While the render workers run: keep the snapshot, see the posts' versions
+        saved.
+
+        The versions are what this build saw: if writing then fails, the next
+        build dates an edit from this one, which saw it first (and, finding no
+        snapshot, reads every archive).
+        """
+        plan.stage()
+        state.flush()
+
+    try:
+        render_all(writer, todo, listing.feeds, progress, jobs or os.cpu_count() or 1, meanwhile)
+        if plan.touched is not None and plan.regrouped is None:
+            writer.keep_unlisted()
+        writer.finish(key)
+        plan.record(state.count_versions())
+    except BaseException:
+        store.discard()
+        raise
 
 
 def _plan(

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, TypeVar
 from publisher.errors import Problem
 from publisher.source.archive import ArchivePage, RawPost
 from publisher.source.increment import Patch, same_shape
-from publisher.source.load import no_cyclic_gc
 from publisher.source.posts import Post, Stream, Term
 from publisher.store.paths import beside_state
 
@@ -178,25 +177,7 @@ class SnapshotStore:
         change since the base, or as a new base once large."""
         stream, remade = patch.stream, patch.remade
         old = self._delta or Delta.empty(snap.token)
-        edits, whole = dict(old.pages), dict(old.whole)
-        for name, page in pages.items():
-            before = snap.pages.get(name)
-            if (
-                name in whole
-                or page is None
-                or before is None
-                or before.problems  # a page edit keeps the base page's warnings
-                or page.problems
-                or not same_shape(before, page)
-            ):
-                whole[name] = page
-                edits.pop(name, None)
-                continue
-            copies = dict(edits[name].copies) if name in edits else {}
-            for i, (a, b) in enumerate(zip(before.posts, page.posts, strict=True)):
-                if not a.same_content(b):
-                    copies[i] = b
-            edits[name] = PageEdit(tuple(r.line for r in page.posts), copies)
+        edits, whole = _page_edits(snap, old, pages)
         posts, sources = dict(old.posts), dict(old.sources)
         for p in patch.replaced:
             if p.id in posts or p.id in remade:
@@ -237,13 +218,40 @@ class SnapshotStore:
             self.discard()
 
 
+def _page_edits(
+    snap: Snapshot, old: Delta, pages: dict[str, ArchivePage | None]
+) -> tuple[dict[str, PageEdit], dict[str, ArchivePage | None]]:
+    """The delta's page changes with ``pages`` added: as edits of the base page's copies
+    where only text changed, else whole pages."""
+    edits, whole = dict(old.pages), dict(old.whole)
+    for name, page in pages.items():
+        before = snap.pages.get(name)
+        if (
+            name in whole
+            or page is None
+            or before is None
+            or before.problems  # a page edit keeps the base page's warnings
+            or page.problems
+            or not same_shape(before, page)
+        ):
+            whole[name] = page
+            edits.pop(name, None)
+            continue
+        copies = dict(edits[name].copies) if name in edits else {}
+        for i, (a, b) in enumerate(zip(before.posts, page.posts, strict=True)):
+            if not a.same_content(b):
+                copies[i] = b
+        edits[name] = PageEdit(tuple(r.line for r in page.posts), copies)
+    return edits, whole
+
+
 def _write(tmp: Path, data: Snapshot | Delta) -> bool:
     """Pickle to ``tmp``; a cache that cannot be written costs the next build, not this one."""
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         # the pickler's memo holds a tuple per object (~10^6): with the cyclic
         # collector on, one full collection walked them all (0.1 s at 10,000 posts)
-        with open(tmp, "wb") as f, no_cyclic_gc():
+        with open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -23,7 +23,7 @@ from publisher.site.state_helper import BuildState
 from publisher.site.writer import OutputWriter
 from publisher.source.archive import ArchivePage, Copies, parse_page
 from publisher.source.load import load_pages
-from publisher.source.posts import Stream
+from publisher.source.posts import Post, Stream
 from publisher.store.rows import PostVersion, resolve_updated
 
 if TYPE_CHECKING:
@@ -132,21 +132,8 @@ def incremental_plan(
         now,
     )
     updated = prior.updated | fresh
-    # what of a post its files show (see ``site.artifacts``' post keys), before and now
-    old = {p.id: p for p in prior.stream.posts if p.id in by_id}
-    shown = {pid: (p.slug, p.content_hash, p.published, updated[pid]) for pid, p in by_id.items()}
-    touched = {
-        pid
-        for pid, now_shown in shown.items()
-        if (o := old.get(pid)) is None
-        or now_shown != (o.slug, o.content_hash, o.published, prior.updated.get(pid))
-    }
-    regrouped = None
-    if result.reordered:  # posts came, went or moved: which families' lists changed
-        from publisher.site.artifacts import family_members
-
-        was, now_in = family_members(prior.stream), family_members(stream)
-        regrouped = {k for k in was.keys() | now_in.keys() if was.get(k) != now_in.get(k)}
+    touched = _touched(prior, by_id, updated)
+    regrouped = _regrouped(prior.stream, stream) if result.reordered else None
     # files only this build's keys can vouch for: the folder must be as the last build left it
     narrow = writer.inputs == prior.inputs and writer.untouched()
 
@@ -166,6 +153,27 @@ def incremental_plan(
         len(changed),
         regrouped if narrow else None,
     )
+
+
+def _touched(prior: Snapshot, remade: dict[str, Post], updated: dict[str, datetime]) -> set[str]:
+    """The remade posts whose files show a change: what of a post its files show
+    (see ``SiteListing.post_key``), before and now."""
+    old = {p.id: p for p in prior.stream.posts if p.id in remade}
+    return {
+        pid
+        for pid, p in remade.items()
+        if (o := old.get(pid)) is None
+        or (p.slug, p.content_hash, p.published, updated[pid])
+        != (o.slug, o.content_hash, o.published, prior.updated.get(pid))
+    }
+
+
+def _regrouped(was: Stream, now: Stream) -> set[str]:
+    """Posts came, went or moved: the families whose lists changed."""
+    from publisher.site.artifacts import family_members
+
+    before, after = family_members(was), family_members(now)
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
 
 
 def pending(listing: SiteListing, plan: Plan, writer: OutputWriter) -> list[Artifact] | None:
