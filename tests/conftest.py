@@ -1,12 +1,11 @@
-"""Shared fixtures: the real seeds, settings, and helpers to write archive pages."""
+"""Fixtures: settings in a temp folder, and real servers (SMTP, PostgreSQL) on loopback.
+
+Plain helpers are in ``tests.helpers``."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,15 +14,7 @@ import pytest
 
 from publisher.config import load_settings
 from publisher.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
-
-
-def examples(n: int) -> int:
-    """A property test's hypothesis examples: ``n``, times ``HYPOTHESIS_SCALE`` for a
-    deep run (``HYPOTHESIS_SCALE=20 pytest tests/test_increment.py``)."""
-    return n * int(os.environ.get("HYPOTHESIS_SCALE", "1"))
+from tests.helpers import SEEDS
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL server of the test run's own, on loopback (see ``tests.postgres``);
     its admin URL. Its folder is outside pytest's, which the server's user cannot enter."""
-    from tests.postgres import running_server
+    from tests.helpers.postgres import running_server
 
     folder = Path(tempfile.mkdtemp(prefix="publisher-pg-"))
     try:
@@ -62,7 +53,7 @@ def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], 
     a real PostgreSQL server."""
     if request.param == "sqlite":
         return lambda name: f"sqlite:///{(tmp_path / f'{name}.db').as_posix()}"
-    from tests.postgres import fresh_database
+    from tests.helpers.postgres import fresh_database
 
     server = request.getfixturevalue("postgres_server")
     test = hashlib.blake2b(request.node.nodeid.encode(), digest_size=6).hexdigest()
@@ -75,57 +66,10 @@ def state_url(state_db: Callable[[str], str]) -> str:
     return state_db("state")
 
 
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode(encoding))
-    return path
-
-
-SECRET = "test-secret-0123456789abcdef0123456789"
-
-
 @pytest.fixture
 def smtp():  # type: ignore[no-untyped-def]
     """A real SMTP server (aiosmtpd) on loopback that records what it accepts."""
-    from tests.smtp import SmtpServer
+    from tests.helpers.smtp import SmtpServer
 
     with SmtpServer() as server:
         yield server
-
-
-def smtp_settings(
-    tmp: Path,
-    smtp_port: int,
-    *,
-    seeds: Path = SEEDS,
-    output: str = "site",
-    base_url: str = "",
-    extra: str = "",
-    state_url: str = "",
-) -> Settings:
-    """Settings for delivery through the test SMTP server, state in ``tmp`` (or at
-    ``state_url``)."""
-    cfg = tmp / "publisher.toml"
-    site = f'[site]\nbase_url = "{base_url}"\n' if base_url else ""
-    state_url = state_url or f"sqlite:///{(tmp / 'state.db').as_posix()}"
-    cfg.write_text(
-        f'{site}[build]\nseeds = "{seeds.as_posix()}"\noutput = "{output}"\n'
-        f'[state]\nurl = "{state_url}"\n'
-        '[delivery]\nmethod = "smtp"\nretry_backoff = 0.01\nbounce_limit = 2\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n{extra}',
-        encoding="utf-8",
-    )
-    return load_settings(cfg, environ={})
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m publisher ARGS`` as a user runs it, without PUBLISHER_* from this shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )

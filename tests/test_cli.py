@@ -1,11 +1,15 @@
-"""The check and posts commands, run as a user would: a real subprocess."""
+"""The command line, run as a user would (a real subprocess), and its process settings."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
-from tests.conftest import SEEDS, run_cli, write
+import pytest
+
+from publisher import cli
+from tests.helpers import SEEDS, run_cli, write
 
 run = run_cli
 
@@ -106,3 +110,17 @@ def test_serve_on_an_address_in_use_is_an_error_with_a_remedy(tmp_path: Path) ->
     assert r.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}: another program is listening there" in r.stderr
     assert "--port" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("command", "collects"), [("check", False), ("schedule", True)])
+def test_one_shot_commands_run_without_the_cyclic_collector(
+    monkeypatch: pytest.MonkeyPatch, command: str, collects: bool
+) -> None:
+    seen: list[bool] = []
+    monkeypatch.setitem(cli.COMMANDS, command, lambda *_: seen.append(gc.isenabled()) or 0)
+    assert gc.isenabled()
+    try:
+        assert cli.main([command]) == 0
+    finally:
+        gc.enable()
+    assert seen == [collects]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PACKAGE = ROOT / "publisher"
 RANK = {
@@ -100,3 +100,13 @@ def test_the_checks_see_the_package() -> None:
     """The two checks above pass vacuously on an empty tree: they must see every stage."""
     stages = {_stage(_name(p)) for p in _modules()}
     assert set(RANK) - {"__main__", "cli"} <= stages
+
+
+def test_the_tests_mirror_the_package() -> None:
+    """A stage's tests live in the folder of its name (``tests/site`` for
+    ``publisher/site``); shared helpers in ``tests/helpers``."""
+    tests = ROOT / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    stages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders - {"helpers"} == stages
+    assert all(any((tests / s).glob("test_*.py")) for s in stages)

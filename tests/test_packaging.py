@@ -11,7 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import ROOT, SEEDS
+from tests.helpers import ROOT, SEEDS
 
 
 def test_wheel_carries_the_templates_and_an_install_of_it_builds(tmp_path: Path) -> None:

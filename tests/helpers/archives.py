@@ -1,18 +1,15 @@
-"""Property: posts rendered into archive pages of any kind, split across files in any
-order, parse back to the same stream."""
+"""Generated archives for property tests: posts rendered into archive pages of every
+kind, split across files in any order (hypothesis strategies)."""
 
 from __future__ import annotations
 
 from datetime import date
 
 from dateutil import tz
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher.source.archive import MONTHS, WEEKDAYS, parse_page
-from publisher.source.normalize import normalize
+from publisher.source.archive import MONTHS, WEEKDAYS
 from publisher.text import title_key
-from tests.conftest import examples
 
 LONDON = tz.gettz("Europe/London")
 WORDS = [
@@ -137,39 +134,3 @@ def archive_files(draw):
     order = draw(st.permutations(range(len(files))))
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     return ps, [(f"f{n:02d}.txt", files[k].replace("\n", newline)) for n, k in enumerate(order)]
-
-
-@settings(
-    max_examples=examples(80),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-@given(archive_files())
-def test_any_split_parses_back_to_the_same_stream(case) -> None:
-    ps, files = case
-    pages = [parse_page(text.encode("utf-8"), name) for name, text in files]
-    stream = normalize(pages, LONDON, "example.org")
-    assert stream.problems == []
-    expected = [
-        (
-            p["title"],
-            p["date"],
-            tuple(sorted(p["tags"], key=str.casefold)),
-            (p["category"],) if p["category"] else (),
-            p["paras"],
-        )
-        for p in newest_first(ps)
-    ]
-    got = [
-        (
-            q.title,
-            q.date,
-            q.tags,
-            q.categories,
-            [("ul", x.items) if x.is_list else ("p", x.text) for x in q.paragraphs],
-        )
-        for q in stream.posts
-    ]
-    assert got == expected
-    again = normalize(list(reversed(pages)), LONDON, "example.org")
-    assert again.posts == stream.posts

@@ -25,9 +25,9 @@ from publisher.settings import Settings
 from publisher.store.schema import deliveries, open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import last_completed_week
-from tests.conftest import SECRET, smtp_settings, write
-from tests.smtp import SmtpServer
-from tests.test_roundtrip import long_date
+from tests.helpers import SECRET, smtp_settings, write
+from tests.helpers.archives import long_date
+from tests.helpers.smtp import SmtpServer
 
 LONDON = tz.gettz("Europe/London")
 
@@ -305,7 +305,7 @@ def test_the_retry_job_finishes_a_digest_the_server_stopped(
     Every 15 minutes the retry job tries the week again; once the server is back
     the digest goes, once; then, and for a digest planned over RETRY_HOURS ago,
     it does nothing. (Before, the week's digest waited for someone to notice.)"""
-    from tests.smtp import free_port
+    from tests.helpers.smtp import free_port
 
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     port = free_port()

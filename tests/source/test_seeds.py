@@ -7,7 +7,7 @@ from datetime import date
 from publisher.settings import Settings
 from publisher.source.files import read_pages
 from publisher.source.normalize import normalize
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 
 def _stream(settings: Settings):

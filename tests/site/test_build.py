@@ -24,10 +24,9 @@ from publisher.errors import PublisherError
 from publisher.settings import Settings
 from publisher.site.build import build
 from publisher.site.cache import SnapshotStore
-from tests.conftest import ROOT, SEEDS, run_cli, write
-from tests.feedcheck import assert_valid_atom
+from tests.helpers import GOLDEN, ROOT, SEEDS, run_cli, write
+from tests.helpers.feeds import assert_valid_atom
 
-GOLDEN = Path(__file__).parent / "golden"
 EDIT_NOW = datetime.fromisoformat("2026-11-23T09:30:00+00:00")
 
 
@@ -499,7 +498,7 @@ def test_readme_documents_every_config_key() -> None:
 def _synthetic_archives(folder: Path, posts: int, tags: int) -> None:
     from datetime import date, timedelta
 
-    from tests.test_roundtrip import long_date
+    from tests.helpers.archives import long_date
 
     by_tag: dict[int, list[str]] = {t: [] for t in range(tags)}
     for i in range(posts):

@@ -17,23 +17,9 @@ from publisher.store.rows import Status
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.web.app import create_app
-from tests.conftest import SECRET, SEEDS, smtp_settings
-from tests.smtp import SmtpServer, free_port
-from tests.webserver import LiveServer
-
-
-@pytest.fixture
-def site(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
-    port = free_port()
-    s = smtp_settings(tmp_path, smtp.port, base_url=f"http://127.0.0.1:{port}/")
-    build(s, [SEEDS], Path("site"))
-    server = LiveServer(create_app(s))
-    server.port = port
-    server.server.config.port = port
-    with server:
-        yield s, server
+from tests.helpers import SECRET, SEEDS, smtp_settings
+from tests.helpers.smtp import SmtpServer, free_port
+from tests.helpers.webserver import LiveServer
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,8 @@ from publisher.store.rows import Status
 from publisher.store.schema import deliveries, open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import parse_week
-from tests.conftest import SECRET, SEEDS, smtp_settings, write
-from tests.smtp import SmtpServer
+from tests.helpers import GOLDEN, SECRET, SEEDS, smtp_settings, write
+from tests.helpers.smtp import SmtpServer
 
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 DIGITISATION = "Digitisation, and the Children’s Services Ofsted"
@@ -164,7 +164,7 @@ def test_server_down_leaves_the_message_deferred_with_every_attempt_counted(
 ) -> None:
     """No server at all: each try is recorded (attempts) though no MAIL was ever sent,
     and the row is left for the next run, not marked sent or failed."""
-    from tests.smtp import free_port
+    from tests.helpers.smtp import free_port
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
@@ -185,7 +185,7 @@ def test_server_down_stops_the_run_at_the_first_message_and_the_rerun_sends_all(
     turn (14 s each with the default backoff: hours for a list). The run now
     stops after the first message's tries, the rest left as they were; once the
     server is there, a rerun sends every message once."""
-    from tests.smtp import free_port
+    from tests.helpers.smtp import free_port
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
@@ -383,7 +383,7 @@ def test_tampered_and_misused_tokens_rejected() -> None:
 
 
 def test_sent_digests_are_published_in_the_site(cfg: Settings, smtp: SmtpServer) -> None:
-    from tests.feedcheck import assert_valid_atom
+    from tests.helpers.feeds import assert_valid_atom
 
     out, seeds = Path("site"), Path("archives")
     shutil.copytree(SEEDS, seeds)
@@ -473,7 +473,7 @@ def test_golden_eml(cfg: Settings, smtp: SmtpServer) -> None:
     head, body = raw.split(b"\n\n", 1)
     assert body.count(b"Content-Transfer-Encoding: 8bit") == 2
     assert b"=?utf-8?" not in head.split(b"\nSubject:")[0]
-    golden = Path(__file__).parent / "golden" / "digest-2019-W07.eml"
+    golden = GOLDEN / "digest-2019-W07.eml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(raw)
     assert raw == golden.read_bytes()
@@ -573,7 +573,7 @@ def test_a_refused_login_stops_the_run_and_bounces_nobody(
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    from tests.smtp import Recorder, free_port
+    from tests.helpers.smtp import Recorder, free_port
 
     def check(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
         ok = isinstance(data, LoginPassword) and data.password == b"right"

@@ -17,7 +17,7 @@ from publisher.errors import PublisherError
 from publisher.site.build import build
 from publisher.site.state_helper import BuildState
 from publisher.store.rows import PostVersion
-from tests.conftest import SEEDS, write
+from tests.helpers import SEEDS, write
 
 WHEN = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -98,7 +98,7 @@ def test_a_database_lost_in_use_is_an_error_to_act_on(postgres_server: str, help
     traceback from inside the driver."""
     import sqlalchemy as sa
 
-    from tests.postgres import fresh_database
+    from tests.helpers.postgres import fresh_database
 
     url = fresh_database(postgres_server, f"lost_{helper}")
     rows = [("tag:x,2026-01-01:p", PostVersion("h", WHEN))]

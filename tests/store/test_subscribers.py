@@ -14,7 +14,7 @@ from publisher.errors import PublisherError
 from publisher.store.rows import Status
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
-from tests.conftest import SEEDS, run_cli
+from tests.helpers import SEEDS, run_cli
 
 NOW = datetime.fromisoformat("2026-11-23T07:00:00+00:00")
 

@@ -12,8 +12,8 @@ from lxml import etree
 from publisher.config import load_settings
 from publisher.site.build import build
 from publisher.site.sitemap import NS, sitemap_files
-from tests.conftest import SEEDS
-from tests.feedcheck import assert_valid_sitemap
+from tests.helpers import SEEDS
+from tests.helpers.feeds import assert_valid_sitemap
 
 EDIT_NOW = datetime.fromisoformat("2026-11-23T09:30:00+00:00")
 

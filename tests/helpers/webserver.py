@@ -7,7 +7,7 @@ import time
 
 import uvicorn
 
-from tests.smtp import free_port
+from tests.helpers.smtp import free_port
 
 
 class LiveServer:

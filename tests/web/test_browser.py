@@ -17,8 +17,7 @@ from publisher.store.rows import Status
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import parse_week
-from tests.conftest import ROOT
-from tests.test_webapp import site  # noqa: F401  (fixture)
+from tests.helpers import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"

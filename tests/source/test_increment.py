@@ -11,8 +11,8 @@ from publisher.source.archive import ArchivePage, parse_page
 from publisher.source.increment import Patch, patch
 from publisher.source.normalize import normalize
 from publisher.source.posts import Stream
-from tests.conftest import SEEDS, examples
-from tests.test_roundtrip import LONDON, archive_files, long_date
+from tests.helpers import SEEDS, examples
+from tests.helpers.archives import LONDON, archive_files, long_date
 
 DOMAIN = "example.com"
 DIGITISATION = "Digitisation, and the Children’s Services Ofsted"

@@ -12,8 +12,8 @@ import pytest
 from publisher.settings import Settings
 from publisher.site.build import build
 from publisher.source.load import load_stream
-from tests.conftest import SEEDS
-from tests.feedcheck import assert_valid_atom
+from tests.helpers import SEEDS
+from tests.helpers.feeds import assert_valid_atom
 
 FEEDS = {"all": 12, "tag/thanks": 3, "tag/digital": 10}
 

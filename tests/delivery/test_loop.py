@@ -1,0 +1,168 @@
+"""The delivery loop on its own: an in-memory ledger and transport stand for the
+Protocols it talks to, so these tests need neither SQL nor SMTP (the real ones are
+exercised in tests/newsletter and tests/store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from publisher.delivery.loop import Outgoing, deliver
+from publisher.delivery.transport import (
+    Mail,
+    PermanentError,
+    ServerError,
+    TransientError,
+    Unreachable,
+)
+
+NOW = datetime(2019, 2, 18, 7, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    subscriber_id: int
+
+
+@dataclass
+class Ledger:
+    """Every mark, in order, as (what, row id)."""
+
+    marks: list[tuple[str, int]] = field(default_factory=list)
+    bounce_after: int = 99
+    failures: dict[int, int] = field(default_factory=dict)
+    closed: bool = False
+
+    def mark_sending(self, delivery_id: int) -> None:
+        self.marks.append(("sending", delivery_id))
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        self.marks.append(("sent", delivery_id))
+
+    def mark_skipped(self, delivery_id: int, why: str) -> None:
+        self.marks.append(("skipped", delivery_id))
+
+    def mark_deferred(self, delivery_id: int, why: str) -> None:
+        self.marks.append(("deferred", delivery_id))
+
+    def mark_failed(
+        self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
+    ) -> bool:
+        self.marks.append(("failed", delivery_id))
+        self.failures[subscriber_id] = self.failures.get(subscriber_id, 0) + 1
+        return self.failures[subscriber_id] >= bounce_limit
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass(frozen=True)
+class Text:
+    body: bytes
+
+    def wire(self, eight_bit: bool) -> bytes:
+        return self.body
+
+
+@dataclass
+class Transport:
+    """Accepts every message, or answers each recipient with the next of its faults."""
+
+    faults: dict[str, list[Exception]] = field(default_factory=dict)
+    accepted: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    def send(
+        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None]
+    ) -> None:
+        handing_over()
+        queue = self.faults.get(recipient, [])
+        if queue:
+            raise queue.pop(0)
+        self.accepted.append(recipient)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def outgoing(*recipients: str, skip: str = "") -> list[Outgoing]:
+    def build(r: str) -> Callable[[], Mail | None]:
+        return lambda: None if r == skip else Text(r.encode())
+
+    return [Outgoing(Row(i, i), "from@x.test", r, build(r)) for i, r in enumerate(recipients, 1)]
+
+
+def run(ledger: Ledger, transport: Transport, items: list[Outgoing], **kw: object):  # type: ignore[no-untyped-def]
+    sleeps: list[float] = []
+    summary = deliver(
+        ledger,
+        transport,
+        items,
+        now=lambda: NOW,
+        max_attempts=3,
+        bounce_limit=2,
+        backoff=1.0,
+        sleep=sleeps.append,
+        **kw,  # type: ignore[arg-type]
+    )
+    return summary, sleeps
+
+
+def test_each_row_is_sending_before_it_is_handed_over_and_sent_after() -> None:
+    ledger, transport = Ledger(), Transport()
+    summary, _ = run(ledger, transport, outgoing("a@x.test", "b@x.test"))
+    assert ledger.marks == [("sending", 1), ("sent", 1), ("sending", 2), ("sent", 2)]
+    assert transport.accepted == ["a@x.test", "b@x.test"] and summary.sent == 2
+    assert ledger.closed and transport.closed
+
+
+def test_a_transient_failure_is_retried_with_backoff_then_deferred() -> None:
+    ledger = Ledger()
+    transport = Transport({"a@x.test": [TransientError("421 busy")] * 3})
+    summary, sleeps = run(ledger, transport, outgoing("a@x.test", "b@x.test"))
+    assert sleeps == [1.0, 2.0]  # doubling, none after the last attempt
+    assert ("deferred", 1) in ledger.marks and ("sent", 2) in ledger.marks
+    assert (summary.retried, summary.deferred, summary.sent) == (2, 1, 1)
+
+
+def test_a_transient_failure_that_clears_is_sent() -> None:
+    ledger = Ledger()
+    transport = Transport({"a@x.test": [TransientError("451 try later")]})
+    summary, sleeps = run(ledger, transport, outgoing("a@x.test"))
+    assert ledger.marks[-1] == ("sent", 1) and sleeps == [1.0] and summary.sent == 1
+
+
+def test_permanent_failures_count_towards_a_bounce() -> None:
+    ledger = Ledger()
+    # two digests' worth of 550s for one subscriber: the second one bounces them
+    transport = Transport({"a@x.test": [PermanentError("550 no such user")] * 2})
+    items = outgoing("a@x.test") + [
+        Outgoing(Row(7, 1), "from@x.test", "a@x.test", lambda: Text(b""))
+    ]
+    summary, sleeps = run(ledger, transport, items)
+    assert summary.failed == 2 and summary.bounced == 1 and sleeps == []
+
+
+@pytest.mark.parametrize(
+    "fault", [ServerError("535 login refused"), Unreachable("connection refused")]
+)
+def test_a_fault_of_the_server_stops_the_run_and_blames_nobody(fault: Exception) -> None:
+    ledger = Ledger()
+    transport = Transport({"a@x.test": [fault] * 3})
+    summary, _ = run(ledger, transport, outgoing("a@x.test", "b@x.test"))
+    assert summary.stopped and summary.reason == str(fault)
+    assert ("deferred", 1) in ledger.marks and not any(m[1] == 2 for m in ledger.marks)
+    assert summary.failed == 0 and summary.bounced == 0 and ledger.closed
+
+
+def test_a_row_with_nothing_to_send_is_skipped_and_should_stop_is_heard() -> None:
+    ledger, transport = Ledger(), Transport()
+    summary, _ = run(ledger, transport, outgoing("a@x.test", "b@x.test", skip="a@x.test"))
+    assert ledger.marks[0] == ("skipped", 1) and summary.skipped == 1 and summary.sent == 1
+    ledger, transport = Ledger(), Transport()
+    summary, _ = run(ledger, transport, outgoing("a@x.test"), should_stop=lambda: True)
+    assert summary.stopped and ledger.marks == [] and transport.accepted == []
