@@ -15,7 +15,7 @@ entries, oldest page first, which never change once full.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,9 +34,8 @@ CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 FH_NS = "http://purl.org/syndication/history/1.0"
 GENERATOR = "publisher"
-#: A post's entry in one format, or a piece of a document: bytes, or a slice of
-#: the fragments another worker passed over (see ``FeedRenderer.adopt``).
-Piece = bytes | memoryview
+#: A post's entry in one format, or a piece of a document.
+Piece = bytes
 
 
 @dataclass(frozen=True)
@@ -204,25 +203,6 @@ class FeedRenderer:
         frag = etree.tostring(item, encoding="utf-8")
         # the namespaces are declared once on <rss>; drop the copies lxml adds
         return b"    " + frag.replace(_RSS_ITEM_NS, b"<item>", 1) + b"\n"
-
-    def share(self, posts: Iterable[Post], keep: str) -> Iterator[bytes]:
-        """Both XML fragments of each of ``posts`` from one ``FeedEntry``: the
-        ``keep`` format's kept here, the other's yielded in turn, for the
-        process that renders that format to ``adopt``.
-
-        When two processes render the Atom and the RSS documents, each making
-        every post's ``FeedEntry`` would make it twice; instead each makes both
-        fragments of the posts it takes, and they swap them (see ``build``).
-        """
-        mine, give = self._xml[keep], _SIBLING[keep]
-        for post in posts:
-            fe = self._entry(post)
-            mine[post.id] = self._fragment(fe, keep)
-            yield self._fragment(fe, give)
-
-    def adopt(self, fmt: str, fragments: dict[str, memoryview]) -> None:
-        """Take ``fmt`` fragments that another process made (see ``share``)."""
-        self._xml[fmt].update(fragments)
 
     def json_item(self, post: Post) -> Piece:
         """The post's JSON Feed item, encoded once and spliced into every document

@@ -10,8 +10,7 @@ point; nothing outside this module knows there are workers. Its rules:
   sending the output through pipes would cost more than rendering it. Each
   reports its manifest entries, which the parent merges.
 - A format's documents stay in one worker (``_lanes``), which makes each
-  post's fragment in that format once; Atom and RSS in two workers share the
-  making of each ``FeedEntry`` (``_swap_fragments``).
+  post's fragment in that format once.
 - A worker that dies without a word is found (``_collect``) and fails the
   build; the others are stopped, and their temporary files removed.
 - Output is byte-identical to a serial render (a test holds it so).
@@ -21,22 +20,15 @@ Measured costs and gains are in ``benchmarks/README.md``.
 
 from __future__ import annotations
 
-import mmap
 import multiprocessing as mp
-import os
 import signal
-import tempfile
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
-from multiprocessing.connection import Connection
 from queue import Empty
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from publisher.errors import Portable, PublisherError, portable, raise_portable
 from publisher.formats import FEED_SUFFIXES
 from publisher.site.writer import OutputWriter
-from publisher.source.posts import Post
 
 if TYPE_CHECKING:
     from publisher.site.artifacts import Artifact
@@ -111,9 +103,10 @@ def _lanes(pending: list[Artifact], jobs: int) -> dict[str, int]:
     ``FeedEntry`` (a third of the cost of each), so with two workers they go to
     one when the rest (JSON Feed, pages) can keep the other busy as long.
     Otherwise (a build of feeds only; three workers or more, where that one
-    worker would finish last) each format has its own, and the Atom and RSS
-    workers still make each ``FeedEntry`` once: each makes both fragments of
-    the posts it takes and passes the other over (``_swap_fragments``).
+    worker would finish last) each format has its own, and each makes its own
+    ``FeedEntry``. (Passing fragments between the Atom and RSS workers, so that
+    each ``FeedEntry`` was made once, bought 4% of a feeds-only build: it was
+    removed; see ``benchmarks/README.md``.)
     """
     weight = dict.fromkeys(FEED_SUFFIXES, 0)
     other = 0
@@ -154,15 +147,11 @@ def _render_forked(
         (lanes[lane] if lane is not None else shared).append(i)
     cursor = ctx.Value("l", 0)
     queue = ctx.Queue()
-    parent = os.getpid()
-    pairs: dict[int, _Partner] = {}  # set before the workers start
 
     def work(me: int, mine: list[int]) -> None:
         try:
             mark = writer.mark()
             _announce(feeds, (pending[j] for j in mine))
-            if me in pairs:
-                _swap_fragments(pending, feeds, *pairs[me], parent)
             for i in range(0, len(mine), CHUNK):
                 batch = [pending[j] for j in mine[i : i + CHUNK]]
                 queue.put(("progress", me, _write_batch(writer, batch)))
@@ -175,20 +164,18 @@ def _render_forked(
             queue.put(("error", me, portable(exc)))
 
     procs = [ctx.Process(target=work, args=(i, lane), daemon=True) for i, lane in enumerate(lanes)]
-    with ExitStack() as stack:
-        pairs = _partners(ctx, lane_of, stack)
-        for p in procs:
-            p.start()
-        try:
-            meanwhile()  # progress reports wait in the queue
-            failure = _collect(procs, queue, writer, advance)
-        finally:
-            for p in procs:  # after an error here or in a worker, the others stop writing
-                if p.is_alive():
-                    p.terminate()
-                p.join()
-                if p.exitcode and p.pid is not None:  # killed mid-write: its temporary file
-                    writer.remove_temporary(p.pid)
+    for p in procs:
+        p.start()
+    try:
+        meanwhile()  # progress reports wait in the queue
+        failure = _collect(procs, queue, writer, advance)
+    finally:
+        for p in procs:  # after an error here or in a worker, the others stop writing
+            if p.is_alive():
+                p.terminate()
+            p.join()
+            if p.exitcode and p.pid is not None:  # killed mid-write: its temporary file
+                writer.remove_temporary(p.pid)
     if failure is not None:
         raise_portable(failure, "a render worker")
 
@@ -208,97 +195,6 @@ def _taken(count: Any, total: int, step: int) -> Iterator[int]:
 
 #: Seconds between checks that every render worker that has not reported is alive.
 WORKER_POLL = 0.5
-
-#: A worker's share in passing fragments (see ``_swap_fragments``): its format, the
-#: pipe to its partner, the file it writes, the one its partner writes, and the
-#: count of posts taken so far by either (see ``_taken``).
-_Partner = tuple[str, Connection, IO[bytes], IO[bytes], Any]
-#: Posts a worker takes at a time in ``_swap_fragments`` (~20 ms of work).
-SWAP_CHUNK = 250
-
-
-def _partners(ctx: Any, lane_of: dict[str, int], stack: ExitStack) -> dict[int, _Partner]:
-    """With Atom and RSS in two workers, what each needs to pass the other half the
-    posts' fragments, by worker; files closed by ``stack``."""
-    atom, rss = lane_of.get(".atom"), lane_of.get(".rss")
-    if atom is None or rss is None or atom == rss:
-        return {}
-    to_rss, to_atom = ctx.Pipe()
-    # unnamed files: gone with the last process holding them, however it ends
-    for_rss, for_atom = (
-        stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
-        for _ in range(2)
-    )
-    taken = ctx.Value("l", 0)
-    return {
-        atom: ("atom", to_rss, for_rss, for_atom, taken),
-        rss: ("rss", to_atom, for_atom, for_rss, taken),
-    }
-
-
-def _swap_fragments(
-    pending: list[Artifact],
-    renderer: FeedRenderer,
-    fmt: str,
-    partner: Connection,
-    outbox: IO[bytes],
-    inbox: IO[bytes],
-    taken: Any,
-    parent: int,
-) -> None:
-    """In the worker rendering the ``fmt`` documents: make both XML fragments of
-    some of the posts shown in both Atom and RSS documents, pass the other
-    format's to the partner, take the partner's of the rest.
-
-    The two workers take chunks of posts in turn from a shared count, in the
-    order the documents list them, until none is left; so both finish within a
-    chunk of each other, however unevenly the CPUs serve them (a fixed half
-    each left one waiting on the other for up to a tenth of the build). Both
-    list the same posts in the same order from the same ``pending``, so only
-    the fragments cross: written to ``outbox`` as they are made, their lengths
-    sent when all are, with the chunks they belong to; then the partner's are
-    read from ``inbox`` in one piece and sliced, not copied. A format's
-    fragments are thus never held twice (through a pipe, a worker would hold
-    what it sends, what it receives and a copy of that: ~60 MB more at 10,000
-    posts).
-    """
-    shown: dict[str, dict[str, Post]] = {".atom": {}, ".rss": {}}
-    for a in pending:
-        posts = shown.get(_suffix(a.path))
-        if posts is not None and a.doc is not None:
-            for p in a.doc.posts:
-                posts[p.id] = p
-    both = [pid for pid in shown[".atom"] if pid in shown[".rss"]]
-    if not both:
-        return
-    mine: list[int] = []  # where the chunks this worker took start in ``both``
-    lengths = array("Q")
-    fd, at = outbox.fileno(), 0
-    for start in _taken(taken, len(both), SWAP_CHUNK):
-        mine.append(start)
-        chunk = both[start : start + SWAP_CHUNK]
-        for fragment in renderer.share([shown[".atom"][pid] for pid in chunk], keep=fmt):
-            lengths.append(len(fragment))
-            at += os.pwrite(fd, fragment, at)  # a regular file: written whole
-    os.pwrite(fd, lengths, at)  # then their lengths
-    partner.send((at, mine))  # a few bytes: sent without waiting for the partner to read
-    while not partner.poll(WORKER_POLL):  # a partner that fails ends this process
-        if os.getppid() != parent:  # (see ``_collect``); so does the build's end
-            raise SystemExit(1)
-    size, theirs = partner.recv()
-    if not size:  # the partner took no posts (and an empty file cannot be mapped)
-        return
-    fd = inbox.fileno()
-    ids = [pid for start in theirs for pid in both[start : start + SWAP_CHUNK]]
-    got = array("Q", os.pread(fd, len(ids) * lengths.itemsize, size))
-    # mapped, not read: the fragments are written out from the file's own pages,
-    # without a copy of them (~20 MB at 10,000 posts) and its page faults here
-    view, at = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)), 0
-    fragments = {}
-    for pid, n in zip(ids, got, strict=True):
-        fragments[pid] = view[at : at + n]
-        at += n
-    renderer.adopt(fmt, fragments)
 
 
 def _collect(

@@ -215,7 +215,7 @@ class OutputWriter:
             return self.keep(rel)
         return False
 
-    def write(self, rel: str, key: str, data: bytes | Sequence[bytes | memoryview]) -> None:
+    def write(self, rel: str, key: str, data: bytes | Sequence[bytes]) -> None:
         """Write ``data`` (bytes, or pieces written in turn) unless the file holds it."""
         if rel in self._new:
             raise PublisherError(f"internal: {rel} written twice in one build")
@@ -321,7 +321,7 @@ def _as_recorded(st: os.stat_result, entry: dict[str, object]) -> bool:
     return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
 
 
-def _holds(old: bytes, parts: Sequence[bytes | memoryview]) -> bool:
+def _holds(old: bytes, parts: Sequence[bytes]) -> bool:
     """``old == b"".join(parts)``, without the join."""
     if len(old) != sum(map(len, parts)):
         return False

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -564,102 +563,28 @@ def _feeds_only(tmp_path: Path) -> Settings:
     return settings_with(tmp_path, extra)
 
 
-def _count_entries(monkeypatch: pytest.MonkeyPatch, made: Path, slow: str = "") -> None:
-    """Each process's ``FeedEntry`` making, recorded in ``made/<pid>``: a post id a
-    line; the worker keeping the ``slow`` format's fragments makes them slowly."""
+def test_a_feeds_only_build_in_two_workers_is_the_serial_build(tmp_path: Path) -> None:
+    """Pelican's settings: the Atom and the RSS documents go to two workers, each
+    making its own entries; the output is byte for byte the serial build's."""
+    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
+    s = _feeds_only(tmp_path)
+    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
+    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+    assert any(p.suffix == ".rss" for p in (tmp_path / "two").rglob("*"))
+
+
+def test_a_worker_that_fails_stops_the_build_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RSS worker fails; the build reports its error instead of waiting for ever,
+    and the Atom worker is stopped."""
     from publisher.site.feeds import FeedRenderer
 
-    made.mkdir()
-    entry, share = FeedRenderer._entry, FeedRenderer.share
+    def failing(self, doc):  # type: ignore[no-untyped-def]
+        raise PublisherError("the rss worker failed on purpose")
 
-    def counted(self, post):  # type: ignore[no-untyped-def]
-        with open(made / str(os.getpid()), "a") as f:  # noqa: PTH123 - from forked workers
-            f.write(post.id + "\n")
-        return entry(self, post)
-
-    def paced(self, posts, keep):  # type: ignore[no-untyped-def]
-        for fragment in share(self, posts, keep):
-            if keep == slow:
-                time.sleep(0.004)
-            yield fragment
-
-    monkeypatch.setattr(FeedRenderer, "_entry", counted)
-    monkeypatch.setattr(FeedRenderer, "share", paced)
-
-
-def test_atom_and_rss_workers_pass_each_other_the_fragments_they_make(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With Atom and RSS in two workers, each makes both fragments of the posts it
-    takes and passes the other format's over: the output is byte for byte the
-    serial build's, and every post's entry was made once, by one worker."""
-    made = tmp_path / "made"
-    _count_entries(monkeypatch, made)
-    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
-    s = _feeds_only(tmp_path)
-    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
-    serial = (made / str(os.getpid())).read_text().split()
-    assert len(serial) == len(set(serial)) == 700  # one entry a post
-    (made / str(os.getpid())).unlink()
-    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
-    assert _files(tmp_path / "two") == _files(tmp_path / "one")
-    shares = [f.read_text().split() for f in made.iterdir()]
-    assert sorted(p for share in shares for p in share) == sorted(serial)
-
-
-def test_a_slow_worker_takes_fewer_posts_than_its_partner(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The posts are taken a chunk at a time, not halved: a worker the CPU serves
-    less (here: the Atom one, made to pause) makes fewer entries, instead of
-    making its partner wait for its half."""
-    monkeypatch.setattr("publisher.site.render.SWAP_CHUNK", 20)
-    made = tmp_path / "made"
-    _count_entries(monkeypatch, made, slow="atom")
-    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
-    s = _feeds_only(tmp_path)
-    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
-    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
-    assert _files(tmp_path / "two") == _files(tmp_path / "one")
-    workers = sorted(
-        len(f.read_text().split()) for f in made.iterdir() if f.name != str(os.getpid())
-    )
-    assert sum(workers) == 700 and workers[0] < 700 / 4, workers
-
-
-def test_a_worker_whose_partner_took_every_post_has_nothing_to_map(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Fewer posts than a chunk: one worker takes them all and its partner none, so
-    the partner passes it an empty file (which cannot be mapped). The output is
-    still the serial build's."""
-    monkeypatch.setattr("publisher.site.render.SWAP_CHUNK", 1000)
-    made = tmp_path / "made"
-    _count_entries(monkeypatch, made)
-    _synthetic_archives(tmp_path / "in", posts=700, tags=6)
-    s = _feeds_only(tmp_path)
-    build(s, [tmp_path / "in"], tmp_path / "two", jobs=2)
-    build(s, [tmp_path / "in"], tmp_path / "one", jobs=1)
-    assert _files(tmp_path / "two") == _files(tmp_path / "one")
-    workers = [len(f.read_text().split()) for f in made.iterdir() if f.name != str(os.getpid())]
-    assert workers == [700], workers  # one worker made every entry; the other, none
-
-
-def test_a_worker_failing_before_it_passes_its_fragments_stops_the_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The Atom worker waits for the RSS worker's fragments; when that one fails
-    first, the build reports its error instead of waiting for ever."""
-    from publisher.site.feeds import FeedRenderer
-
-    share = FeedRenderer.share
-
-    def failing(self, posts, keep):  # type: ignore[no-untyped-def]
-        if keep == "rss":
-            raise PublisherError("the rss worker failed on purpose")
-        return share(self, posts, keep)
-
-    monkeypatch.setattr(FeedRenderer, "share", failing)
+    monkeypatch.setattr(FeedRenderer, "rss", failing)
     _synthetic_archives(tmp_path / "in", posts=700, tags=6)
 
     def too_long(*_: object) -> None:
