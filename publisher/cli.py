@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.config import load_settings
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-Subparsers = argparse._SubParsersAction  # argparse's own name for what add_subparsers gives
+if TYPE_CHECKING:  # argparse's own name for what ``add_subparsers`` gives
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _build_parser(sub: Subparsers) -> None:

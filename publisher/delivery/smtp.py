@@ -7,6 +7,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from publisher.delivery.transport import (
     Mail,
@@ -17,6 +18,9 @@ from publisher.delivery.transport import (
     nothing,
 )
 from publisher.settings import SmtpSettings
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 class _WireData:
@@ -54,13 +58,14 @@ class _WireData:
             run()
         return smtp.getreply()
 
-    def data(self, msg: bytes) -> tuple[int, bytes]:  # type: ignore[override]
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         smtp: smtplib.SMTP = self  # type: ignore[assignment]
         smtp.putcmd("data")
         code, reply = smtp.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        body = msg.replace(b"\n.", b"\n..")
+        raw = msg.encode("ascii") if isinstance(msg, str) else bytes(msg)  # bytes: no copy
+        body = raw.replace(b"\n.", b"\n..")
         if body.startswith(b"."):
             body = b"." + body
         if not body.endswith(b"\r\n"):

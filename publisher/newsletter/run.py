@@ -247,7 +247,9 @@ def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
     msg = run.message(sub, prepared, run.message_id_for(sub), now)
     if out.suffix == ".html":
         html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
-        out.write_bytes(html.get_payload(decode=True))
+        payload = html.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        out.write_bytes(payload)
     else:
         out.write_bytes(as_bytes(msg))
     return out

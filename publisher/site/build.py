@@ -95,7 +95,7 @@ def build(
     store = SnapshotStore(settings.state.url, out)
     lock: Path | None = store.base.with_suffix(".lock")
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
+        store.base.parent.mkdir(parents=True, exist_ok=True)
     except OSError:  # the state folder: the state database reports it, with its remedy
         lock = None
 

@@ -58,12 +58,11 @@ def digest_files(
             base_key, d.week.label, [(p.id, p.content_hash, updated[p.id]) for p in d.posts]
         )
 
+    def page(d: SentDigest) -> Callable[[], bytes]:
+        return lambda: renderer.render(d.week, d.posts, (), personal=False).html.encode("utf-8")
+
     for d in sent:
-        yield (
-            d.path,
-            key_of(d),
-            lambda d=d: renderer.render(d.week, d.posts, (), personal=False).html.encode("utf-8"),
-        )
+        yield d.path, key_of(d), page(d)
     if sent:
         yield (
             FEED_PATH,
@@ -106,4 +105,5 @@ def _feed(
             for p in d.posts
         )
         fe.content(f"<p>{escape(renderer.heading(d.week))}</p><ul>{items}</ul>", type="html")
-    return fg.atom_str(pretty=True)
+    feed: bytes = fg.atom_str(pretty=True)
+    return feed

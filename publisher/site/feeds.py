@@ -71,7 +71,7 @@ def paginate(
     return docs
 
 
-class _ExtraLinks(BaseExtension):
+class _ExtraLinks(BaseExtension):  # type: ignore[misc]  # feedgen ships no types
     """RFC 5005 / WebSub links and ``fh:archive`` for RSS (feedgen emits only rel=self)."""
 
     def __init__(self) -> None:
@@ -320,7 +320,8 @@ class FeedRenderer:
     def render(self, doc: FeedDoc, fmt: str) -> list[Piece]:
         """The document as pieces to write in turn (see ``OutputWriter.write``): a feed
         of every entry is tens of MB, which joining would hold twice more."""
-        return getattr(self, fmt)(doc)
+        made: list[Piece] = getattr(self, fmt)(doc)
+        return made
 
     def _splice(self, shell: bytes, closing: bytes, entries: list[Piece]) -> list[Piece]:
         """The entries put into the feedgen shell, and the stylesheet after the XML

@@ -199,13 +199,12 @@ WORKER_POLL = 0.5
 
 def _collect(
     procs: Sequence[mp.process.BaseProcess],
-    queue: mp.queues.Queue,
+    queue: mp.queues.Queue[tuple[str, int, Any]],
     writer: OutputWriter,
     advance: Callable[[int], None],
 ) -> Portable | None:
     """The workers' reports until each is done, their manifest entries merged into
-    ``writer``; or the first failure (the caller then stops the others, which
-    may be waiting on the one that failed: see ``_swap_fragments``).
+    ``writer``; or the first failure (the caller then stops the others).
 
     A worker can die without a word (the kernel's out-of-memory killer, a
     ``kill -9``): waiting on the queue alone would wait forever, holding the
@@ -228,7 +227,8 @@ def _collect(
             writer.merge(*payload)
             finished.add(me)
         else:
-            return payload
+            failure: Portable = payload
+            return failure
     return None
 
 

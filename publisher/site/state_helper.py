@@ -55,10 +55,14 @@ class BuildState:
         return self._proc is not None
 
     def count_versions(self) -> int:
-        return self._call("count_versions")
+        count: int = self._call("count_versions")
+        return count
 
     def load_versions(self, ids: Iterable[str] | None = None) -> dict[str, PostVersion]:
-        return self._call("load_versions", None if ids is None else list(ids))
+        versions: dict[str, PostVersion] = self._call(
+            "load_versions", None if ids is None else list(ids)
+        )
+        return versions
 
     def save_versions(self, changed: list[tuple[str, PostVersion]]) -> None:
         """Save the posts' versions. The helper saves them while this process goes
@@ -84,7 +88,8 @@ class BuildState:
             self._answer()
 
     def sent_digests(self) -> list[DigestRecord]:
-        return self._call("sent_digests")
+        sent: list[DigestRecord] = self._call("sent_digests")
+        return sent
 
     def close(self) -> None:
         if self._conn is not None:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from publisher.errors import PublisherError
 
@@ -54,7 +55,7 @@ class OutputWriter:
         if self._claimed:
             self._old_inputs = ""
 
-    def _read_manifest(self) -> dict:
+    def _read_manifest(self) -> dict[str, Any]:
         try:
             data = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):

@@ -9,6 +9,7 @@ every problem with FILE:LINE instead of stopping at the first.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -341,3 +342,14 @@ def _parse_date(page: ArchivePage, text: str, line: int) -> date | None:
             )
         )
     return when
+
+
+def term_forms(pages: Iterable[ArchivePage]) -> set[tuple[str, str]]:
+    """Every tag and category name as written on these pages."""
+    return {
+        (kind, n)
+        for page in pages
+        for r in page.posts
+        for kind, names in (("tag", r.tags), ("category", r.categories))
+        for n in names
+    }

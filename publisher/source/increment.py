@@ -23,13 +23,13 @@ page's warnings are its own: they replace its old ones in the stream's list.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
 from publisher.errors import Problem
-from publisher.source.archive import ArchivePage, RawPost
+from publisher.source.archive import ArchivePage, RawPost, term_forms
 from publisher.source.ids import id_slug, page_and_id_slugs, post_id
 from publisher.source.normalize import (
     Clock,
@@ -175,7 +175,7 @@ class _Edit:
         """Copies came, went or changed place: re-merge their posts, then redo the order
         of the days they are on, those days' minutes, and the slugs."""
         old_changed = [self.old_pages[n] for n in self.new_pages]
-        if _forms(old_changed) != _forms(self.new_pages.values()) and not self._new_terms():
+        if term_forms(old_changed) != term_forms(self.new_pages.values()) and not self._new_terms():
             return None
         regrouped = self._regroup(old_changed)
         if regrouped is None:
@@ -196,7 +196,9 @@ class _Edit:
         arriving: dict[GroupKey, list[RawPost]] = defaultdict(list)
         for page in self.new_pages.values():
             for r in page.posts:
-                arriving[(title_key(r.title), r.date)].append(r)  # type: ignore[arg-type]
+                if r.date is None:  # an undated copy joins a dated one: normalize decides
+                    return None
+                arriving[(title_key(r.title), r.date)].append(r)
         # an undated copy joins the one dated post of its title: more or fewer of them
         # re-decide where it goes (or make it an error)
         undated = {
@@ -253,9 +255,9 @@ class _Edit:
                     items.append((kept[0], group))
                     unchanged[id(group)] = i
             for best, group in archive_order(items):
-                i = unchanged.get(id(group))
-                if i is not None:
-                    placed.append(_Placed(day, posts[i].title, i, redone=True))
+                kept_at = unchanged.get(id(group))
+                if kept_at is not None:
+                    placed.append(_Placed(day, posts[kept_at].title, kept_at, redone=True))
                 else:
                     placed.append(_Placed(day, best.title, None, best, group, redone=True))
         return placed
@@ -273,8 +275,8 @@ class _Edit:
         for p, slug, ident in zip(placed, slugs, id_slugs, strict=True):
             n = minute[p.day]
             minute[p.day] += 1
-            if p.index is not None:  # a post none of whose copies changed
-                post = posts[p.index]
+            if p.old is not None:  # a post none of whose copies changed
+                post = posts[p.old]
                 published = clock(p.day, n) if p.redone else post.published
                 pid = post_id(self.id_domain, p.day, slug, ident, self.alias_of)
                 if (slug, pid, published) == (post.slug, post.id, post.published):
@@ -373,7 +375,7 @@ class _Placed(NamedTuple):
 
     day: date
     title: str
-    index: int | None  # the old post, when none of its copies changed
+    old: int | None  # the old post's index, when none of its copies changed
     best: RawPost | None = None  # else its new merge
     group: CopyGroup | None = None
     redone: bool = False  # on an affected day: its minute is counted again
@@ -386,14 +388,3 @@ def _key(post: Post) -> GroupKey:
 def _file_order(raw: RawPost) -> tuple[str, int]:
     """The order ``normalize`` meets copies in: pages by file name, then down the page."""
     return (raw.file, raw.order)
-
-
-def _forms(pages: Iterable[ArchivePage]) -> set[tuple[str, str]]:
-    """Every tag and category name as written on these pages."""
-    return {
-        (kind, n)
-        for page in pages
-        for r in page.posts
-        for kind, names in (("tag", r.tags), ("category", r.categories))
-        for n in names
-    }

@@ -129,9 +129,11 @@ class Ledger:
         stamp = now.isoformat()
         try:
             with self.engine.begin() as conn:
-                digest_id = conn.execute(
+                inserted = conn.execute(
                     digests.insert().values(week=week, created=stamp, post_ids=json.dumps(post_ids))
-                ).inserted_primary_key[0]
+                ).inserted_primary_key
+                assert inserted is not None
+                digest_id = inserted[0]
                 if rows:
                     conn.execute(
                         deliveries.insert(),

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -46,7 +46,7 @@ def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(seen.values(), key=str.casefold))
 
 
-def _row(r: sa.Row) -> Subscriber:
+def _row(r: sa.Row[Any]) -> Subscriber:
     return Subscriber(
         r.id, r.email, r.name, tuple(json.loads(r.tags)), Status(r.status), r.bounces, r.updated
     )

@@ -92,7 +92,7 @@ class App:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), self.site.tzinfo)
 
-    def page(self, template: str, status: int = 200, **ctx: object) -> HTMLResponse:
+    def page(self, template: str, status: int = 200, /, **ctx: object) -> HTMLResponse:
         html = render(self.env, template, site=self.site, base=self.base, **ctx)
         headers = {
             "Cache-Control": "no-store",
