@@ -124,9 +124,14 @@ def _wait(cond, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_missed_slot_within_grace_sent_once_and_not_after_restart(
-    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, state_url: str
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    state_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On SQLite and on PostgreSQL (the job store and the ledger both live there)."""
+    caplog.set_level(logging.INFO, logger="publisher.schedule")
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     s = make_site(tmp_path, smtp.port, '[schedule]\npublish_cron = "0 0 1 1 *"\n', state_url)
     _set_pending(s, "digest", datetime.now(LONDON) - timedelta(minutes=30))
@@ -136,12 +141,15 @@ def test_missed_slot_within_grace_sent_once_and_not_after_restart(
     stop.set()
     t.join(10)
     assert "Fresh news" in smtp.recorder.messages[0].get_body(("plain",)).get_content()
-    # restart with the slot pending again: the ledger says sent, nothing goes out
+    # restart with the slot pending again: the job runs, the ledger says sent, and
+    # nothing goes out
+    caplog.clear()
     _set_pending(s, "digest", datetime.now(LONDON) - timedelta(minutes=5))
     t, stop = _run_in_thread(s)
-    time.sleep(2)
+    ran = _wait(lambda: "job=digest" in caplog.text and "outcome=sent sent=0" in caplog.text)
     stop.set()
     t.join(10)
+    assert ran, caplog.text  # the job did run after the restart
     assert len(smtp.recorder.messages) == 1
 
 
