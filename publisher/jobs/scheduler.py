@@ -36,7 +36,7 @@ from publisher.store.schema import open_engine, scheduler_lease
 if TYPE_CHECKING:
     from publisher.weeks import Week
 
-log = logging.getLogger("publisher.jobs.scheduler")
+log = logging.getLogger(__name__)
 JOB_IDS = ("publish", "digest", "retry")
 #: How often, and for how long after a week's digest was planned, the retry job
 #: finishes what a digest run left (a server down at the digest slot, say).

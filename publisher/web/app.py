@@ -55,7 +55,7 @@ from publisher.templating import environment, render
 from publisher.web.guards import BodyLimit, RateLimit, same_site
 from publisher.web.static import SiteFiles, feed_summary
 
-log = logging.getLogger("publisher.web.app")
+log = logging.getLogger(__name__)
 CSRF_SECONDS = 2 * 3600
 ONE_CLICK = "List-Unsubscribe=One-Click"
 

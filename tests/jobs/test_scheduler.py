@@ -131,7 +131,7 @@ def test_missed_slot_within_grace_sent_once_and_not_after_restart(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On SQLite and on PostgreSQL (the job store and the ledger both live there)."""
-    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    caplog.set_level(logging.INFO, logger="publisher.jobs.scheduler")
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     s = make_site(tmp_path, smtp.port, '[schedule]\npublish_cron = "0 0 1 1 *"\n', state_url)
     _set_pending(s, "digest", datetime.now(LONDON) - timedelta(minutes=30))
