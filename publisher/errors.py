@@ -7,7 +7,9 @@ exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import logging
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NoReturn
@@ -81,6 +83,12 @@ class Problem:
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
+
+
+def log_problems(log: logging.Logger, problems: Iterable[Problem]) -> None:
+    """Each problem as its own line (``FILE:LINE: severity: message``), at its level."""
+    for p in problems:
+        log.log(logging.ERROR if p.is_error else logging.WARNING, "%s", p)
 
 
 def error(file: str, line: int, message: str) -> Problem:

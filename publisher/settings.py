@@ -70,7 +70,7 @@ class BuildSettings:
     pages: bool = True
     #: Keep the build's snapshot (what it parsed) so that the next build re-reads only
     #: the archives that changed. Off for one-off builds nothing follows (a CI job on
-    #: a clean checkout): writing it is a tenth of a full build, ~4 MB per 1,000 posts.
+    #: a clean checkout): see ``benchmarks/README.md`` for what writing it costs.
     cache: bool = True
 
 

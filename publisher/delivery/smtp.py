@@ -27,11 +27,10 @@ class _WireData:
     """``smtplib`` for messages already in CRLF wire form (``Mail.wire``), to addresses
     already validated.
 
-    smtplib dot-stuffs with a multi-line regex (~0.1 ms per 16 KB digest) and
-    re-parses both addresses with ``email.utils.parseaddr`` for every message;
-    nothing overlaps the wait for the server's reply, so at 500 messages a
-    second that was a tenth of the time. A byte replace does the same
-    stuffing (RFC 5321 4.5.2: a line starting with "." gets another).
+    smtplib dot-stuffs with a multi-line regex and re-parses both addresses
+    with ``email.utils.parseaddr`` for every message, and nothing overlaps
+    the wait for the server's reply. A byte replace does the same stuffing
+    (RFC 5321 4.5.2: a line starting with "." gets another).
 
     ``meanwhile`` runs once the MAIL command is sent, while the server answers
     it: the ledger's commit for the message overlaps that round trip instead of

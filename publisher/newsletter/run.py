@@ -6,7 +6,7 @@ delivery loop stay testable on their own.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from publisher.delivery.loop import Outgoing, Summary, deliver
 from publisher.delivery.outbox import OutboxTransport
 from publisher.delivery.smtp import SmtpTransport
 from publisher.delivery.transport import ServerError, Transport, as_bytes
-from publisher.errors import PublisherError
+from publisher.errors import PublisherError, log_problems
 from publisher.newsletter.content import (
     PREFERENCES_MARK,
     UNSUBSCRIBE_MARK,
@@ -49,6 +49,8 @@ from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.text import slugify
 from publisher.weeks import Week
+
+log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 0  # unsubscribe links in mail never expire (RFC 8058 clients may be slow)
 
@@ -168,8 +170,7 @@ class DigestMail:
 def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRun:
     stream = load_stream(settings)
     if stream.errors:
-        for problem in stream.problems:
-            print(problem, file=sys.stderr)
+        log_problems(log, stream.problems)
         raise PublisherError(
             f"{len(stream.errors)} error(s) in the archives: no digest is sent from a broken source",
             "fix them (see `publisher check`), then run the digest again",
@@ -338,5 +339,6 @@ def _send(
                 on_progress=on_progress,
                 summary=summary,
             )
+
         finally:
             touch_stamp(run.settings.state.url)  # the site's digest archive may have changed

@@ -11,11 +11,13 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
-import sys
 from dataclasses import dataclass
 
 from publisher.errors import PublisherError
+
+log = logging.getLogger(__name__)
 
 #: Used only when no secret is set and mail goes to the local outbox for review.
 DEV_SECRET = "publisher-development-secret-not-for-real-mail"
@@ -43,10 +45,9 @@ def secret_from_env(allow_dev: bool) -> str:
             )
         return secret
     if allow_dev:
-        print(
+        log.warning(
             "warning: PUBLISHER_SECRET is not set; links are signed with a development "
-            "secret (fine for the outbox, refused for real delivery)",
-            file=sys.stderr,
+            "secret (fine for the outbox, refused for real delivery)"
         )
         return DEV_SECRET
     raise PublisherError(

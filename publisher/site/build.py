@@ -10,8 +10,8 @@ the files that show a changed post.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,6 +36,8 @@ from publisher.text import fingerprint, folder_fingerprint
 
 if TYPE_CHECKING:
     from publisher.site.artifacts import Artifact, SiteListing
+
+log = logging.getLogger(__name__)
 
 # feeds and pages pull in feedgen, lxml and Jinja2, the state database
 # SQLAlchemy (in a helper process: see state_helper): all of them after the
@@ -100,7 +102,7 @@ def build(
         lock = None
 
     def wait() -> None:
-        print(f"waiting for another build of {out} to finish", file=sys.stderr)
+        log.warning("waiting for another build of %s to finish", out)
 
     with exclusive(lock, wait) if lock else nullcontext():
         return _build(

@@ -2,8 +2,8 @@
 
 Beside the state database (``<db>.builds/<output folder digest>.pickle``): every
 archive's parsed page and stat, the stream, the post dates used and the sent
-digests. A full build writes it whole (~40 MB at 10,000 posts, pickled while
-the render workers run); an incremental one appends a small delta file instead
+digests. A full build writes it whole (pickled while the render workers
+run); an incremental one appends a small delta file instead
 of rewriting it, folded into the base once it grows.
 
 It is a cache: anything unexpected (no file, an unreadable one, another
@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import pickle
 import secrets
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ from publisher.store.paths import beside_state
 
 if TYPE_CHECKING:
     from publisher.store.rows import DigestRecord
+
+log = logging.getLogger(__name__)
 
 #: Part of the config digest: a snapshot in another layout is never read back.
 FORMAT = 2
@@ -249,17 +251,15 @@ def _write(tmp: Path, data: Snapshot | Delta) -> bool:
     """Pickle to ``tmp``; a cache that cannot be written costs the next build, not this one."""
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        # the pickler's memo holds a tuple per object (~10^6): with the cyclic
-        # collector on, one full collection walked them all (0.1 s at 10,000 posts)
         with open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        print(
-            f"warning: build snapshot not kept ({exc}); the next build reads every archive",
-            file=sys.stderr,
+        log.warning(
+            "warning: build snapshot not kept (%s); the next build reads every archive", exc
         )
+
         return False
     return True
 

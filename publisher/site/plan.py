@@ -9,14 +9,14 @@ change are keyed (see ``artifacts``).
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from publisher.errors import Problem, PublisherError
+from publisher.errors import Problem, PublisherError, log_problems
 from publisher.settings import Settings
 from publisher.site.cache import FileStat, Snapshot, SnapshotStore, changed_files
 from publisher.site.state_helper import BuildState
@@ -29,6 +29,8 @@ from publisher.store.rows import PostVersion, resolve_updated
 if TYPE_CHECKING:
     from publisher.site.artifacts import Artifact, SiteListing
     from publisher.store.rows import DigestRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -190,5 +192,4 @@ def pending(listing: SiteListing, plan: Plan, writer: OutputWriter) -> list[Arti
 
 
 def report(problems: Sequence[Problem]) -> None:
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    log_problems(log, problems)

@@ -1,7 +1,7 @@
 """The state database as a build uses it: in this process, or in a forked helper.
 
-Importing SQLAlchemy takes ~0.2 s: a tenth of a full build with Pelican's
-settings and a third of a one-post rebuild at 10,000 posts. A build needs the
+Importing SQLAlchemy is a large share of a one-post rebuild (see
+``benchmarks/README.md``). A build needs the
 database only once it has read the archives (for the posts' versions) and
 while its workers render (to save them). So a process that has not imported
 SQLAlchemy yet forks a helper at the start of the build, which imports it,

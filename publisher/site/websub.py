@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+
+log = logging.getLogger(__name__)
 
 
 def ping_hub(hub: str, feed_urls: list[str], timeout: float = 10.0) -> int:
@@ -20,10 +22,11 @@ def ping_hub(hub: str, feed_urls: list[str], timeout: float = 10.0) -> int:
         request = urllib.request.Request(
             hub, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
         )
+
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read()
             ok += 1
         except (urllib.error.URLError, OSError) as exc:
-            print(f"warning: WebSub hub {hub} did not accept {url}: {exc}", file=sys.stderr)
+            log.warning("warning: WebSub hub %s did not accept %s: %s", hub, url, exc)
     return ok

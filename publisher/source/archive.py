@@ -64,7 +64,7 @@ class PageKind(StrEnum):
 class RawPost(NamedTuple):
     """One copy of a post as one file shows it; copies are merged later.
 
-    (A NamedTuple for the same reason as ``Paragraph``: ~22,000 per 10,000 posts.)
+    (A NamedTuple for the same reason as ``Paragraph``: two or three a post.)
     """
 
     file: str
@@ -117,7 +117,7 @@ def parse_page(data: bytes, name: str, seen: Copies | None = None) -> ArchivePag
         page = ArchivePage(name, PageKind.POST)
         page.problems.extend(problems)
         return page
-    # C0 controls by a byte-level scan (~10x faster than the regex over the text);
+    # C0 controls by a byte-level scan (faster than the regex over the text);
     # U+FFFE/U+FFFF by a search of the decoded text (faster than of the bytes)
     maybe_forbidden = (
         len(data.translate(None, XML_FORBIDDEN_BYTES)) != len(data)
@@ -185,7 +185,7 @@ def parse_text(
 
 def _copy_key(copy: tuple[str, ...]) -> tuple[int, int, str]:
     """A copy's identity (its lines, title to the next post) without keeping its text,
-    which would add ~40% to peak memory.
+    which would add much to peak memory.
 
     The 64-bit hash of the lines, checked against their number and the title
     line: a wrong hit would need two copies with the same title and length
@@ -273,7 +273,7 @@ def _add_post(
         tags = (page.term, *tags)
     elif page.kind is PageKind.CATEGORY:
         cats = (page.term, *cats)
-    # positional: ~22,000 copies, and keywords cost a NamedTuple twice as much
+    # positional: keywords cost a NamedTuple twice as much
     page.posts.append(
         RawPost(
             page.file, t + 1, order, title, when, caption, paragraphs, tags, cats, excerpt, at_eof

@@ -30,7 +30,7 @@ class Paragraph(NamedTuple):
     """A paragraph of text, or a bullet list when ``items`` is set.
 
     A NamedTuple rather than a frozen dataclass: as immutable, but created and
-    compared in C (10,000 posts hold ~60,000 of them; copies are compared whole).
+    compared in C (a site holds several a post; copies are compared whole).
     """
 
     text: str = ""

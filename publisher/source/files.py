@@ -51,8 +51,8 @@ def read_pages(
 def display_name(path: Path, resolved: Path | None = None) -> str:
     """How problems and ``Post.sources`` name a file: relative to the working folder.
 
-    ``resolved``: ``path.resolve()`` when the caller has it (``resolve`` costs
-    ~15 us a file, which a site of single-post pages pays thousands of times).
+    ``resolved``: ``path.resolve()`` when the caller has it (a site of
+    single-post pages would pay for ``resolve`` thousands of times).
     """
     try:
         return str((resolved or path.resolve()).relative_to(Path.cwd()))

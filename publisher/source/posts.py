@@ -66,8 +66,8 @@ class Post:
         """Safe HTML of the body, rendered on each use and not kept.
 
         A build asks for it once per format and page, in forked workers that each
-        would keep their own copy: not keeping it saves ~50 MB of peak memory a
-        worker at 10,000 posts, for ~10 us a call.
+        would keep their own copy: not keeping it saves much of a worker's peak
+        memory, for little time a call.
         """
         return render_html(self.caption, self.paragraphs)
 

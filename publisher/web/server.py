@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
-import sys
 from pathlib import Path
 
 from publisher.errors import PublisherError
 from publisher.settings import Settings
 from publisher.web.app import create_app
+
+log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
@@ -17,10 +19,10 @@ def serve(settings: Settings, host: str, port: int) -> int:
 
     site = Path(settings.build.output)
     if not (site / "index.html").is_file() and not any(site.glob("all.*")):
-        print(
-            f"warning: {site} holds no built site yet: run `publisher build` "
+        log.warning(
+            "warning: %s holds no built site yet: run `publisher build` "
             "(the subscription pages work meanwhile)",
-            file=sys.stderr,
+            site,
         )
     sock = _listen(host, port)
     config = uvicorn.Config(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,10 @@ def test_one_shot_commands_run_without_the_cyclic_collector(
 ) -> None:
     seen: list[bool] = []
     monkeypatch.setitem(cli.COMMANDS, command, lambda *_: seen.append(gc.isenabled()) or 0)
+    logger = logging.getLogger("publisher")  # main() sends it to the terminal: put it back
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
     assert gc.isenabled()
     try:
         assert cli.main([command]) == 0
