@@ -16,6 +16,7 @@ from pathlib import Path
 
 from publisher.errors import PublisherError, Severity
 from publisher.settings import Settings
+from publisher.source.archive import TermKind
 from publisher.source.load import load_stream
 
 
@@ -39,11 +40,11 @@ def cmd_posts(settings: Settings, args: argparse.Namespace) -> int:
     posts = list(stream.posts)
     if args.tag:
         want = args.tag.casefold()
-        terms = [t for t in stream.terms_of("tag") if want in (t.name.casefold(), t.slug)]
+        terms = [t for t in stream.terms_of(TermKind.TAG) if want in (t.name.casefold(), t.slug)]
         if not terms:
             raise PublisherError(
                 f"no tag named '{args.tag}'",
-                "known tags: " + ", ".join(t.name for t in stream.terms_of("tag")),
+                "known tags: " + ", ".join(t.name for t in stream.terms_of(TermKind.TAG)),
             )
         posts = stream.posts_with(terms[0])
     if args.json:
@@ -108,7 +109,7 @@ def _warn_unknown_tags(settings: Settings, tags: Iterable[str]) -> None:
         stream = load_stream(settings)
     except PublisherError:
         return
-    known = stream.terms_of("tag")
+    known = stream.terms_of(TermKind.TAG)
     slugs = {t.slug for t in known}
     for tag in sorted({t for t in tags if slugify(t, "tag") not in slugs}):
         print(

@@ -25,13 +25,13 @@ from email.message import Message
 from jinja2 import Environment
 
 from publisher.newsletter.mime import build_plain
+from publisher.newsletter.tokens import Purpose
 from publisher.settings import SiteSettings
 from publisher.store.rows import SUPPRESSED, Status, Subscriber
 from publisher.store.subscribers import SubscriberStore, clean_tags
 from publisher.templating import render
 
-CONFIRM_PURPOSE = "confirm"
-REJOIN = "rejoin "
+REJOIN = f"{Purpose.REJOIN} "
 #: How long a confirmation link works.
 CONFIRM_HOURS = 48
 
@@ -69,7 +69,7 @@ class Lifecycle:
             return Invitation(existing, rejoin_purpose(existing))
         if existing is None or existing.status is not Status.ACTIVE:
             sub, _ = self.store.add(address, name, list(tags), status=Status.PENDING, now=now)
-            return Invitation(sub, CONFIRM_PURPOSE)
+            return Invitation(sub, Purpose.CONFIRM)
         return None
 
     @staticmethod

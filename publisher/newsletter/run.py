@@ -38,7 +38,7 @@ from publisher.newsletter.mime import (
     prepare_8bit,
     wire_8bit,
 )
-from publisher.newsletter.tokens import Token, secret_from_env, sign
+from publisher.newsletter.tokens import Purpose, Token, secret_from_env, sign
 from publisher.settings import Settings
 from publisher.source.load import load_stream
 from publisher.source.posts import Post
@@ -94,8 +94,8 @@ class DigestRun:
 
     def links(self, sub_id: int) -> tuple[str, str, str]:
         base = self.settings.site.base_url
-        unsub = sign(Token("unsubscribe", sub_id, TOKEN_LIFETIME), self.secret)
-        prefs = sign(Token("preferences", sub_id, TOKEN_LIFETIME), self.secret)
+        unsub = sign(Token(Purpose.UNSUBSCRIBE, sub_id, TOKEN_LIFETIME), self.secret)
+        prefs = sign(Token(Purpose.PREFERENCES, sub_id, TOKEN_LIFETIME), self.secret)
         return f"{base}unsubscribe?token={unsub}", f"{base}preferences?token={prefs}", unsub
 
     def mark_growth(self) -> dict[str, int]:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 
 from publisher.errors import PublisherError
 
@@ -27,9 +28,21 @@ class TokenError(PublisherError):
     """A token that is malformed, tampered with, expired or for another purpose."""
 
 
+class Purpose(StrEnum):
+    """What a token may be used for; a token for one is refused for any other."""
+
+    FORM = "form"  # a CSRF token: signed, expiring, for no subscriber
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    PREFERENCES = "preferences"
+    #: ``rejoin <row updated>``: a rejoin link names the row as it was when sent
+    #: (see ``newsletter.lifecycle``), so its purpose is this prefix and a stamp.
+    REJOIN = "rejoin"
+
+
 @dataclass(frozen=True)
 class Token:
-    purpose: str  # "unsubscribe" | "preferences" | "confirm" | "rejoin <row updated>"
+    purpose: str  # a Purpose, or "rejoin <row updated>"
     subscriber: int
     expires: int = 0  # POSIX seconds; 0 = never
 

@@ -16,6 +16,7 @@ from publisher.settings import Settings
 from publisher.site.feeds import FeedDoc, FeedRenderer, Piece, doc_path, paginate
 from publisher.site.pages import FeedLink, FeedRow, PageRenderer, opml
 from publisher.site.sitemap import sitemap_files
+from publisher.source.archive import TermKind
 from publisher.source.posts import Post, Stream, Term
 from publisher.store.rows import DigestRecord
 from publisher.text import fingerprint, folder_fingerprint
@@ -284,19 +285,19 @@ def _same(data: bytes) -> bytes:
 
 
 def _terms_of(stream: Stream, post: Post) -> list[Term]:
-    return [stream.term("tag", n) for n in post.tags] + [
-        stream.term("category", n) for n in post.categories
+    return [stream.term(TermKind.TAG, n) for n in post.tags] + [
+        stream.term(TermKind.CATEGORY, n) for n in post.categories
     ]
 
 
-_HEADINGS = {"tag": "Posts tagged ‘{}’", "category": "Posts in ‘{}’"}
+_HEADINGS = {TermKind.TAG: "Posts tagged ‘{}’", TermKind.CATEGORY: "Posts in ‘{}’"}
 
 
 def _families(stream: Stream) -> Iterator[tuple[str, Term | None, list[Post]]]:
     """Every feed family by the key its files live under: the site (``all``, no
     term), then each tag and each category, with its posts newest first."""
     yield "all", None, list(stream.posts)
-    for kind in ("tag", "category"):
+    for kind in TermKind:
         for term in stream.terms_of(kind):
             yield f"{kind}/{term.slug}", term, stream.posts_with(term)
 

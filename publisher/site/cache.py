@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from publisher.errors import Problem
-from publisher.source.archive import ArchivePage, RawPost
+from publisher.source.archive import ArchivePage, RawPost, TermKind
 from publisher.source.increment import Patch, same_shape
 from publisher.source.posts import Post, Stream, Term
 from publisher.store.paths import beside_state
@@ -94,7 +94,7 @@ class Delta:
     sources: dict[str, tuple[str, ...]]  # only found at other lines, by id
     #: The stream's ids in order, once posts came, went, moved or were renamed.
     order: tuple[str, ...] | None
-    terms: dict[tuple[str, str], Term] | None  # once a tag or category came or went
+    terms: dict[tuple[TermKind, str], Term] | None  # once a tag or category came or went
     problems: list[Problem] | None  # once a changed page's warnings did
     updated: dict[str, datetime]
     versions: int

@@ -54,6 +54,13 @@ MAX_TITLE = 200
 MAX_FRAGMENT = 200
 
 
+class TermKind(StrEnum):
+    """What a term is; also the folder its files live in (``tag/<slug>.atom``)."""
+
+    TAG = "tag"
+    CATEGORY = "category"
+
+
 class PageKind(StrEnum):
     TAG = "tag"
     CATEGORY = "category"
@@ -344,12 +351,12 @@ def _parse_date(page: ArchivePage, text: str, line: int) -> date | None:
     return when
 
 
-def term_forms(pages: Iterable[ArchivePage]) -> set[tuple[str, str]]:
+def term_forms(pages: Iterable[ArchivePage]) -> set[tuple[TermKind, str]]:
     """Every tag and category name as written on these pages."""
     return {
         (kind, n)
         for page in pages
         for r in page.posts
-        for kind, names in (("tag", r.tags), ("category", r.categories))
+        for kind, names in ((TermKind.TAG, r.tags), (TermKind.CATEGORY, r.categories))
         for n in names
     }

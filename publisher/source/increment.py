@@ -29,7 +29,7 @@ from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
 from publisher.errors import Problem
-from publisher.source.archive import ArchivePage, RawPost, term_forms
+from publisher.source.archive import ArchivePage, RawPost, TermKind, term_forms
 from publisher.source.ids import id_slug, page_and_id_slugs, post_id
 from publisher.source.normalize import (
     Clock,
@@ -343,7 +343,7 @@ class _Edit:
         canonical = {
             (kind, n): terms[(kind, slugify(n, kind))].name
             for c in group.copies
-            for kind, names in (("tag", c.tags), ("category", c.categories))
+            for kind, names in ((TermKind.TAG, c.tags), (TermKind.CATEGORY, c.categories))
             for n in names
         }
         return make_post(

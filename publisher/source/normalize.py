@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from publisher.errors import Problem, error, warning
-from publisher.source.archive import ArchivePage, RawPost
+from publisher.source.archive import ArchivePage, RawPost, TermKind
 from publisher.source.ids import page_and_id_slugs, post_id
 from publisher.source.posts import Post, Stream, Term
 from publisher.text import compare_key, slugify, squash, title_key
@@ -192,7 +192,7 @@ def _first_difference(a: str, b: str) -> str:
 
 def collect_terms(
     copies: Iterable[RawPost],
-) -> tuple[dict[tuple[str, str], Term], dict[tuple[str, str], str], list[Problem]]:
+) -> tuple[dict[tuple[TermKind, str], Term], dict[tuple[TermKind, str], str], list[Problem]]:
     """Terms by (kind, slug), each written name's display form, and a warning for
     each name merged into a term it only shares a slug with.
 
@@ -201,10 +201,10 @@ def collect_terms(
     slug (‘C#’ and ‘C++’ both make ``c``) would write one feed: they are merged
     too, but said so, at the first copy carrying the name.
     """
-    forms: dict[tuple[str, str], set[str]] = defaultdict(set)
-    first: dict[tuple[str, str], tuple[str, int]] = {}
+    forms: dict[tuple[TermKind, str], set[str]] = defaultdict(set)
+    first: dict[tuple[TermKind, str], tuple[str, int]] = {}
     for c in copies:
-        for kind, names in (("tag", c.tags), ("category", c.categories)):
+        for kind, names in ((TermKind.TAG, c.tags), (TermKind.CATEGORY, c.categories)):
             for name in names:
                 if (kind, name) not in first:
                     first[(kind, name)] = (c.file, c.line)
@@ -325,17 +325,19 @@ def make_post(
     published: datetime,
     id_domain: str,
     alias_of: Mapping[str, str],
-    canonical: Mapping[tuple[str, str], str],
+    canonical: Mapping[tuple[TermKind, str], str],
 ) -> Post:
     copies = group.copies
     if len(copies) == 1:  # a third of posts: skip the joins and sets
         (c,) = copies
-        tags = _term_names(canonical, "tag", c.tags)
-        categories = _term_names(canonical, "category", c.categories)
+        tags = _term_names(canonical, TermKind.TAG, c.tags)
+        categories = _term_names(canonical, TermKind.CATEGORY, c.categories)
         excerpt = c.excerpt
     else:
-        tags = _term_names(canonical, "tag", [n for c in copies for n in c.tags])
-        categories = _term_names(canonical, "category", [n for c in copies for n in c.categories])
+        tags = _term_names(canonical, TermKind.TAG, [n for c in copies for n in c.tags])
+        categories = _term_names(
+            canonical, TermKind.CATEGORY, [n for c in copies for n in c.categories]
+        )
         excerpt = all(c.excerpt for c in copies)
     return Post(
         id=post_id(id_domain, group.date, slug, id_slug, alias_of),
@@ -360,7 +362,7 @@ def copy_sources(copies: Sequence[RawPost]) -> tuple[str, ...]:
 
 
 def _term_names(
-    canonical: Mapping[tuple[str, str], str], kind: str, names: Sequence[str]
+    canonical: Mapping[tuple[TermKind, str], str], kind: TermKind, names: Sequence[str]
 ) -> tuple[str, ...]:
     """The display names of the terms ``names`` spell, once each, in case-folded order."""
     if not names:

@@ -15,6 +15,7 @@ from functools import cached_property
 from html import escape
 
 from publisher.errors import Problem
+from publisher.source.archive import TermKind
 from publisher.source.body import Paragraph
 from publisher.text import slugify
 
@@ -25,7 +26,7 @@ SUMMARY_WORDS = 40
 class Term:
     """A tag or category: display name as written, and a file/URL-safe slug."""
 
-    kind: str  # "tag" | "category"
+    kind: TermKind
     name: str
     slug: str
 
@@ -115,28 +116,28 @@ class Stream:
     problems: list[Problem]
     #: Copies left out because of an error, as "FILE:LINE: title".
     skipped: list[str] = field(default_factory=list)
-    terms: dict[tuple[str, str], Term] = field(default_factory=dict)
-    _index: dict[tuple[str, str], list[Post]] | None = field(default=None, repr=False)
+    terms: dict[tuple[TermKind, str], Term] = field(default_factory=dict)
+    _index: dict[tuple[TermKind, str], list[Post]] | None = field(default=None, repr=False)
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.is_error]
 
-    def term(self, kind: str, name: str) -> Term:
+    def term(self, kind: TermKind, name: str) -> Term:
         return self.terms[(kind, slugify(name, kind))]
 
-    def terms_of(self, kind: str) -> list[Term]:
+    def terms_of(self, kind: TermKind) -> list[Term]:
         return sorted((t for (k, _), t in self.terms.items() if k == kind), key=lambda t: t.slug)
 
     def posts_with(self, term: Term) -> list[Post]:
         """The term's posts, newest first (indexed once: builds ask for every term)."""
         if self._index is None:
-            index: dict[tuple[str, str], list[Post]] = defaultdict(list)
+            index: dict[tuple[TermKind, str], list[Post]] = defaultdict(list)
             for p in self.posts:
                 for n in p.tags:
-                    index[("tag", slugify(n, "tag"))].append(p)
+                    index[(TermKind.TAG, slugify(n, TermKind.TAG))].append(p)
                 for n in p.categories:
-                    index[("category", slugify(n, "category"))].append(p)
+                    index[(TermKind.CATEGORY, slugify(n, TermKind.CATEGORY))].append(p)
             self._index = index
         return list(self._index.get((term.kind, term.slug), []))
 

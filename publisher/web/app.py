@@ -39,6 +39,7 @@ from publisher.newsletter.lifecycle import (
 from publisher.newsletter.mime import parse_sender
 from publisher.newsletter.run import transport_for
 from publisher.newsletter.tokens import (
+    Purpose,
     Token,
     TokenError,
     secret_from_env,
@@ -106,7 +107,7 @@ class App:
         return self.page("web.html.j2", status, title=title, lines=lines)
 
     def csrf(self) -> str:
-        return sign(Token("form", 0, int(self.clock()) + CSRF_SECONDS), self.secret)
+        return sign(Token(Purpose.FORM, 0, int(self.clock()) + CSRF_SECONDS), self.secret)
 
     def same_site(self, request: Request) -> bool:
         return same_site(request, self.origin)
@@ -123,7 +124,7 @@ class App:
         if not self.same_site(request):
             return self.message("Refused", "This form can only be sent from this site.", status=403)
         try:
-            verify((form.get("csrf") or [""])[0], self.secret, "form", int(self.clock()))
+            verify((form.get("csrf") or [""])[0], self.secret, Purpose.FORM, int(self.clock()))
         except TokenError:
             return self.message(
                 "Please try again",
@@ -257,7 +258,9 @@ class App:
         button's POST confirms (see ``Lifecycle`` for which links may act)."""
         text = request.query_params.get("token", "")
         purpose = unverified_purpose(text)  # verified by subscriber_for
-        sub, error = self.subscriber_for(request, purpose if is_rejoin(purpose) else "confirm")
+        sub, error = self.subscriber_for(
+            request, purpose if is_rejoin(purpose) else Purpose.CONFIRM
+        )
         if error:
             return error
         assert sub is not None
@@ -283,12 +286,12 @@ class App:
 
     # -- leaving and preferences -------------------------------------------
     async def unsubscribe(self, request: Request) -> Response:
-        sub, error = self.subscriber_for(request, "unsubscribe")
+        sub, error = self.subscriber_for(request, Purpose.UNSUBSCRIBE)
         if error:
             return error
         assert sub is not None
         if request.method == "GET":
-            prefs = sign(Token("preferences", sub.id), self.secret)
+            prefs = sign(Token(Purpose.PREFERENCES, sub.id), self.secret)
             return self.button_page(
                 "unsubscribe",
                 "Unsubscribe",
@@ -309,7 +312,7 @@ class App:
         )
 
     async def preferences(self, request: Request) -> Response:
-        sub, error = self.subscriber_for(request, "preferences")
+        sub, error = self.subscriber_for(request, Purpose.PREFERENCES)
         if error:
             return error
         assert sub is not None
