@@ -88,6 +88,15 @@ class Lifecycle:
     def unsubscribe(self, sub: Subscriber, now: datetime) -> None:
         self.store.set_status(sub.id, Status.UNSUBSCRIBED, now)
 
+    def bounce(self, subscriber_id: int, bounces: int, limit: int, now: datetime) -> bool:
+        """After a message to them failed for good (their ``bounces``-th time): at
+        ``limit`` the address is marked bounced, and gets no more mail until its
+        owner signs up again. Returns whether it now is."""
+        if bounces < limit:
+            return False
+        self.store.set_status(subscriber_id, Status.BOUNCED, now)
+        return True
+
     def choose_topics(
         self, sub: Subscriber, tags: Iterable[str], known: set[str], now: datetime
     ) -> Subscriber:

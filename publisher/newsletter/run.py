@@ -28,6 +28,7 @@ from publisher.newsletter.content import (
     posts_for,
     week_posts,
 )
+from publisher.newsletter.lifecycle import Lifecycle
 from publisher.newsletter.mime import (
     EightBitBody,
     build_message,
@@ -165,6 +166,37 @@ class DigestMail:
         if eight_bit:
             return wire_8bit(self.headers, self.prepared.body, self.fill)
         return as_bytes(self.message())
+
+
+@dataclass(frozen=True)
+class _Recorder:
+    """The ledger as the delivery loop records into it, with the lifecycle deciding
+    what a failed message makes of its subscriber (see ``Lifecycle.bounce``)."""
+
+    ledger: Ledger
+    lifecycle: Lifecycle
+    now: Callable[[], datetime]
+
+    def mark_sending(self, delivery_id: int) -> None:
+        self.ledger.mark_sending(delivery_id)
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        self.ledger.mark_sent(delivery_id, now)
+
+    def mark_skipped(self, delivery_id: int, why: str) -> None:
+        self.ledger.mark_skipped(delivery_id, why)
+
+    def mark_deferred(self, delivery_id: int, why: str) -> None:
+        self.ledger.mark_deferred(delivery_id, why)
+
+    def mark_failed(
+        self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
+    ) -> bool:
+        bounces = self.ledger.mark_failed(delivery_id, subscriber_id, why)
+        return self.lifecycle.bounce(subscriber_id, bounces, bounce_limit, self.now())
+
+    def close(self) -> None:
+        self.ledger.close()
 
 
 def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRun:
@@ -328,7 +360,7 @@ def _send(
             on_progress = lambda: bar.advance(task)  # noqa: E731
         try:
             return deliver(
-                run.ledger,
+                _Recorder(run.ledger, Lifecycle(run.store), now),
                 transport,
                 outgoing(),
                 now=now,

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from publisher.errors import PublisherError
 from publisher.store.locks import exclusive
 from publisher.store.paths import shown_url, sqlite_file
-from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, DigestRecord, Status
+from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, DigestRecord
 from publisher.store.schema import deliveries, digests, subscribers
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
@@ -200,10 +200,9 @@ class Ledger:
     def mark_deferred(self, delivery_id: int, why: str) -> None:
         self._set(delivery_id, status=DeliveryStatus.DEFERRED.value, error=why)
 
-    def mark_failed(
-        self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
-    ) -> bool:
-        """Record a permanent failure; returns True when the subscriber is now bounced."""
+    def mark_failed(self, delivery_id: int, subscriber_id: int, why: str) -> int:
+        """Record a permanent failure, counted against its subscriber; returns their
+        count of failures (what it means is the lifecycle's: see ``record_failure``)."""
         self.close()
         with self.engine.begin() as conn:
             conn.execute(
@@ -216,17 +215,10 @@ class Ledger:
                 .where(subscribers.c.id == subscriber_id)
                 .values(bounces=subscribers.c.bounces + 1)
             )
-            bounces = conn.execute(
+            bounces: int = conn.execute(
                 sa.select(subscribers.c.bounces).where(subscribers.c.id == subscriber_id)
             ).scalar_one()
-            if bounces >= bounce_limit:
-                conn.execute(
-                    subscribers.update()
-                    .where(subscribers.c.id == subscriber_id)
-                    .values(status=Status.BOUNCED.value)
-                )
-                return True
-        return False
+        return bounces
 
     def counts(self, digest_id: int) -> Counter[str]:
         query = (
