@@ -84,6 +84,9 @@ def cmd_build(settings: Settings, args: argparse.Namespace) -> int:
         jobs=args.jobs,
         full=args.full,
         overwrite=args.overwrite,
+        # this process exists for the build and has not imported SQLAlchemy: a
+        # helper imports it and opens the database while the archives are read
+        state_helper=True,
     )
     for line in result.skipped:
         print(f"skipped: {line}", file=sys.stderr)

@@ -88,6 +88,7 @@ def build(
     now: datetime | None = None,
     full: bool = False,
     overwrite: bool = False,
+    state_helper: bool = False,
 ) -> BuildResult:
     """Build the site into ``out``, one build at a time (see ``_build``): a build
     started while another writes the folder (the scheduler's publish job and one
@@ -116,6 +117,7 @@ def build(
             now=now,
             full=full,
             overwrite=overwrite,
+            state_helper=state_helper,
         )
 
 
@@ -173,6 +175,7 @@ def _build(
     now: datetime | None,
     full: bool,
     overwrite: bool,
+    state_helper: bool,
 ) -> BuildResult:
     """Build the site. ``now`` is only used to date posts edited since the last build;
     ``full`` reads every archive whatever their stat and the snapshot say (for an
@@ -193,7 +196,7 @@ def _build(
     now = now or datetime.now(settings.site.tzinfo)
     now = now.astimezone(timezone(now.utcoffset() or timedelta(0)))
     # the state database is opened meanwhile, in a helper process (see there)
-    with BuildState(settings.state.url) as state:
+    with BuildState(settings.state.url, helper=state_helper) as state:
         plan = _plan(settings, store, inputs, state, now, writer, full, skip_invalid, out)
         # saved by the helper while this process lists the files (see ``meanwhile``)
         state.save_versions(plan.versions)

@@ -6,16 +6,15 @@ database only once it has read the archives (for the posts' versions) and
 while its workers render (to save them). So a process that has not imported
 SQLAlchemy yet forks a helper at the start of the build, which imports it,
 opens (and migrates) the database and then answers this process's calls,
-while this process reads the snapshot and the archives. A process that has
-imported it already (the scheduler, the web app, a test run) has nothing to
-hide and calls the database itself.
+while this process reads the snapshot and the archives. Only the command
+line asks for it: it knows its process has not imported SQLAlchemy. The
+scheduler and the web app have, and call the database themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import sys
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -33,11 +32,11 @@ if TYPE_CHECKING:
 class BuildState:
     """A build's calls on the state database (see the module docstring)."""
 
-    def __init__(self, url: str, *, helper: bool | None = None) -> None:
-        """Fork the helper now when ``helper`` (default: SQLAlchemy not imported yet
-        and ``fork`` available); otherwise the database is opened on first use."""
-        if helper is None:
-            helper = "sqlalchemy" not in sys.modules and "fork" in mp.get_all_start_methods()
+    def __init__(self, url: str, *, helper: bool = False) -> None:
+        """With ``helper`` (and ``fork`` available), fork the helper now; otherwise
+        the database is opened on first use. Only a process that exists for this
+        build (the command line's) asks for it: see ``build(state_helper=...)``."""
+        helper = helper and "fork" in mp.get_all_start_methods()
         self.url = url
         self._engine: Engine | None = None
         self._conn: Connection | None = None
