@@ -1,1 +1,1 @@
-"""site"""
+"""Publishing: the post stream -> feeds, pages, sitemap and OPML in the output folder."""

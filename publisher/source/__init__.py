@@ -1,1 +1,1 @@
-"""source"""
+"""Reading: saved archive pages -> one chronological, de-duplicated post stream."""

@@ -1,1 +1,1 @@
-"""store"""
+"""The state database: schema, ledger, subscribers, what builds published; and locks."""

@@ -1,1 +1,1 @@
-"""web"""
+"""``publisher serve``: the built site, and the pages where people subscribe and leave."""
