@@ -99,7 +99,7 @@ class SiteListing:
         self.formats = settings.build.formats
         self.with_pages = settings.build.pages
         self.feeds = FeedRenderer(site, updated)
-        self.pages = PageRenderer(settings)
+        self.pages = PageRenderer(site, settings.template_dirs)
         self.base_key = fingerprint(
             __version__,
             repr(site),

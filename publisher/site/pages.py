@@ -6,10 +6,12 @@ the normalizer built from escaped text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from publisher.settings import Settings
+from publisher.settings import SiteSettings
 from publisher.source.posts import Post, Term
 from publisher.templating import environment, render
 from publisher.text import xml_attr, xml_text
@@ -37,10 +39,12 @@ class FeedRow:
 
 
 class PageRenderer:
-    def __init__(self, settings: Settings) -> None:
-        self.templates = settings.template_dirs
-        self.site = settings.site
-        self.base = settings.site.base_url
+    """The HTML pages of one site, from its templates."""
+
+    def __init__(self, site: SiteSettings, templates: Sequence[Path]) -> None:
+        self.templates = templates
+        self.site = site
+        self.base = site.base_url
         self._env: Environment | None = None
 
     @property
