@@ -8,11 +8,9 @@ exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NoReturn
 
 
 class PublisherError(Exception):
@@ -39,28 +37,6 @@ class ConfigError(PublisherError):
 
 class InputError(PublisherError):
     """The archives failed normalization; nothing was written."""
-
-
-#: An exception as picklable parts, to cross from a forked process (see ``portable``).
-Portable = tuple[type[PublisherError] | None, str, str, int]
-
-
-def portable(exc: BaseException) -> Portable:
-    """``exc`` as parts another process can raise again (``raise_portable``): a
-    PublisherError keeps its class, remedy and exit code; anything else is a bug
-    and travels as its traceback."""
-    if isinstance(exc, PublisherError):
-        return type(exc), exc.message, exc.remedy, exc.exit_code
-    return None, "".join(traceback.format_exception(exc)), "", 1
-
-
-def raise_portable(parts: Portable, where: str) -> NoReturn:
-    """Raise what ``portable`` sent: the user's error as it was, a bug as a
-    RuntimeError saying ``where`` it happened."""
-    kind, message, remedy, exit_code = parts
-    if kind is None:
-        raise RuntimeError(f"{where} failed:\n{message}")
-    raise kind(message, remedy, exit_code)
 
 
 class Severity(StrEnum):

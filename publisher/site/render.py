@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from queue import Empty
 from typing import TYPE_CHECKING, Any
 
-from publisher.errors import Portable, PublisherError, portable, raise_portable
+from publisher.errors import PublisherError
 from publisher.formats import FEED_SUFFIXES
+from publisher.site.forks import Portable, portable, raise_portable
 from publisher.site.writer import OutputWriter
 
 if TYPE_CHECKING:

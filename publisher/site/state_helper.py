@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from publisher.errors import PublisherError, portable, raise_portable
+from publisher.errors import PublisherError
+from publisher.site.forks import portable, raise_portable
 from publisher.store.paths import shown_url
 from publisher.store.rows import PostVersion
 
