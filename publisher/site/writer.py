@@ -165,12 +165,34 @@ class OutputWriter:
         their own, removed once the manifest records the build, rather than a
         rewrite of the whole manifest.
         """
+        rels = list(rels)
+        self.refuse_links(rels)
         new = [rel for rel in rels if rel not in self._old]
         if not new:
             return
         if not overwrite:
             self._refuse_strangers(new)
         self._save(CLAIMS, [*self._claimed, *new])
+
+    def refuse_links(self, rels: Iterable[str]) -> None:
+        """Refuse, before anything is written, to reach any of ``rels`` through a
+        symbolic link inside the output folder (``tag`` linked to another folder,
+        say): the build would write, replace or remove files outside it. The
+        output folder itself may be a link: the user named it."""
+        seen: set[str] = set()
+        for rel in rels:
+            folder = rel.rpartition("/")[0]
+            while folder and folder not in seen:
+                seen.add(folder)
+                full = os.path.join(self._root, *folder.split("/"))
+                if os.path.islink(full):
+                    raise PublisherError(
+                        f"{full} is a symbolic link (to {os.readlink(full)}): a build never "
+                        f"writes outside {self.root} through one; nothing was written",
+                        "replace the link with a real folder (or remove it), or build into "
+                        "the folder it points to with --out",
+                    )
+                folder = folder.rpartition("/")[0]
 
     def _refuse_strangers(self, new: list[str]) -> None:
         if self._old:
@@ -259,7 +281,9 @@ class OutputWriter:
 
     def finish(self, inputs: str) -> None:
         """Remove files this writer made that the build no longer has; save the manifest."""
-        for rel in sorted(set(self._old) - set(self._new)):
+        gone = sorted(set(self._old) - set(self._new))
+        self.refuse_links(gone)
+        for rel in gone:
             target = Path(self.path(rel))
             if target.is_file():
                 target.unlink()

@@ -38,3 +38,29 @@ def test_paths_outside_the_folder_are_refused(tmp_path: Path, rel: str) -> None:
     with pytest.raises(PublisherError, match="outside the output folder"):
         OutputWriter(tmp_path / "out").write(rel, "k", [b"x"])
     assert not any(tmp_path.rglob("x*"))
+
+
+def test_a_symlinked_folder_inside_the_output_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    """``out/tag`` linked to another folder: the build refuses, naming the link, and
+    writes nothing there (nor anywhere in the output)."""
+    from publisher.config import load_settings
+    from publisher.site.build import build
+    from tests.helpers import SEEDS
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "thanks.atom").write_text("the user's own file\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tag").symlink_to(elsewhere, target_is_directory=True)
+    cfg = tmp_path / "publisher.toml"
+    cfg.write_text(f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n')
+    settings = load_settings(cfg, environ={})
+    with pytest.raises(PublisherError) as exc:
+        build(settings, [SEEDS], out)
+    assert str(out / "tag") in exc.value.message and "symbolic link" in exc.value.message
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["thanks.atom"]
+    assert (elsewhere / "thanks.atom").read_text() == "the user's own file\n"
+    assert sorted(p.name for p in out.iterdir()) == ["tag"]  # nothing else written
