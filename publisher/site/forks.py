@@ -1,8 +1,20 @@
-"""What crosses back from a forked process (a render worker, the state helper): its
-failure, as parts that pickle, raised again in the build as it was."""
+"""The build's forked processes (render workers, the state helper): they end with
+the build, and what crosses back from them is their failure, as parts that
+pickle, raised again in the build as it was.
+
+A build killed with ``kill -9`` cannot tell its children: each asks the kernel
+to kill it when its parent dies (Linux's ``PR_SET_PDEATHSIG``), and checks it
+was not orphaned before asking. The build's lock file is closed in every child
+at the fork (``store.locks``), so no orphan could hold it anyway.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
 import traceback
 from typing import NoReturn
 
@@ -28,3 +40,15 @@ def raise_portable(parts: Portable, where: str) -> NoReturn:
     if kind is None:
         raise RuntimeError(f"{where} failed:\n{message}")
     raise kind(message, remedy, exit_code)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """In a forked child: be killed when ``parent`` dies, and exit now if it has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # died before the request: nobody to work for
+        os._exit(1)

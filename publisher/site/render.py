@@ -21,6 +21,7 @@ Measured costs and gains are in ``benchmarks/README.md``.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from queue import Empty
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.errors import PublisherError
 from publisher.formats import FEED_SUFFIXES
-from publisher.site.forks import Portable, portable, raise_portable
+from publisher.site.forks import Portable, die_with, portable, raise_portable
 from publisher.site.writer import OutputWriter
 
 if TYPE_CHECKING:
@@ -148,8 +149,10 @@ def _render_forked(
         (lanes[lane] if lane is not None else shared).append(i)
     cursor = ctx.Value("l", 0)
     queue = ctx.Queue()
+    parent = os.getpid()
 
     def work(me: int, mine: list[int]) -> None:
+        die_with(parent)
         try:
             mark = writer.mark()
             _announce(feeds, (pending[j] for j in mine))

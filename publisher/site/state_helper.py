@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from publisher.errors import PublisherError
-from publisher.site.forks import portable, raise_portable
+from publisher.site.forks import die_with, portable, raise_portable
 from publisher.store.paths import shown_url
 from publisher.store.rows import PostVersion
 
@@ -46,7 +47,10 @@ class BuildState:
         if helper:
             ctx = mp.get_context("fork")
             self._conn, theirs = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(url, theirs), daemon=True)
+            ours = self._conn
+            self._proc = ctx.Process(
+                target=_serve, args=(url, theirs, ours, os.getpid()), daemon=True
+            )
             self._proc.start()
             theirs.close()
 
@@ -167,12 +171,16 @@ def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
         raise error from None
 
 
-def _serve(url: str, conn: Connection) -> None:
-    """The helper: open the database at once, then answer calls until told to stop.
+def _serve(url: str, conn: Connection, builds: Connection, parent: int) -> None:
+    """The helper: open the database at once, then answer calls until told to stop,
+    or until the build is gone (its end of the pipe, ``builds``, is closed here so
+    that the build's death reaches ``recv`` as the end of the pipe).
 
     A failure to open is the answer to every call, so the build reports it
     where it would have met it in process.
     """
+    builds.close()
+    die_with(parent)
     engine = failure = None
     try:
         from publisher.store.schema import open_engine

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -957,3 +958,53 @@ def test_settings_that_do_not_change_the_output_leave_a_no_change_build(
     retitled = replace(other, site=replace(settings.site, title="Another title"))
     again = build(retitled, [SEEDS], out)
     assert not again.up_to_date and again.written > 0
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("after", [0.4, 0.9, 1.5])
+def test_a_build_killed_leaves_no_process_and_no_lock_behind(tmp_path: Path, after: float) -> None:
+    """``kill -9`` of a build (the CLI's: with its state helper and render workers)
+    at several points: every process it forked ends with it (none is left holding
+    the build's lock or waiting on a pipe), and the next build starts at once."""
+    _synthetic_archives(tmp_path / "in", posts=2500, tags=8)
+    cfg = tmp_path / "publisher.toml"
+    cfg.write_text(
+        f'[build]\noutput = "{(tmp_path / "out").as_posix()}"\n'
+        f'[state]\nurl = "sqlite:///{(tmp_path / "state.db").as_posix()}"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    cmd = [sys.executable, "-m", "publisher", "--config", str(cfg), "build", "--quiet"]
+    proc = subprocess.Popen(
+        [*cmd, "--jobs", "2", str(tmp_path / "in")],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,  # its own process group: the children stay in it
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(after)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(proc.pid), "a child of the killed build is still running"
+    again = subprocess.run(
+        [*cmd, str(tmp_path / "in")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "waiting for another build" not in again.stderr
