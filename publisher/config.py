@@ -7,6 +7,7 @@ the variable), the key and what is allowed, and exit 2.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -29,6 +30,7 @@ from publisher.settings import (
     SiteSettings,
     SmtpSettings,
     StateSettings,
+    WebSettings,
 )
 
 DEFAULT_CONFIG = Path("publisher.toml")
@@ -42,6 +44,7 @@ _SECTIONS: dict[str, type] = {
     "smtp": SmtpSettings,
     "digest": DigestSettings,
     "schedule": ScheduleSettings,
+    "web": WebSettings,
 }
 #: TOML spellings that are Python keywords
 _KEY_ALIASES = {("digest", "from"): "sender"}
@@ -179,6 +182,19 @@ def _validate(s: Settings, at: Callable[[str, str], str]) -> None:
     _validate_delivery(s, at)
     _validate_schedule(s, at)
     _validate_build(s, at)
+    _validate_web(s, at)
+
+
+def _validate_web(s: Settings, at: Callable[[str, str], str]) -> None:
+    for proxy in s.web.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{at('web', 'trusted_proxies')}: [web] trusted_proxies: {proxy!r} is not "
+                "an IP address or CIDR range",
+                'e.g. trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]',
+            ) from None
 
 
 def _validate_site(s: Settings, at: Callable[[str, str], str]) -> None:

@@ -129,6 +129,14 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    #: Addresses (or CIDR ranges) of reverse proxies whose ``X-Forwarded-For`` is
+    #: believed: the client is the nearest address in it that is not one of them.
+    #: Empty: the socket's peer is the client (a proxy then counts as one client).
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     site: SiteSettings = field(default_factory=SiteSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
@@ -137,6 +145,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     #: Id aliases: old slug -> new slug, so a renamed post keeps its feed id.
     ids: Mapping[str, str] = field(default_factory=dict)
     source: str = "defaults"

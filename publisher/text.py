@@ -12,6 +12,12 @@ from pathlib import Path
 #: earlier), plus the non-characters U+FFFE/U+FFFF.
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]")
 
+#: Characters that change how text around them is shown without being seen: bidi
+#: embeddings, overrides and isolates, marks, zero-width joiners and spaces, the
+#: word joiner, invisible operators, a BOM inside text. In a title or a term name
+#: they can make one read as another (or reverse it), in pages, feeds and mail.
+INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "′": "'"})
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 _APOSTROPHES = re.compile(r"['’‘`]")
@@ -20,6 +26,12 @@ _RESERVED = {"con", "prn", "aux", "nul", "index", "feed", "feeds", "archive"} | 
     f"{p}{n}" for p in ("com", "lpt") for n in range(10)
 }
 MAX_SLUG = 60
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without ``INVISIBLE`` characters (zero-width spaces become spaces,
+    as ``squash`` makes them, so words they separated stay apart)."""
+    return " ".join(INVISIBLE.sub("", text.replace("\u200b", " ")).split())
 
 
 def strip_xml_forbidden(text: str) -> str:

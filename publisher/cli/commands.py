@@ -246,7 +246,7 @@ def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.web.server import serve
 
-    return serve(settings, args.host, args.port)
+    return serve(settings, args.host, args.port, dev=args.dev)
 
 
 COMMANDS = {

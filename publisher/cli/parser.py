@@ -30,8 +30,14 @@ def make_parser() -> argparse.ArgumentParser:
     _subscribers_parser(sub)
     _digest_parser(sub)
     srv = sub.add_parser("serve", help="serve the site and the subscription pages")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    srv.add_argument("--port", type=int, default=8000, help="port to listen on")
+    srv.add_argument(
+        "--dev",
+        action="store_true",
+        help="without PUBLISHER_SECRET: sign links with the public development secret "
+        "and listen on loopback only (to try the pages on your own machine)",
+    )
     sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
     group = sched.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="print jobs and next run times")

@@ -105,6 +105,16 @@ class Lifecycle:
         return self.store.get(sub.id) or sub
 
 
+def to_address(email: str) -> str:
+    """The address as the wire takes it: the domain in IDNA (``bücher.de`` as
+    ``xn--bcher-kva.de``); a local part that is not ASCII stays (SMTPUTF8)."""
+    local, _, domain = email.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return email
+
+
 def confirmation_mail(
     env: Environment,
     site: SiteSettings,

@@ -67,7 +67,7 @@ def digest_headers(
     """
     return [
         ("From", formataddr((sender.display_name, sender.addr_spec), charset="utf-8")),
-        ("To", formataddr((one_line(to_name), one_line(to_email)), charset="utf-8")),
+        ("To", formataddr((_display(one_line(to_name)), one_line(to_email)), charset="utf-8")),
         ("Subject", _encode(one_line(subject))),
         ("Date", format_datetime(date)),
         ("Message-ID", one_line(msg_id)),
@@ -97,6 +97,13 @@ def build_message(headers: list[tuple[str, str]], text: str, html: str) -> Messa
     msg.attach(_qp_part(text, "plain"))
     msg.attach(_qp_part(html, "html"))
     return msg
+
+
+def _display(name: str) -> str:
+    """A display name as its reader must see it: one that looks like an RFC 2047
+    encoded word (``=?utf-8?…?=``, typed into a form) is encoded itself, so a mail
+    client shows it as typed instead of decoding it into something else."""
+    return Header(name, "utf-8").encode(maxlinelen=998) if "=?" in name else name
 
 
 def _encode(value: str) -> str:

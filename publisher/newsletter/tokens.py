@@ -64,8 +64,10 @@ def secret_from_env(allow_dev: bool) -> str:
         )
         return DEV_SECRET
     raise PublisherError(
-        "PUBLISHER_SECRET is not set: unsubscribe links cannot be signed",
-        "export PUBLISHER_SECRET=<32+ random characters> (keep it out of the repo)",
+        "PUBLISHER_SECRET is not set: links (unsubscribe, preferences, confirmation) "
+        "cannot be signed safely",
+        "export PUBLISHER_SECRET=<32+ random characters> (keep it out of the repo); "
+        "to try `publisher serve` on your own machine, `publisher serve --dev`",
     )
 
 
@@ -105,11 +107,22 @@ def verify(text: str, secret: str, purpose: str, now: int) -> Token:
     if not hmac.compare_digest(mac, expected):
         raise TokenError("link token does not verify", "use the link from your latest email")
     try:
-        kind, subscriber, expires = json.loads(raw)
+        kind, subscriber, expires = _fields(json.loads(raw))
     except ValueError:
         raise TokenError("malformed link token", "use the link from your latest email") from None
     if kind != purpose:
         raise TokenError(f"this link is for {kind}, not {purpose}", "use the matching link")
     if expires and now > expires:
         raise TokenError("this link has expired", "ask for a new one")
-    return Token(kind, int(subscriber), int(expires))
+    return Token(kind, subscriber, expires)
+
+
+def _fields(payload: object) -> tuple[str, int, int]:
+    """A signed payload's fields, checked: a genuine signature over a payload this
+    program did not make (another version's, say) is still only a bad link."""
+    if not isinstance(payload, list) or len(payload) != 3:
+        raise ValueError("not [purpose, subscriber, expires]")
+    kind, subscriber, expires = payload
+    if not isinstance(kind, str) or type(subscriber) is not int or type(expires) is not int:
+        raise ValueError("not [purpose, subscriber, expires]")
+    return kind, subscriber, expires

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from publisher.errors import Problem, error, warning
 from publisher.source.body import Paragraph, read_paragraphs, split_blocks, strip_chrome
 from publisher.source.decode import XML_FORBIDDEN_BYTES, decode
-from publisher.text import XML_FORBIDDEN, squash
+from publisher.text import INVISIBLE, XML_FORBIDDEN, squash, strip_invisible
 
 MONTHS = [
     "January",
@@ -50,6 +50,9 @@ DATE_LINE = re.compile(
     re.I,
 )
 MAX_TITLE = 200
+#: More tags and categories than this on one post is most likely a page saved
+#: wrong (each is a feed and a page of its own): warned of, not refused.
+MAX_TERMS = 50
 #: A last line this short, with no date after it, may be the next post's title cut off.
 MAX_FRAGMENT = 200
 
@@ -158,9 +161,11 @@ def parse_text(
     start = first
     head = lines[first].strip()
     if m := TAG_HEADER.fullmatch(head):
-        page.kind, page.term, start = PageKind.TAG, squash(m.group(1)), first + 1
+        term = _visible(page, squash(m.group(1)), first + 1, "the tag")
+        page.kind, page.term, start = PageKind.TAG, term, first + 1
     elif m := CATEGORY_HEADER.fullmatch(head):
-        page.kind, page.term, start = PageKind.CATEGORY, squash(m.group(1)), first + 1
+        term = _visible(page, squash(m.group(1)), first + 1, "the category")
+        page.kind, page.term, start = PageKind.CATEGORY, term, first + 1
     elif DATE_HEADER.fullmatch(head):
         page.kind, start = PageKind.DATE, first + 1
 
@@ -245,7 +250,7 @@ def _parse_post(
 ) -> tuple[str, date, _Body] | None:
     """Title, date and body of the post at title line ``t``; None (and problems) if unusable."""
     name = page.file
-    title = squash(lines[t])
+    title = _visible(page, squash(lines[t]), t + 1, "the title")
     ok = True
     if len(title) > MAX_TITLE:
         page.problems.append(
@@ -269,7 +274,36 @@ def _parse_post(
     if not ok or when is None:
         page.rejected.append((t + 1, title))
         return None
-    return title, when, body
+    caption, paragraphs, tags, cats, excerpt = body
+    tags = tuple(_visible(page, n, t + 1, "a tag") for n in tags)
+    cats = tuple(_visible(page, n, t + 1, "a category") for n in cats)
+    terms = len(tags) + len(cats) + (page.kind in (PageKind.TAG, PageKind.CATEGORY))
+    if terms > MAX_TERMS:
+        page.problems.append(
+            warning(
+                name,
+                t + 1,
+                f"post '{title}' has {terms} tags and categories (more than {MAX_TERMS}): "
+                "each is a feed and a page of its own; check that the page was saved right",
+            )
+        )
+    return title, when, (caption, paragraphs, tags, cats, excerpt)
+
+
+def _visible(page: ArchivePage, text: str, line: int, what: str) -> str:
+    """``text`` with invisible characters removed (see ``text.INVISIBLE``), with a
+    warning at ``line`` when there were any."""
+    if not INVISIBLE.search(text):
+        return text
+    page.problems.append(
+        warning(
+            page.file,
+            line,
+            f"{what} {text!r} holds invisible characters (bidi controls or zero-width "
+            "characters): removed",
+        )
+    )
+    return strip_invisible(text)
 
 
 def _add_post(

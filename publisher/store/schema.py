@@ -8,6 +8,7 @@ transaction, so an old database keeps its data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -117,8 +118,10 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def open_engine(url: str) -> Engine:
-    """Connect and migrate; a SQLite file's folder is created on first use."""
+def open_engine(url: str, *, busy_seconds: float = 10.0) -> Engine:
+    """Connect and migrate; a SQLite file's folder is created on first use.
+    ``busy_seconds``: how long a statement waits for a lock another connection
+    holds (the web app waits less, and answers 503, than a command does)."""
     shown = shown_url(url)
     if (db := sqlite_file(url)) is not None:
         try:
@@ -131,7 +134,10 @@ def open_engine(url: str) -> Engine:
     try:
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(engine, "connect", partial(_sqlite_pragmas, busy_seconds))
+        elif engine.dialect.name == "postgresql" and busy_seconds < 10:
+            timeout = int(busy_seconds * 1000)
+            sa.event.listen(engine, "connect", partial(_pg_lock_timeout, timeout))
         migrate(engine)
     except ImportError as exc:  # the URL names a driver that is not installed
         raise PublisherError(
@@ -161,14 +167,21 @@ def failure(exc: BaseException, url: str) -> PublisherError | None:
     )
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+def _pg_lock_timeout(ms: int, dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute(f"SET lock_timeout = {ms}")
+    cur.close()
+    dbapi_conn.commit()  # type: ignore[attr-defined]
+
+
+def _sqlite_pragmas(busy_seconds: float, dbapi_conn: object, _record: object) -> None:
     """WAL with synchronous=NORMAL: a commit survives a killed process without an
     fsync per message, and readers (the web app) never block the sender."""
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
     cur.close()
 
 

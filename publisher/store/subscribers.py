@@ -19,7 +19,8 @@ from publisher.store.schema import subscribers as table
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _TAG_SPLIT = re.compile(r"[;|,]")
-MAX_NAME = 200
+#: A name is a greeting, not a letter: longer ones are cut (they go into mail headers).
+MAX_NAME = 100
 
 
 def normalize_email(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
 from pathlib import Path
@@ -14,8 +15,20 @@ from publisher.web.app import create_app
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, host: str, port: int) -> int:
+def serve(settings: Settings, host: str, port: int, *, dev: bool = False) -> int:
+    """Serve until stopped. Without ``PUBLISHER_SECRET`` anyone could forge the
+    links that unsubscribe people or show their address, so ``serve`` refuses to
+    start, unless ``dev`` (``--dev``): then it signs with the public development
+    secret and listens on loopback only."""
     import uvicorn
+
+    if dev and not _loopback(host):
+        raise PublisherError(
+            f"serve --dev listens on loopback only, not {host}: its links are signed "
+            "with the public development secret",
+            "drop --host (or use 127.0.0.1), or set PUBLISHER_SECRET and serve without --dev",
+        )
+    app = create_app(settings, dev=dev)  # refuses a missing secret, with its remedy
 
     site = Path(settings.build.output)
     if not (site / "index.html").is_file() and not any(site.glob("all.*")):
@@ -26,7 +39,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
         )
     sock = _listen(host, port)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level="info",
@@ -36,6 +49,13 @@ def serve(settings: Settings, host: str, port: int) -> int:
     with sock:
         uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -88,7 +88,7 @@ def test_serve_says_when_there_is_no_site_yet(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
     write(tmp_path / "seeds" / "a.txt", "Posts Tagged ‘x’\n\nA post\n\nMay 1, 2018\n\nText.\n")
-    cmd = [sys.executable, "-m", "publisher", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "publisher", "serve", "--dev", "--port", str(port)]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
@@ -107,10 +107,21 @@ def test_serve_on_an_address_in_use_is_an_error_with_a_remedy(tmp_path: Path) ->
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        r = run_cli("serve", "--port", str(port), cwd=tmp_path)
+        r = run_cli("serve", "--dev", "--port", str(port), cwd=tmp_path)
     assert r.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}: another program is listening there" in r.stderr
     assert "--port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_refuses_the_public_development_secret(tmp_path: Path) -> None:
+    """Without PUBLISHER_SECRET anyone could forge the links that unsubscribe people
+    or show their address: serve refuses to start, and says how to set it or how to
+    try the pages on one's own machine (--dev, which listens on loopback only)."""
+    r = run_cli("serve", "--port", "1", cwd=tmp_path)
+    assert r.returncode == 1 and "PUBLISHER_SECRET is not set" in r.stderr
+    assert "publisher serve --dev" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("serve", "--dev", "--host", "0.0.0.0", "--port", "1", cwd=tmp_path)
+    assert r.returncode == 1 and "loopback only, not 0.0.0.0" in r.stderr
 
 
 @pytest.mark.parametrize(("command", "collects"), [("check", False), ("schedule", True)])

@@ -12,11 +12,16 @@ from tests.helpers.smtp import free_port
 
 class LiveServer:
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
         self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def settle(self) -> None:
+        """Until the sign-ups the app has queued are handled (they are, off the request)."""
+        self.app.state.app.signups.wait()
 
     @property
     def url(self) -> str:
