@@ -124,19 +124,14 @@ def confirmation_mail(
     msg_id: str,
     now: datetime,
 ) -> Message:
-    """The one-part mail that carries a confirmation (or rejoin) link."""
-    text = render(
-        env,
-        "confirm.txt.j2",
-        site=site,
-        name=sub.name,
-        hours=CONFIRM_HOURS,
-        confirm_url=confirm_url,
-    )
+    """The one-part mail that carries a confirmation (or rejoin) link. Anyone can
+    fill in the form with anyone's address, so it carries no text a stranger
+    typed: not the name given (nor in ``To:``), only the site's own words."""
+    text = render(env, "confirm.txt.j2", site=site, hours=CONFIRM_HOURS, confirm_url=confirm_url)
     return build_plain(
         sender=sender,
-        to_email=sub.email,
-        to_name=sub.name,
+        to_email=to_address(sub.email),
+        to_name="",
         subject=f"Confirm your subscription to {site.title}",
         text=text,
         msg_id=msg_id,

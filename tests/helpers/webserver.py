@@ -15,7 +15,14 @@ class LiveServer:
         self.app = app
         self.port = free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                proxy_headers=False,  # as `publisher serve` runs it
+                server_header=False,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

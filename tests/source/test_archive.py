@@ -173,3 +173,29 @@ def test_control_characters_removed_with_warning() -> None:
 def test_text_before_first_post_is_reported() -> None:
     page = parse("Posts Tagged ‘x’\n\nstray line\n\n\n" + POST.format(n=1))
     assert [(p.line, p.severity.value) for p in page.problems] == [(3, "warning")]
+
+
+def test_invisible_characters_leave_titles_and_terms_with_a_warning() -> None:
+    """Bidi overrides and zero-width characters could make a title or a tag read as
+    another (or backwards) in pages, feeds and mail: removed, and said where."""
+    text = (
+        "Posts Tagged \u2018ne\u200dws\u2019\n\n"
+        "Pay \u202eyour bill\u202c now\n\nMonday, February 11th, 2019\n\nBody.\n\n"
+        "Tags: safe, s\u2066ne\u2069aky\n"
+    )
+    page = parse_page(text.encode("utf-8"), "a.txt")
+    (post,) = page.posts
+    assert post.title == "Pay your bill now"
+    assert set(post.tags) == {"news", "sneaky", "safe"}
+    warned = sorted((p.line, p.message.split(" holds")[0]) for p in page.problems)
+    assert [line for line, _ in warned] == [1, 3, 3]
+    assert all(not p.is_error for p in page.problems)
+
+
+def test_a_post_with_too_many_terms_is_warned_of() -> None:
+    tags = ", ".join(f"t{i}" for i in range(60))
+    text = f"A post\n\nMonday, February 11th, 2019\n\nBody.\n\nTags: {tags}\n"
+    page = parse_page(text.encode("utf-8"), "a.txt")
+    assert len(page.posts) == 1 and len(page.posts[0].tags) == 60
+    (problem,) = page.problems
+    assert problem.line == 1 and "60 tags and categories" in problem.message
