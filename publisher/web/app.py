@@ -57,7 +57,6 @@ from publisher.web.signups import RESEND_SECONDS, SignUp, SignUps
 from publisher.web.static import SiteFiles
 
 log = logging.getLogger(__name__)
-ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 class App(Pages):
@@ -217,11 +216,12 @@ class App(Pages):
                 request.query_params["token"],
                 preferences=f"{self.base}preferences?token={prefs}",
             )
-        body = (await request.body()).decode("utf-8", "replace").strip()
-        if body == ONE_CLICK:  # RFC 8058: the mail provider's POST, no further step
+        form = await self.form(request)
+        if "One-Click" in form.get("List-Unsubscribe", []):
+            # RFC 8058: the mail provider's POST, multipart/form-data (as the RFC
+            # asks) or urlencoded, other fields or not; the link's token suffices
             await self.db(self.lifecycle.unsubscribe, sub, self.now())
             return PlainTextResponse("unsubscribed")
-        form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
         await self.db(self.lifecycle.unsubscribe, sub, self.now())

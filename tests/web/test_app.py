@@ -148,17 +148,40 @@ def test_signup_confirm_preferences_and_unsubscribe(site, smtp: SmtpServer) -> N
         assert store.get(sub.id).status is Status.UNSUBSCRIBED
 
 
-def test_one_click_post_unsubscribes(site) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "send",
+    [
+        # RFC 8058 3.1: the body SHOULD be multipart/form-data, MAY be urlencoded
+        lambda url: httpx.post(url, files={"List-Unsubscribe": (None, "One-Click")}),
+        lambda url: httpx.post(
+            url,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        lambda url: httpx.post(
+            url, files={"List-Unsubscribe": (None, "One-Click"), "x-provider": (None, "1")}
+        ),
+        lambda url: httpx.post(url, data={"other": "x", "List-Unsubscribe": "One-Click"}),
+    ],
+    ids=["multipart", "urlencoded", "multipart-extra-field", "urlencoded-extra-field"],
+)
+def test_one_click_post_unsubscribes(site, send) -> None:  # type: ignore[no-untyped-def]
     s, server = site
     store = SubscriberStore(open_engine(s.state.url))
     sub, _ = store.add("one@example.org", now=datetime.now(s.site.tzinfo))
     url = f"{server.url}unsubscribe?token={sign(Token('unsubscribe', sub.id), SECRET)}"
-    r = httpx.post(
-        url,
-        content=b"List-Unsubscribe=One-Click",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    assert httpx.get(url).status_code == 200 and store.get(sub.id).status is Status.ACTIVE
+    r = send(url)
     assert r.status_code == 200 and store.get(sub.id).status is Status.UNSUBSCRIBED
+
+
+def test_a_post_without_the_one_click_field_needs_the_form(site) -> None:  # type: ignore[no-untyped-def]
+    s, server = site
+    store = SubscriberStore(open_engine(s.state.url))
+    sub, _ = store.add("two@example.org", now=datetime.now(s.site.tzinfo))
+    url = f"{server.url}unsubscribe?token={sign(Token('unsubscribe', sub.id), SECRET)}"
+    r = httpx.post(url, files={"List-Unsubscribe": (None, "Something-Else")})
+    assert r.status_code == 403 and store.get(sub.id).status is Status.ACTIVE
 
 
 def test_bad_tokens_and_cross_site_posts(site) -> None:  # type: ignore[no-untyped-def]
