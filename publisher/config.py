@@ -25,6 +25,7 @@ from publisher.settings import (
     BuildSettings,
     DeliverySettings,
     DigestSettings,
+    MailboxSettings,
     ScheduleSettings,
     Settings,
     SiteSettings,
@@ -45,6 +46,7 @@ _SECTIONS: dict[str, type] = {
     "digest": DigestSettings,
     "schedule": ScheduleSettings,
     "web": WebSettings,
+    "mailbox": MailboxSettings,
 }
 #: TOML spellings that are Python keywords
 _KEY_ALIASES = {("digest", "from"): "sender"}
@@ -183,6 +185,24 @@ def _validate(s: Settings, at: Callable[[str, str], str]) -> None:
     _validate_schedule(s, at)
     _validate_build(s, at)
     _validate_web(s, at)
+    _validate_mailbox(s, at)
+
+
+def _validate_mailbox(s: Settings, at: Callable[[str, str], str]) -> None:
+    url = s.mailbox.url
+    if url and urlsplit(url).scheme not in ("imaps", "pop3s", "maildir"):
+        raise ConfigError(
+            f"{at('mailbox', 'url')}: [mailbox] url {url!r} is not imaps://, pop3s:// "
+            "or maildir://",
+            'e.g. url = "imaps://bounces@mail.example.org/INBOX" (TLS only)',
+        )
+    bounce = s.digest.bounce_address
+    if bounce and ("@" not in bounce or "+" in bounce or any(c in bounce for c in "<> \r\n")):
+        raise ConfigError(
+            f"{at('digest', 'bounce_address')}: [digest] bounce_address {bounce!r} is not a "
+            "plain address without a '+'",
+            'e.g. bounce_address = "bounces@blog.example.org" (VERP adds +TAG itself)',
+        )
 
 
 def _validate_web(s: Settings, at: Callable[[str, str], str]) -> None:

@@ -117,6 +117,9 @@ class DigestSettings:
     content: DigestContent = DigestContent.SUMMARY
     #: HTML part budget in bytes; past it, long posts switch to summaries (Gmail clips at 102 KB)
     html_budget: int = 90_000
+    #: Where bounces go: each message's envelope sender is this address with a
+    #: signed VERP tag (``bounces+d12s345-…@example.org``); empty: the From address
+    bounce_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,22 @@ class ScheduleSettings:
     digest_cron: str = "0 7 * * mon"
     #: a slot missed by less than this (process down, machine asleep) still runs, once
     misfire_grace_seconds: int = 6 * 3600
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    #: The mailbox bounces, complaints and unsubscribe mails arrive in:
+    #: ``imaps://USER@HOST[:PORT]/FOLDER``, ``pop3s://USER@HOST[:PORT]`` or
+    #: ``maildir:///PATH``; the password comes from PUBLISHER_MAILBOX_PASSWORD.
+    url: str = ""
+    #: A CA certificate file to trust for the mail server (a private CA); empty:
+    #: the system's.
+    ca_file: str = ""
+
+    @property
+    def password(self) -> str:
+        """From the environment only, never from the config file."""
+        return os.environ.get("PUBLISHER_MAILBOX_PASSWORD", "")
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,7 @@ class Settings:
     digest: DigestSettings = field(default_factory=DigestSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    mailbox: MailboxSettings = field(default_factory=MailboxSettings)
     #: Id aliases: old slug -> new slug, so a renamed post keeps its feed id.
     ids: Mapping[str, str] = field(default_factory=dict)
     source: str = "defaults"

@@ -24,7 +24,7 @@ from publisher.errors import PublisherError
 #: render workers, touch their pages), so it is off for the process. The
 #: long-running ``serve`` and ``schedule`` keep it on. Measured in
 #: ``benchmarks/README.md``.
-ONE_SHOT = frozenset({"check", "posts", "build", "subscribers", "digest"})
+ONE_SHOT = frozenset({"check", "posts", "build", "subscribers", "digest", "mailbox"})
 
 
 class _Stderr(logging.Handler):

@@ -223,6 +223,26 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if summary.failed or summary.deferred else 0
 
 
+def cmd_mailbox(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.delivery.mailbox import open_source
+    from publisher.newsletter.feedback import Feedback
+    from publisher.newsletter.tokens import secret_from_env
+    from publisher.store.returns import ReturnsLog
+    from publisher.store.schema import open_engine
+    from publisher.store.subscribers import SubscriberStore
+
+    engine = open_engine(settings.state.url)
+    secret = secret_from_env(allow_dev=settings.delivery.method == "outbox")
+    feedback = Feedback(
+        ReturnsLog(engine), SubscriberStore(engine), secret, settings.delivery.bounce_limit
+    )
+    summary = feedback.read(open_source(settings.mailbox, args.maildir), _now(settings))
+    for key, subject, why in summary.unrecognised:
+        print(f"left: {key}: {subject!r}: {why}", file=sys.stderr)
+    print(summary)
+    return 0
+
+
 def cmd_schedule(settings: Settings, args: argparse.Namespace) -> int:
     import logging
 
@@ -257,4 +277,5 @@ COMMANDS = {
     "digest": cmd_digest,
     "schedule": cmd_schedule,
     "serve": cmd_serve,
+    "mailbox": cmd_mailbox,
 }

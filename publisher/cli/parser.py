@@ -38,6 +38,16 @@ def make_parser() -> argparse.ArgumentParser:
         help="without PUBLISHER_SECRET: sign links with the public development secret "
         "and listen on loopback only (to try the pages on your own machine)",
     )
+    box = sub.add_parser(
+        "mailbox",
+        help="act on bounces, complaints and unsubscribe mails that came back",
+        description="Read the mailbox of returns ([mailbox] url: imaps:// or pop3s://, "
+        "or --maildir) and act on each message once: a hard bounce marks the address "
+        "bounced, a soft one counts towards [delivery] bounce_limit, a complaint "
+        "unsubscribes it as complained, an unsubscribe mail unsubscribes. Recognised "
+        "mail is marked processed (never deleted); the rest is left and listed.",
+    )
+    box.add_argument("--maildir", type=Path, help="read this Maildir instead of [mailbox] url")
     sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
     group = sched.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="print jobs and next run times")

@@ -77,6 +77,8 @@ class Outgoing:
     sender: str
     recipient: str
     build: Callable[[], Mail | None]  # None: skip (e.g. unsubscribed since planning)
+    #: the DSN envelope id (RFC 3461 ENVID) to ask returns to carry, if any
+    envid: str = ""
 
 
 def deliver(
@@ -146,7 +148,9 @@ def _send_one(
     row = item.delivery.id
     for attempt in range(1, retry.attempts + 1):
         try:
-            transport.send(mail, item.sender, item.recipient, partial(ledger.mark_sending, row))
+            transport.send(
+                mail, item.sender, item.recipient, partial(ledger.mark_sending, row), item.envid
+            )
         except TransientError as exc:
             if attempt < retry.attempts:
                 summary.retried += 1

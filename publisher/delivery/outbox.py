@@ -25,7 +25,12 @@ class OutboxTransport:
             ) from None
 
     def send(
-        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = nothing
+        self,
+        mail: Mail,
+        sender: str,
+        recipient: str,
+        handing_over: Callable[[], None] = nothing,
+        envid: str = "",
     ) -> None:
         handing_over()
         try:

@@ -93,6 +93,7 @@ class SmtpTransport:
         self.cfg = cfg
         self.conn: smtplib.SMTP | None = None
         self.eight_bit = False  # the server offers 8BITMIME (RFC 6152)
+        self.dsn = False  # the server offers DSN (RFC 3461)
         self.clock, self.sleep = clock, sleep
         self.next_at = 0.0
 
@@ -111,6 +112,7 @@ class SmtpTransport:
                 conn.login(cfg.username, cfg.password)
             conn.ehlo_or_helo_if_needed()
             self.eight_bit = conn.has_extn("8bitmime")
+            self.dsn = conn.has_extn("dsn")
         except smtplib.SMTPAuthenticationError as exc:
             raise ServerError(
                 f"SMTP login as {cfg.username!r} refused: {exc.smtp_code} {_text(exc.smtp_error)}"
@@ -120,7 +122,12 @@ class SmtpTransport:
         return conn
 
     def send(
-        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = nothing
+        self,
+        mail: Mail,
+        sender: str,
+        recipient: str,
+        handing_over: Callable[[], None] = nothing,
+        envid: str = "",
     ) -> None:
         called = False
 
@@ -140,6 +147,8 @@ class SmtpTransport:
                 self.conn = self._connect()
             data = mail.wire(self.eight_bit)
             options = ["BODY=8BITMIME"] if self.eight_bit else []
+            if envid and self.dsn:  # RFC 3461: returns carry our id and headers only
+                options += ["RET=HDRS", f"ENVID={_xtext(envid)}"]
             self.conn.meanwhile = once  # type: ignore[attr-defined]
             self.conn.sendmail(sender, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -176,6 +185,11 @@ class SmtpTransport:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self.conn.quit()
             self.conn = None
+
+
+def _xtext(value: str) -> str:
+    """RFC 3461 4: xtext, printable ASCII but "+" and "=" as +XX."""
+    return "".join(c if 33 <= ord(c) <= 126 and c not in "+=" else f"+{ord(c):02X}" for c in value)
 
 
 def _text(text: bytes | str) -> str:

@@ -70,11 +70,17 @@ def nothing() -> None:
 
 class Transport(Protocol):
     def send(
-        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None] = nothing
+        self,
+        mail: Mail,
+        sender: str,
+        recipient: str,
+        handing_over: Callable[[], None] = nothing,
+        envid: str = "",
     ) -> None:
         """Deliver one message. ``handing_over`` is called once per call, before any
         part of the message could be accepted (the ledger marks the row ``sending``
-        there), also when the attempt fails earlier."""
+        there), also when the attempt fails earlier. ``envid``: ask the server for
+        DSNs carrying it (RFC 3461), where it offers them."""
         ...
 
     def close(self) -> None: ...

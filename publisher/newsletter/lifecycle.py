@@ -88,6 +88,35 @@ class Lifecycle:
     def unsubscribe(self, sub: Subscriber, now: datetime) -> None:
         self.store.set_status(sub.id, Status.UNSUBSCRIBED, now)
 
+    def returned(self, subscriber_id: int, kind: str, limit: int, now: datetime) -> str:
+        """What a return that came back by mail (or webhook) does; returns what was
+        done, for the log. ``kind`` is a ``ReturnKind`` value:
+
+        - a hard bounce marks the address bounced at once;
+        - a soft one counts towards ``limit``, as a 5xx during sending does;
+        - a complaint unsubscribes, as ``complained`` (never mailed again unless
+          they sign up again themselves);
+        - an unsubscribe mail unsubscribes.
+        """
+        sub = self.store.get(subscriber_id)
+        if sub is None:
+            return "no such subscriber"
+        if kind == "hard-bounce":
+            self.store.set_status(sub.id, Status.BOUNCED, now)
+            return "marked bounced"
+        if kind == "soft-bounce":
+            count = self.store.count_bounce(sub.id)
+            if self.bounce(sub.id, count, limit, now):
+                return f"marked bounced ({count} failures)"
+            return f"counted ({count} of {limit})"
+        if kind == "complaint":
+            self.store.set_status(sub.id, Status.COMPLAINED, now)
+            return "unsubscribed (complained)"
+        if kind == "unsubscribe":
+            self.store.set_status(sub.id, Status.UNSUBSCRIBED, now)
+            return "unsubscribed"
+        return "recorded"
+
     def bounce(self, subscriber_id: int, bounces: int, limit: int, now: datetime) -> bool:
         """After a message to them failed for good (their ``bounces``-th time): at
         ``limit`` the address is marked bounced, and gets no more mail until its

@@ -59,6 +59,7 @@ def digest_headers(
     list_id: str,
     unsubscribe_https: str,
     unsubscribe_mailto: str,
+    feedback_id: str = "",
 ) -> list[tuple[str, str]]:
     """A digest's own headers, each value one line (``one_line``), non-ASCII RFC 2047-encoded.
 
@@ -80,6 +81,8 @@ def digest_headers(
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Auto-Submitted", "auto-generated"),
         ("Precedence", "list"),
+        # Gmail's feedback loop: complaint rates per campaign (a:b:c:SenderId)
+        *([("Feedback-ID", one_line(feedback_id))] if feedback_id else []),
     ]
 
 

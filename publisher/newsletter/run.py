@@ -39,6 +39,7 @@ from publisher.newsletter.mime import (
     prepare_8bit,
     wire_8bit,
 )
+from publisher.newsletter.returns import verp_sender, verp_tag
 from publisher.newsletter.tokens import Purpose, Token, secret_from_env, sign
 from publisher.settings import Settings
 from publisher.source.load import load_stream
@@ -126,6 +127,7 @@ class DigestRun:
             list_id=f"{self.settings.site.title} weekly digest <digest.{self.settings.site.id_domain}>",
             unsubscribe_https=unsub_url,
             unsubscribe_mailto=mailto_unsubscribe(self.sender, token),
+            feedback_id=f"{self.week.label}:digest:{self.settings.site.id_domain}:publisher",
         )
 
     def mail(self, sub: Subscriber, prepared: Prepared, msg_id: str, now: datetime) -> DigestMail:
@@ -334,7 +336,7 @@ def _send(
     summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))
     todo = run.ledger.to_send(digest_id)
     get = run.prepared_for()
-    sender = run.sender.addr_spec
+    bounce_to = run.settings.digest.bounce_address
     people = {s.id: s for s in run.store.all()}  # one query, not one per message
 
     def outgoing() -> Iterator[Outgoing]:
@@ -347,7 +349,11 @@ def _send(
                 prepared = get(sub)
                 return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
 
-            yield Outgoing(d, sender, sub.email if sub else "", build)
+            sender, envid = run.sender.addr_spec, ""
+            if bounce_to:  # VERP: whatever comes back names this delivery, signed
+                sender = verp_sender(bounce_to, digest_id, d.subscriber_id, run.secret)
+                envid = verp_tag(digest_id, d.subscriber_id, run.secret)
+            yield Outgoing(d, sender, sub.email if sub else "", build, envid)
 
     cfg = run.settings.delivery
     with ExitStack() as stack:

@@ -59,10 +59,13 @@ class Status(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+    #: reported our mail as spam (an ARF report, a provider's notice): never mailed
+    #: again unless they sign up again themselves
+    COMPLAINED = "complained"
 
 
 #: Statuses an import never lifts (see ``SubscriberStore.import_csv``).
-SUPPRESSED = (Status.UNSUBSCRIBED, Status.BOUNCED)
+SUPPRESSED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ deliveries = sa.Table(
     sa.Column("created", sa.String(40), nullable=False),
     sa.Column("sent_at", sa.String(40)),
     sa.Column("error", sa.Text, nullable=False, default=""),
+    #: what came back for it afterwards (kind: detail), if anything
+    sa.Column("returned", sa.Text, nullable=False, default=""),
     sa.UniqueConstraint("digest_id", "subscriber_id"),
 )
 
@@ -85,6 +87,19 @@ published_terms = sa.Table(
     sa.Column("kind", sa.String(20), primary_key=True),  # "tag" | "category"
     sa.Column("slug", sa.String(200), primary_key=True),
     sa.Column("name", sa.String(500), nullable=False),
+)
+
+#: Mail that came back (a DSN, a complaint, an unsubscribe mail, a provider's
+#: webhook), by its Message-ID: processing a mailbox twice counts each once.
+returns = sa.Table(
+    "returns",
+    metadata,
+    sa.Column("message_id", sa.String(500), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("subscriber_id", sa.Integer),
+    sa.Column("digest_id", sa.Integer),
+    sa.Column("received", sa.String(40), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
 )
 
 #: Which scheduler process may act (a lease renewed by heartbeat).
@@ -114,7 +129,20 @@ def _v3_to_v4(conn: Connection) -> None:
     published_terms.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4]
+def _v4_to_v5(conn: Connection) -> None:
+    returns.create(conn)
+    # a database made at v2 or later by this code has the column already
+    if "returned" not in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN returned TEXT NOT NULL DEFAULT ''"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v0_to_v1,
+    _v1_to_v2,
+    _v2_to_v3,
+    _v3_to_v4,
+    _v4_to_v5,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -66,6 +66,7 @@ class SubscriberStore:
         status: Status = Status.ACTIVE,
         now: datetime,
         revive: bool = True,
+        bounces: int = 0,
     ) -> tuple[Subscriber, bool]:
         """Add or update by address (case-insensitive); returns (subscriber, created).
 
@@ -90,7 +91,9 @@ class SubscriberStore:
             if row is None:
                 new = {"name": "", "tags": "[]"} | values
                 conn.execute(
-                    table.insert().values(email_key=key, created=now.isoformat(), bounces=0, **new)
+                    table.insert().values(
+                        email_key=key, created=now.isoformat(), bounces=bounces, **new
+                    )
                 )
                 created = True
             elif not revive and row.status in SUPPRESSED and status not in SUPPRESSED:
@@ -98,7 +101,9 @@ class SubscriberStore:
             else:
                 if row.status == Status.ACTIVE and status == Status.PENDING:
                     values["status"] = Status.ACTIVE.value  # never downgrade a confirmed address
-                conn.execute(table.update().where(table.c.id == row.id).values(bounces=0, **values))
+                conn.execute(
+                    table.update().where(table.c.id == row.id).values(bounces=bounces, **values)
+                )
                 created = False
             row = conn.execute(sa.select(table).where(table.c.email_key == key)).one()
         return _row(row), created
@@ -140,6 +145,20 @@ class SubscriberStore:
                 )
             )
 
+    def count_bounce(self, subscriber_id: int) -> int:
+        """One more failure counted against the subscriber (a soft bounce that came
+        back by mail); returns their count."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id == subscriber_id)
+                .values(bounces=table.c.bounces + 1)
+            )
+            count: int = conn.execute(
+                sa.select(table.c.bounces).where(table.c.id == subscriber_id)
+            ).scalar_one()
+        return count
+
     def remove(self, email: str, now: datetime) -> bool:
         """Unsubscribe (the row stays so the delivery ledger keeps its history)."""
         sub = self.by_email(email)
@@ -172,20 +191,21 @@ class SubscriberStore:
             person = row[1] if len(row) > 1 else ""
             tags = _TAG_SPLIT.split(row[2]) if len(row) > 2 else []
             given = row[3].strip().lower() if len(row) > 3 else ""
-            if len(row) > 4 or (given and given not in Status.__members__.values()):
-                what = f"{len(row)} columns" if len(row) > 4 else f"status {row[3]!r}"
-                problems.append(
-                    error(
-                        name,
-                        line,
-                        f"{what}; expected email,name,tags[,status] with a status of "
-                        f"{', '.join(Status)} (quote names or tags that contain commas)",
-                    )
-                )
+            count = row[4].strip() if len(row) > 4 else ""
+            if wrong := _row_error(row, given, count):
+                problems.append(error(name, line, wrong))
                 continue
             status = Status(given) if given else Status.ACTIVE
             try:
-                sub, created = self.add(email, person, tags, status=status, now=now, revive=False)
+                sub, created = self.add(
+                    email,
+                    person,
+                    tags,
+                    status=status,
+                    now=now,
+                    revive=False,
+                    bounces=int(count or 0),
+                )
             except PublisherError as exc:
                 problems.append(error(name, line, exc.message))
                 continue
@@ -205,11 +225,27 @@ class SubscriberStore:
 
     def export_csv(self, out: TextIO) -> int:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["email", "name", "tags", "status"])
+        writer.writerow(["email", "name", "tags", "status", "bounces"])
         subs = self.all()
         for s in subs:
-            writer.writerow([s.email, s.name, ";".join(s.tags), s.status.value])
+            writer.writerow([s.email, s.name, ";".join(s.tags), s.status.value, s.bounces])
         return len(subs)
+
+
+def _row_error(row: list[str], status: str, bounces: str) -> str:
+    """What is wrong with an import row's shape, or ``""``."""
+    if len(row) > 5:
+        what = f"{len(row)} columns"
+    elif bounces and not bounces.isdigit():
+        what = f"bounces {bounces!r}"
+    elif status and status not in Status.__members__.values():
+        what = f"status {row[3]!r}"
+    else:
+        return ""
+    return (
+        f"{what}; expected email,name,tags[,status[,bounces]] with a status of "
+        f"{', '.join(Status)} (quote names or tags that contain commas)"
+    )
 
 
 #: The first cells a header row may have (compared case-insensitively).

@@ -77,7 +77,12 @@ class Transport:
     closed: bool = False
 
     def send(
-        self, mail: Mail, sender: str, recipient: str, handing_over: Callable[[], None]
+        self,
+        mail: Mail,
+        sender: str,
+        recipient: str,
+        handing_over: Callable[[], None],
+        envid: str = "",
     ) -> None:
         handing_over()
         queue = self.faults.get(recipient, [])

@@ -41,7 +41,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
         "ok1@example.org,One,thanks;digital\n"
         "broken-address,Two,\n"
         '"ok2@example.org","Smith, Jane",\n'
-        "ok3@example.org,Three,a,b,c\n"
+        "ok3@example.org,Three,a,b,c,d\n"
         "\n"
         "OK1@example.org,One again,\n"
     )
@@ -54,7 +54,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
     assert people["ok1@example.org"].tags == () and people["ok1@example.org"].name == "One again"
     out = io.StringIO()
     assert store.export_csv(out) == 2
-    assert out.getvalue().splitlines()[0] == "email,name,tags,status"
+    assert out.getvalue().splitlines()[0] == "email,name,tags,status,bounces"
 
 
 @pytest.mark.parametrize(
@@ -233,3 +233,16 @@ def test_cli_add_keeps_what_it_is_not_told_and_never_resubscribes_unasked(
     assert cli("list").stdout == "ann@example.org\tAnn B\tdigital\tunsubscribed\n"
     assert cli("add", "ann@example.org", "--resubscribe").returncode == 0
     assert cli("list").stdout == "ann@example.org\tAnn B\tdigital\tactive\n"
+
+
+def test_export_then_import_keeps_bounce_counts(store: SubscriberStore, tmp_path: Path) -> None:
+    """An export imported into a new database keeps each subscriber's bounce count
+    (it was reset to 0, so a failing address got its full allowance again)."""
+    sub, _ = store.add("flaky@example.org", now=NOW)
+    store.count_bounce(sub.id)
+    store.count_bounce(sub.id)
+    out = io.StringIO()
+    store.export_csv(out)
+    fresh = SubscriberStore(open_engine(f"sqlite:///{(tmp_path / 'new.db').as_posix()}"))
+    fresh.import_csv(io.StringIO(out.getvalue()), "export.csv", NOW)
+    assert fresh.by_email("flaky@example.org").bounces == 2
