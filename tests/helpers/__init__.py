@@ -62,9 +62,12 @@ def smtp_settings(
     return load_settings(cfg, environ={})
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m publisher ARGS`` as a user runs it, without PUBLISHER_* from this shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m publisher ARGS`` as a user runs it, without PUBLISHER_* from this
+    shell (but those in ``env``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "publisher", *args],
         cwd=cwd,

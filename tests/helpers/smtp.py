@@ -16,12 +16,27 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class _DsnSMTP(SMTP):
+    """aiosmtpd, taking RFC 3461's MAIL FROM parameters when the recorder offers DSN
+    (they stay in the envelope's mail options, for the tests to read)."""
+
+    def _getparams(self, params):  # type: ignore[no-untyped-def]
+        found = super()._getparams(params)
+        if found is not None and getattr(self.event_handler, "dsn", False):
+            found.pop("RET", None)
+            found.pop("ENVID", None)
+        return found
 
 
 @dataclass
 class Recorder:
     messages: list[EmailMessage] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    #: each accepted message's envelope: (MAIL FROM, its options)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     always: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
@@ -31,11 +46,16 @@ class Recorder:
     eight_bit: bool = True  # offer 8BITMIME (RFC 6152), as aiosmtpd and most servers do
     #: The reply to MAIL FROM for every sender (e.g. a relay refusing ours), if set.
     mail_reply: str | None = None
+    #: offer DSN (RFC 3461): RET and ENVID are then taken on MAIL FROM
+    dsn: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:  # noqa: N802
         session.host_name = hostname
-        return [r for r in responses if self.eight_bit or "8BITMIME" not in r]
+        kept = [r for r in responses if self.eight_bit or "8BITMIME" not in r]
+        if self.dsn:
+            kept.insert(-1, "250-DSN")
+        return kept
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:  # noqa: N802
         if self.mail_reply:
@@ -58,6 +78,7 @@ class Recorder:
             msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
             self.messages.append(msg)  # type: ignore[arg-type]
             self.raw.append(envelope.original_content)
+            self.envelopes.append((envelope.mail_from, list(envelope.mail_options)))
         return "250 2.0.0 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -70,11 +91,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _DsnController(Controller):
+    def factory(self):  # type: ignore[no-untyped-def]
+        return _DsnSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     def __init__(self) -> None:
         self.recorder = Recorder()
         self.port = free_port()
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self.controller = _DsnController(self.recorder, hostname="127.0.0.1", port=self.port)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()
