@@ -13,11 +13,15 @@ import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher.errors import PublisherError, Severity
 from publisher.settings import Settings
 from publisher.source.archive import TermKind
 from publisher.source.load import load_stream
+
+if TYPE_CHECKING:
+    from publisher.newsletter.run import DigestRun
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,6 +217,7 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty() and not args.quiet,
     )
     print(f"{week.label}: {summary}")
+    print(_returns_line(run))
     if summary.reason:
         print(
             "fix: check [delivery] (the outbox folder) or [smtp] (and PUBLISHER_SMTP_PASSWORD), "
@@ -221,6 +226,18 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if summary.failed or summary.deferred else 0
+
+
+def _returns_line(run: DigestRun) -> str:
+    """How many returns (bounces, complaints, unsubscribe mails) were processed since
+    the digest before this one was planned."""
+    from publisher.store.returns import ReturnsLog
+
+    earlier = [d for d in run.ledger.sent_digests() if d.week < run.week.label]
+    since = max((d.created for d in earlier), default="")
+    count = ReturnsLog(run.ledger.engine).since(since)
+    what = f"since {earlier[-1].week}'s digest" if earlier else "so far"
+    return f"{count} return(s) processed {what} (publisher mailbox)"
 
 
 def cmd_mailbox(settings: Settings, args: argparse.Namespace) -> int:

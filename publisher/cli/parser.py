@@ -51,7 +51,9 @@ def make_parser() -> argparse.ArgumentParser:
     sched = sub.add_parser("schedule", help="run the publish and digest jobs on schedule")
     group = sched.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="print jobs and next run times")
-    group.add_argument("--run-now", choices=["publish", "digest"], help="run one job now")
+    group.add_argument(
+        "--run-now", choices=["publish", "digest", "mailbox"], help="run one job now"
+    )
     return parser
 
 

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from publisher.weeks import Week
 
 log = logging.getLogger(__name__)
-JOB_IDS = ("publish", "digest", "retry")
+JOB_IDS = ("publish", "digest", "retry", "mailbox")
+#: How often the mailbox of returns is read, when [mailbox] url is set.
+MAILBOX_CRON = "*/15 * * * *"
 #: How often, and for how long after a week's digest was planned, the retry job
 #: finishes what a digest run left (a server down at the digest slot, say).
 RETRY_CRON = "*/15 * * * *"
@@ -62,6 +64,30 @@ def _ctx() -> _Context:
     if _CTX is None:
         raise RuntimeError("publisher job run outside `publisher schedule`")
     return _CTX
+
+
+def mailbox_job() -> str:
+    """Act on the bounces, complaints and unsubscribe mails that came back."""
+    from publisher.delivery.mailbox import open_source
+    from publisher.newsletter.feedback import Feedback
+    from publisher.newsletter.tokens import secret_from_env
+    from publisher.store.returns import ReturnsLog
+    from publisher.store.subscribers import SubscriberStore
+
+    s = _ctx().settings
+    start = time.monotonic()
+    try:
+        engine = open_engine(s.state.url)
+        secret = secret_from_env(allow_dev=s.delivery.method == "outbox")
+        feedback = Feedback(
+            ReturnsLog(engine), SubscriberStore(engine), secret, s.delivery.bounce_limit
+        )
+        summary = feedback.read(open_source(s.mailbox), datetime.now(s.site.tzinfo))
+    except PublisherError as exc:
+        log.warning("job=mailbox outcome=failed reason=%r fix=%r", exc.message, exc.remedy)
+        return "failed"
+    log.info("job=mailbox outcome=read duration=%.2fs %s", time.monotonic() - start, summary)
+    return "read"
 
 
 def publish_job() -> str:
@@ -202,6 +228,7 @@ JOBS: dict[str, Callable[[], str]] = {
     "publish": publish_job,
     "digest": digest_job,
     "retry": retry_job,
+    "mailbox": mailbox_job,
 }
 
 
@@ -267,7 +294,13 @@ def _crons(settings: Settings) -> dict[str, str]:
         "publish": settings.schedule.publish_cron,
         "digest": settings.schedule.digest_cron,
         "retry": RETRY_CRON,
+        "mailbox": MAILBOX_CRON,
     }
+
+
+def _job_ids(settings: Settings) -> tuple[str, ...]:
+    """The jobs this configuration runs: the mailbox's only when one is set."""
+    return tuple(j for j in JOB_IDS if j != "mailbox" or settings.mailbox.url)
 
 
 def make_scheduler(settings: Settings) -> BackgroundScheduler:
@@ -289,7 +322,10 @@ def install_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
     """Add or replace both jobs by id; a job whose schedule is unchanged keeps its
     pending run time, so a slot missed while the process was down is not lost."""
     crons = _crons(settings)
-    for job_id in JOB_IDS:
+    for gone in set(JOB_IDS) - set(_job_ids(settings)):
+        if scheduler.get_job(gone) is not None:
+            scheduler.remove_job(gone)
+    for job_id in _job_ids(settings):
         trigger = parse_cron(crons[job_id], settings.site.tzinfo)
         old = scheduler.get_job(job_id)
         kwargs = {}
@@ -306,7 +342,7 @@ def describe(settings: Settings, now: datetime | None = None) -> list[str]:
     now = now or datetime.now(tz)
     crons = _crons(settings)
     lines = []
-    for job_id in JOB_IDS:
+    for job_id in _job_ids(settings):
         trigger = parse_cron(crons[job_id], tz)
         nxt = trigger.get_next_fire_time(None, now)
         lines.append(f"{job_id}\t{crons[job_id]}\tnext {nxt.astimezone(tz):%Y-%m-%d %H:%M:%S %Z}")
@@ -374,4 +410,4 @@ def run_now(settings: Settings, job_id: str) -> int:
         outcome = JOBS[job_id]()
     finally:
         _CTX = None
-    return 0 if outcome in ("published", "unchanged", "sent", "stopped") else 1
+    return 0 if outcome in ("published", "unchanged", "sent", "stopped", "read") else 1

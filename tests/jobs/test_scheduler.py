@@ -393,3 +393,31 @@ def test_the_retry_job_sends_a_digest_the_archives_blocked_within_the_grace(
         caplog.clear()
         schedule.run_now(short, "retry")
         assert "job=retry" not in caplog.text and len(smtp.recorder.messages) == 1
+
+
+def test_the_mailbox_job_runs_only_with_a_mailbox_and_acts_on_returns(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No [mailbox] url: no mailbox job. With one: the job reads it (here a Maildir)
+    and a complaint in it unsubscribes its subscriber."""
+    import mailbox as maildir_lib
+
+    from publisher.store.schema import open_engine
+    from publisher.store.subscribers import SubscriberStore
+    from tests.newsletter.test_returns import fixture
+
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    s = make_site(tmp_path, smtp.port)
+    assert [line.split("\t")[0] for line in schedule.describe(s)] == ["publish", "digest", "retry"]
+    box_path = tmp_path / "returns"
+    box = maildir_lib.Maildir(box_path, create=True)
+    sub, _ = SubscriberStore(open_engine(s.state.url)).add(
+        "angry@example.net", now=datetime.now(LONDON)
+    )
+    box.add(fixture("arf-complaint.eml", 1, sub.id, rcpt="angry@example.net"))
+    box.close()
+    s = make_site(tmp_path, smtp.port, f'[mailbox]\nurl = "maildir://{box_path.as_posix()}"\n')
+    assert "mailbox" in [line.split("\t")[0] for line in schedule.describe(s)]
+    assert schedule.run_now(s, "mailbox") == 0
+    store = SubscriberStore(open_engine(s.state.url))
+    assert store.by_email("angry@example.net").status.value == "complained"

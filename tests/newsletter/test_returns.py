@@ -180,7 +180,11 @@ def test_end_to_end_a_bounce_and_a_complaint_reach_nobody_next_time(
     assert "1 complaint, 1 hard-bounce" in r.stdout
     assert store.by_email("gone@example.net").status is Status.BOUNCED
     assert store.by_email("angry@example.net").status is Status.COMPLAINED
-    assert digest("2019-W47") == ["stays@example.net"]
+    before = len(smtp.recorder.messages)
+    r = run_cli("digest", "--week", "2019-W47", "--send", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "2 return(s) processed since 2019-W07's digest" in r.stdout
+    assert [str(m["To"]) for m in smtp.recorder.messages[before:]] == ["stays@example.net"]
 
 
 def test_dsns_are_asked_for_where_the_server_offers_them(
