@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,7 +30,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.settings import Settings
-from publisher.store.schema import open_engine, scheduler_lease
+from publisher.store.lease import HEARTBEAT_SECONDS, Lease
+from publisher.store.schema import open_engine
 
 if TYPE_CHECKING:
     from publisher.weeks import Week
@@ -44,8 +44,6 @@ MAILBOX_CRON = "*/15 * * * *"
 #: finishes what a digest run left (a server down at the digest slot, say).
 RETRY_CRON = "*/15 * * * *"
 RETRY_HOURS = 24
-LEASE_SECONDS = 90
-HEARTBEAT_SECONDS = 20
 
 
 # -- the jobs (module-level functions: the job store keeps a reference to them) --
@@ -230,60 +228,6 @@ JOBS: dict[str, Callable[[], str]] = {
     "retry": retry_job,
     "mailbox": mailbox_job,
 }
-
-
-# -- the lease: one acting scheduler per database --
-
-
-class Lease:
-    def __init__(self, engine: sa.Engine, owner: str) -> None:
-        self.engine, self.owner = engine, owner
-
-    def acquire(self) -> None:
-        """Take the lease if it is free, stale or ours, in one statement that two
-        schedulers starting together cannot both win: an update of a stale (or our)
-        row, else an insert of the only row, which the primary key lets one make.
-        (Reading the row first and then writing let both start, on SQLite and on
-        PostgreSQL alike.)"""
-        now = time.time()
-        lease = scheduler_lease.c
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                scheduler_lease.update()
-                .where(lease.id == 1)
-                .where(sa.or_(lease.owner == self.owner, lease.heartbeat <= now - LEASE_SECONDS))
-                .values(owner=self.owner, heartbeat=now)
-            ).rowcount
-        if taken == 1:
-            return
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(scheduler_lease.insert().values(id=1, owner=self.owner, heartbeat=now))
-            return
-        except sa.exc.IntegrityError:  # another scheduler holds it (or took it just now)
-            pass
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(scheduler_lease)).first()
-        who = f"{row.owner}, last seen {now - row.heartbeat:.0f} s ago" if row else "just started"
-        raise PublisherError(
-            f"another scheduler ({who}) is running against this database",
-            "stop it first, or wait "
-            f"{LEASE_SECONDS} s after it died; only one scheduler may send digests",
-            exit_code=3,
-        )
-
-    def renew(self) -> bool:
-        with self.engine.begin() as conn:
-            n = conn.execute(
-                scheduler_lease.update()
-                .where(scheduler_lease.c.owner == self.owner)
-                .values(heartbeat=time.time())
-            ).rowcount
-        return n == 1
-
-    def release(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(scheduler_lease.delete().where(scheduler_lease.c.owner == self.owner))
 
 
 # -- the scheduler --

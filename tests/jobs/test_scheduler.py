@@ -22,6 +22,7 @@ from publisher.crontab import parse_cron
 from publisher.errors import PublisherError
 from publisher.jobs import scheduler as schedule
 from publisher.settings import Settings
+from publisher.store.lease import Lease
 from publisher.store.schema import deliveries, open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import last_completed_week
@@ -193,19 +194,19 @@ def test_broken_archives_block_the_digest(
 def test_two_schedulers_only_one_acts(tmp_path: Path, smtp: SmtpServer, state_url: str) -> None:
     s = make_site(tmp_path, smtp.port, state_url=state_url)
     engine = open_engine(s.state.url)
-    first = schedule.Lease(engine, "first")
+    first = Lease(engine, "first")
     first.acquire()
     with pytest.raises(PublisherError, match="another scheduler") as exc:
-        schedule.Lease(engine, "second").acquire()
+        Lease(engine, "second").acquire()
     assert exc.value.exit_code == 3
     first.release()
-    schedule.Lease(engine, "second").acquire()  # free once the first is gone
+    Lease(engine, "second").acquire()  # free once the first is gone
 
 
 def _take_lease(name: str, engine: sa.Engine, start: threading.Barrier, out: list[str]) -> None:
     start.wait()
     try:
-        schedule.Lease(engine, name).acquire()
+        Lease(engine, name).acquire()
         out.append("acts")
     except PublisherError as exc:
         out.append(f"refused {exc.exit_code}")
