@@ -23,7 +23,7 @@ from publisher.errors import PublisherError
 from publisher.jobs import scheduler as schedule
 from publisher.settings import Settings
 from publisher.store.lease import Lease
-from publisher.store.schema import deliveries, open_engine
+from publisher.store.schema import deliveries, open_engine, scheduler_lease
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import last_completed_week
 from tests.helpers import SECRET, smtp_settings, write
@@ -220,7 +220,7 @@ def test_two_schedulers_starting_together_only_one_acts(state_url: str) -> None:
     engines = [open_engine(state_url) for _ in range(2)]
     for _ in range(25):
         with engines[0].begin() as conn:
-            conn.execute(schedule.scheduler_lease.delete())
+            conn.execute(scheduler_lease.delete())
         start, outcomes = threading.Barrier(2), []
         threads = [
             threading.Thread(target=_take_lease, args=(f"s{i}", e, start, outcomes))
