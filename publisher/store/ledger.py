@@ -156,6 +156,18 @@ class Ledger:
         assert record is not None
         return record
 
+    def by_message_id(self, message_id: str) -> tuple[int, int] | None:
+        """(digest id, subscriber id) of the delivery that sent ``message_id``
+        (with or without its angle brackets), for returns that name it."""
+        mid = message_id.strip()
+        mid = mid if mid.startswith("<") else f"<{mid}>"
+        query = sa.select(deliveries.c.digest_id, deliveries.c.subscriber_id).where(
+            deliveries.c.message_id == mid
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (row.digest_id, row.subscriber_id) if row else None
+
     def to_send(self, digest_id: int) -> list[Delivery]:
         query = (
             sa.select(deliveries)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from publisher.delivery.transport import MessageMail, PermanentError, TransientError
 from publisher.errors import PublisherError
+from publisher.newsletter.feedback import Feedback
 from publisher.newsletter.lifecycle import (
     CONFIRM_HOURS,
     Invitation,
@@ -44,6 +45,8 @@ from publisher.newsletter.tokens import (
     unverified_purpose,
 )
 from publisher.settings import Settings
+from publisher.store.ledger import Ledger
+from publisher.store.returns import ReturnsLog
 from publisher.store.rows import Status, Subscriber
 from publisher.store.subscribers import normalize_email
 from publisher.web.guards import (
@@ -55,6 +58,7 @@ from publisher.web.guards import (
 from publisher.web.pages import Busy, Pages
 from publisher.web.signups import RESEND_SECONDS, SignUp, SignUps
 from publisher.web.static import SiteFiles
+from publisher.web.webhooks import Webhooks, fetch_url
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +67,19 @@ class App(Pages):
     """The routes: sign-up, confirmation, unsubscribe (RFC 8058 one-click too) and
     preferences."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, fetch: Callable[[str], bytes] | None = None, **kwargs: Any
+    ) -> None:
+        """``fetch``: how webhooks fetch an SNS certificate or confirmation URL (tests
+        hand in their own)."""
         super().__init__(settings, **kwargs)
         self.mailed: dict[str, float] = {}  # address -> when a confirmation last went
         self.signups = SignUps(self.handle_signup)
+        feedback = Feedback(
+            ReturnsLog(self.engine), self.store, self.secret, settings.delivery.bounce_limit
+        )
+        ledger = Ledger(self.engine)
+        self.webhooks = Webhooks(feedback, ledger, self.secret, self.db, fetch or fetch_url)
 
     # -- sign-up -------------------------------------------------------------
     async def subscribe_form(
@@ -289,6 +302,8 @@ def create_app(settings: Settings, **kwargs: Any) -> Starlette:
         Route("/confirm", app.confirm, methods=["GET", "POST"], middleware=forms),
         Route("/unsubscribe", app.unsubscribe, methods=["GET", "POST"], middleware=forms),
         Route("/preferences", app.preferences, methods=["GET", "POST"], middleware=forms),
+        Route("/webhooks/ses", app.webhooks.ses, methods=["POST"]),
+        Route("/webhooks/mailgun", app.webhooks.mailgun, methods=["POST"]),
         Mount("/", files),
     ]
     # at base_url's path, where every link in the pages and mails points (as
