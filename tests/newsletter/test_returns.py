@@ -180,6 +180,17 @@ def test_end_to_end_a_bounce_and_a_complaint_reach_nobody_next_time(
     assert "1 complaint, 1 hard-bounce" in r.stdout
     assert store.by_email("gone@example.net").status is Status.BOUNCED
     assert store.by_email("angry@example.net").status is Status.COMPLAINED
+    import sqlalchemy as sa
+
+    from publisher.store.schema import deliveries
+
+    with open_engine(s.state.url).connect() as conn:
+        rows = conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.returned))
+        returned = {r.subscriber_id: r.returned for r in rows}
+    gone = store.by_email("gone@example.net")
+    assert returned[gone.id].startswith("hard-bounce: 5.1.1")  # the ledger row says so
+    listed = run_cli("subscribers", "list", "--status", "complained", cwd=tmp_path, env=env)
+    assert listed.stdout.startswith("angry@example.net\t")
     before = len(smtp.recorder.messages)
     r = run_cli("digest", "--week", "2019-W47", "--send", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
