@@ -23,7 +23,8 @@ from publisher.errors import PublisherError
 from publisher.store.locks import exclusive
 from publisher.store.paths import shown_url, sqlite_file
 from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, DigestRecord
-from publisher.store.schema import deliveries, digests, subscribers
+from publisher.store.schema import deliveries, digests
+from publisher.store.subscribers import count_bounce
 
 #: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
 SEND_LOCK = 0x7075626C69736872
@@ -214,7 +215,7 @@ class Ledger:
 
     def mark_failed(self, delivery_id: int, subscriber_id: int, why: str) -> int:
         """Record a permanent failure, counted against its subscriber; returns their
-        count of failures (what it means is the lifecycle's: see ``record_failure``)."""
+        count of failures (what it means is the lifecycle's: see ``Lifecycle.bounce``)."""
         self.close()
         with self.engine.begin() as conn:
             conn.execute(
@@ -222,15 +223,7 @@ class Ledger:
                 .where(deliveries.c.id == delivery_id)
                 .values(status=DeliveryStatus.FAILED.value, error=why)
             )
-            conn.execute(
-                subscribers.update()
-                .where(subscribers.c.id == subscriber_id)
-                .values(bounces=subscribers.c.bounces + 1)
-            )
-            bounces: int = conn.execute(
-                sa.select(subscribers.c.bounces).where(subscribers.c.id == subscriber_id)
-            ).scalar_one()
-        return bounces
+            return count_bounce(conn, subscriber_id)
 
     def counts(self, digest_id: int) -> Counter[str]:
         query = (

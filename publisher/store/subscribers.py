@@ -23,6 +23,17 @@ _TAG_SPLIT = re.compile(r"[;|,]")
 MAX_NAME = 100
 
 
+def count_bounce(conn: sa.Connection, subscriber_id: int) -> int:
+    """In ``conn``'s transaction: one more failure against the subscriber; their count."""
+    conn.execute(
+        table.update().where(table.c.id == subscriber_id).values(bounces=table.c.bounces + 1)
+    )
+    count: int = conn.execute(
+        sa.select(table.c.bounces).where(table.c.id == subscriber_id)
+    ).scalar_one()
+    return count
+
+
 def normalize_email(text: str) -> str:
     """Syntax check only (no DNS): the address as email-validator normalizes it."""
     try:
@@ -149,15 +160,7 @@ class SubscriberStore:
         """One more failure counted against the subscriber (a soft bounce that came
         back by mail); returns their count."""
         with self.engine.begin() as conn:
-            conn.execute(
-                table.update()
-                .where(table.c.id == subscriber_id)
-                .values(bounces=table.c.bounces + 1)
-            )
-            count: int = conn.execute(
-                sa.select(table.c.bounces).where(table.c.id == subscriber_id)
-            ).scalar_one()
-        return count
+            return count_bounce(conn, subscriber_id)
 
     def remove(self, email: str, now: datetime) -> bool:
         """Unsubscribe (the row stays so the delivery ledger keeps its history)."""
