@@ -17,38 +17,14 @@ from typing import NamedTuple
 
 from publisher.errors import Problem, error, warning
 from publisher.source.body import Paragraph, read_paragraphs, split_blocks, strip_chrome
+from publisher.source.dates import DATE_HEADER, DATE_LINE, is_date_line, read_date
 from publisher.source.decode import XML_FORBIDDEN_BYTES, decode
 from publisher.text import INVISIBLE, XML_FORBIDDEN, squash, strip_invisible
-
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_MONTH_NO = {m.casefold(): i + 1 for i, m in enumerate(MONTHS)}
 
 _Q_OPEN = "[‘'\"“`]"
 _Q_CLOSE = "[’'\"”`]"
 TAG_HEADER = re.compile(rf"Posts Tagged\s+{_Q_OPEN}(.+?){_Q_CLOSE}\s*", re.I)
 CATEGORY_HEADER = re.compile(rf"Archive for the\s+{_Q_OPEN}(.+?){_Q_CLOSE}\s+Category\s*", re.I)
-DATE_HEADER = re.compile(
-    rf"Archive for\s+(?:(?:{'|'.join(MONTHS)})(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?,?\s+)?\d{{4}}\s*",
-    re.I,
-)
-DATE_LINE = re.compile(
-    rf"(?:({'|'.join(WEEKDAYS)}),?\s+)?({'|'.join(MONTHS)})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})",
-    re.I,
-)
 MAX_TITLE = 200
 #: More tags and categories than this on one post is most likely a page saved
 #: wrong (each is a feed and a page of its own): warned of, not refused.
@@ -220,15 +196,25 @@ def _find_posts(lines: list[str], start: int) -> list[tuple[int, int]]:
             prev >= 0
             and (line[-1].isdigit() or line[-1].isspace())
             and (stripped := line.strip())[-4:].isdigit()
-            and DATE_LINE.fullmatch(stripped)
+            and is_date_line(stripped)
             and prev_prev_blank
             and not DATE_LINE.fullmatch(lines[prev].strip())
+            and (DATE_LINE.fullmatch(stripped) or not _date_follows(lines, i))
             and (not pairs or prev > pairs[-1][1])
         ):
             pairs.append((prev, i))
         prev_prev_blank = prev < 0 or prev + 1 < i or prev < start
         prev = i
     return pairs
+
+
+def _date_follows(lines: list[str], i: int) -> bool:
+    """The next non-blank line after ``i`` is a date line: then a date-like line at
+    ``i`` is a post's title (``Summer 21 2019``), not a date."""
+    for line in lines[i + 1 :]:
+        if line.strip():
+            return bool(DATE_LINE.fullmatch(line.strip()))
+    return False
 
 
 def _body(lines: list[str], start: int, end: int) -> _Body:
@@ -363,25 +349,10 @@ def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
 
 
 def _parse_date(page: ArchivePage, text: str, line: int) -> date | None:
-    m = DATE_LINE.fullmatch(text)
-    assert m is not None
-    weekday, month, day, year = m.groups()
-    try:
-        when = date(int(year), _MONTH_NO[month.casefold()], int(day))
-    except ValueError:
-        page.problems.append(
-            error(page.file, line, f"impossible date '{text}': check the day of the month")
-        )
-        return None
-    if weekday and WEEKDAYS[when.weekday()].casefold() != weekday.casefold():
-        page.problems.append(
-            warning(
-                page.file,
-                line,
-                f"'{text}': {when:%B} {when.day}, {when.year} is a {WEEKDAYS[when.weekday()]}, "
-                f"not a {weekday.capitalize()}; the date is used",
-            )
-        )
+    when, problem = read_date(text)
+    if problem:
+        make = error if when is None else warning
+        page.problems.append(make(page.file, line, problem))
     return when
 
 

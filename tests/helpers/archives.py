@@ -8,7 +8,7 @@ from datetime import date
 from dateutil import tz
 from hypothesis import strategies as st
 
-from publisher.source.archive import MONTHS, WEEKDAYS
+from publisher.source.dates import MONTHS, WEEKDAYS
 from publisher.text import title_key
 
 LONDON = tz.gettz("Europe/London")

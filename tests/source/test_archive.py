@@ -199,3 +199,48 @@ def test_a_post_with_too_many_terms_is_warned_of() -> None:
     assert len(page.posts) == 1 and len(page.posts[0].tags) == 60
     (problem,) = page.problems
     assert problem.line == 1 and "60 tags and categories" in problem.message
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Monday, February 11th, 2019",
+        "February 11, 2019",  # US style, no weekday, no ordinal
+        "February 11 2019",
+        "11 February 2019",  # day before month
+        "Monday 11 February 2019",
+        "Monday, 11th February, 2019",
+        "Mon, Feb 11, 2019",  # abbreviated weekday and month
+        "Mon 11 Feb. 2019",
+        "11th of February 2019",
+        "Feb. 11th, 2019",
+    ],
+)
+def test_date_lines_in_the_common_english_forms(written: str) -> None:
+    text = f"Posts Tagged ‘t’\n\nA first post\n\n{written}\n\nBody one.\n\nA second post\n\nJanuary 7, 2019\n\nBody two.\n"
+    page = parse_page(text.encode(), "a.txt")
+    assert [(p.title, p.date) for p in page.posts] == [
+        ("A first post", date(2019, 2, 11)),
+        ("A second post", date(2019, 1, 7)),
+    ]
+    assert not page.problems
+
+
+def test_a_line_shaped_like_a_date_is_reported_never_read_as_text() -> None:
+    """A misspelt month used to glue the post, title and all, into the post before."""
+    text = (
+        "Posts Tagged ‘t’\n\nFirst\n\nFebruary 4, 2019\n\nBody one.\n\n"
+        "Second\n\nFebuary 11th, 2019\n\nBody two.\n\nThird\n\nFebruary 18, 2019\n\nBody three.\n"
+    )
+    page = parse_page(text.encode(), "a.txt")
+    assert [p.title for p in page.posts] == ["First", "Third"]
+    assert page.posts[0].paragraphs[-1].text == "Body one."  # nothing glued to it
+    (problem,) = page.problems
+    assert problem.is_error and problem.line == 11 and "Febuary 11th, 2019" in problem.message
+    assert page.rejected == [(9, "Second")]
+
+
+def test_a_title_shaped_like_a_date_stays_a_title() -> None:
+    text = "Posts Tagged ‘t’\n\nSummer 21 2019\n\nJune 3, 2019\n\nPlans.\n"
+    page = parse_page(text.encode(), "a.txt")
+    assert [(p.title, p.date) for p in page.posts] == [("Summer 21 2019", date(2019, 6, 3))]
