@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from publisher.errors import PublisherError, Severity
 from publisher.settings import Settings
-from publisher.source.archive import TermKind
 from publisher.source.load import load_stream
+from publisher.source.raw import TermKind
 
 if TYPE_CHECKING:
     from publisher.newsletter.run import DigestRun

@@ -16,8 +16,8 @@ from publisher.settings import Settings
 from publisher.site.feeds import FeedDoc, FeedRenderer, Piece, doc_path, paginate
 from publisher.site.pages import FeedLink, FeedRow, PageRenderer, opml
 from publisher.site.sitemap import sitemap_files
-from publisher.source.archive import TermKind
 from publisher.source.posts import Post, Stream, Term
+from publisher.source.raw import TermKind
 from publisher.store.rows import DigestRecord
 from publisher.text import fingerprint, folder_fingerprint
 

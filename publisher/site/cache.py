@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from publisher.errors import Problem
-from publisher.source.archive import ArchivePage, RawPost, TermKind
 from publisher.source.increment import Patch, same_shape
 from publisher.source.posts import Post, Stream, Term
+from publisher.source.raw import ArchivePage, RawPost, TermKind
 from publisher.store.paths import beside_state
 
 if TYPE_CHECKING:

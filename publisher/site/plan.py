@@ -21,9 +21,10 @@ from publisher.settings import Settings
 from publisher.site.cache import FileStat, Snapshot, SnapshotStore, changed_files
 from publisher.site.state_helper import BuildState
 from publisher.site.writer import OutputWriter
-from publisher.source.archive import ArchivePage, Copies, parse_page
+from publisher.source.archive import parse_page
 from publisher.source.load import load_pages
 from publisher.source.posts import Post, Stream
+from publisher.source.raw import ArchivePage, Copies
 from publisher.store.rows import PostVersion, resolve_updated
 
 if TYPE_CHECKING:

@@ -8,89 +8,22 @@ every problem with FILE:LINE instead of stopping at the first.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
-from typing import NamedTuple
 
-from publisher.errors import Problem, error, warning
+from publisher.errors import error, warning
 from publisher.source.body import Paragraph, read_paragraphs, split_blocks, strip_chrome
-from publisher.source.dates import DATE_HEADER, DATE_LINE, is_date_line, read_date
+from publisher.source.dates import DATE_LINE, is_date_line, read_date
 from publisher.source.decode import XML_FORBIDDEN_BYTES, decode
-from publisher.text import INVISIBLE, XML_FORBIDDEN, squash, strip_invisible
+from publisher.source.raw import ArchivePage, Copies, PageKind, RawPost, _Body
+from publisher.source.segments import in_period, nfc, segments, visible
+from publisher.text import XML_FORBIDDEN, squash
 
-_Q_OPEN = "[‘'\"“`]"
-_Q_CLOSE = "[’'\"”`]"
-TAG_HEADER = re.compile(rf"Posts Tagged\s+{_Q_OPEN}(.+?){_Q_CLOSE}\s*", re.I)
-CATEGORY_HEADER = re.compile(rf"Archive for the\s+{_Q_OPEN}(.+?){_Q_CLOSE}\s+Category\s*", re.I)
 MAX_TITLE = 200
 #: More tags and categories than this on one post is most likely a page saved
 #: wrong (each is a feed and a page of its own): warned of, not refused.
 MAX_TERMS = 50
 #: A last line this short, with no date after it, may be the next post's title cut off.
 MAX_FRAGMENT = 200
-
-
-class TermKind(StrEnum):
-    """What a term is; also the folder its files live in (``tag/<slug>.atom``)."""
-
-    TAG = "tag"
-    CATEGORY = "category"
-
-
-class PageKind(StrEnum):
-    TAG = "tag"
-    CATEGORY = "category"
-    DATE = "date"
-    POST = "post"
-
-
-class RawPost(NamedTuple):
-    """One copy of a post as one file shows it; copies are merged later.
-
-    (A NamedTuple for the same reason as ``Paragraph``: two or three a post.)
-    """
-
-    file: str
-    line: int  # the title line
-    order: int  # position in the file, 0 = top
-    title: str
-    date: date | None
-    caption: str
-    paragraphs: tuple[Paragraph, ...]
-    tags: tuple[str, ...]
-    categories: tuple[str, ...]
-    excerpt: bool = False  # ended in "Continue reading": not the full text
-    at_eof: bool = False  # ran to the end of the file: may be cut off
-
-    def same_content(self, other: RawPost) -> bool:
-        """The same text, as a copy of its post (whatever its line or terms)."""
-        return (self.caption, self.paragraphs, self.excerpt, self.at_eof) == (
-            other.caption,
-            other.paragraphs,
-            other.excerpt,
-            other.at_eof,
-        )
-
-
-#: (caption, paragraphs, tags, categories, excerpt) parsed from one body text
-_Body = tuple[str, tuple[Paragraph, ...], tuple[str, ...], tuple[str, ...], bool]
-#: Copies parsed without a problem, by the identity of their lines (title line to the
-#: next post): the same post sits in every archive of its tags. See ``_copy_key``.
-Copies = dict[tuple[int, int, str], tuple[str, date, _Body]]
-
-
-@dataclass
-class ArchivePage:
-    file: str
-    kind: PageKind
-    term: str = ""
-    posts: list[RawPost] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    #: Posts dropped from this page because of an error, as (line, title).
-    rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
 def parse_page(data: bytes, name: str, seen: Copies | None = None) -> ArchivePage:
@@ -134,41 +67,48 @@ def parse_text(
     if first is None:
         page.problems.append(error(name, 1, "empty file: no posts to read; remove it"))
         return page
-    start = first
-    head = lines[first].strip()
-    if m := TAG_HEADER.fullmatch(head):
-        term = _visible(page, squash(m.group(1)), first + 1, "the tag")
-        page.kind, page.term, start = PageKind.TAG, term, first + 1
-    elif m := CATEGORY_HEADER.fullmatch(head):
-        term = _visible(page, squash(m.group(1)), first + 1, "the category")
-        page.kind, page.term, start = PageKind.CATEGORY, term, first + 1
-    elif DATE_HEADER.fullmatch(head):
-        page.kind, start = PageKind.DATE, first + 1
-
-    pairs = _find_posts(lines, start)
-    if not pairs:
-        _parse_undated(page, lines, start)
+    parts = segments(page, lines, first)
+    page.kind, page.term = parts[0].kind, parts[0].term
+    found = [(seg, _find_posts(lines, seg.start, seg.end)) for seg in parts]
+    if not any(pairs for _, pairs in found):
+        _parse_undated(page, lines, parts[0].start, parts[0].line)
         return page
-    leading = next((i for i in range(start, pairs[0][0]) if lines[i].strip()), None)
-    if leading is not None:
-        page.problems.append(
-            warning(name, leading + 1, "text before the first post is not part of any post")
-        )
     seen = {} if seen is None else seen
-    for k, (t, d) in enumerate(pairs):
-        end = pairs[k + 1][0] if k + 1 < len(pairs) else n
-        key = _copy_key(tuple(lines[t:end]))
-        at_eof = k + 1 == len(pairs)
-        if (hit := seen.get(key)) is not None:
-            _add_post(page, t, k, *hit, at_eof=at_eof)
+    order = 0
+    for n_seg, (seg, pairs) in enumerate(found):
+        if not pairs:
+            page.problems.append(warning(name, seg.line, "a page header with no posts after it"))
             continue
-        before = len(page.problems)
-        parsed = _parse_post(page, lines, t, d, end)
-        if parsed is not None:
-            _add_post(page, t, k, *parsed, at_eof=at_eof)
-            if len(page.problems) == before:  # a copy with a warning is parsed each time
-                seen[key] = parsed
+        leading = next((i for i in range(seg.start, pairs[0][0]) if lines[i].strip()), None)
+        if leading is not None:
+            page.problems.append(
+                warning(name, leading + 1, "text before the first post is not part of any post")
+            )
+        last = n_seg + 1 == len(found)
+        for k, (t, d) in enumerate(pairs):
+            end = pairs[k + 1][0] if k + 1 < len(pairs) else seg.end
+            parsed = _post(page, lines, t, d, end, seen)
+            if parsed is not None:
+                in_period(page, seg, parsed[1], d + 1)
+                at_eof = last and k + 1 == len(pairs)
+                _add_post(page, t, order, *parsed, at_eof=at_eof, kind=seg.kind, term=seg.term)
+            order += 1
     return page
+
+
+def _post(
+    page: ArchivePage, lines: list[str], t: int, d: int, end: int, seen: Copies
+) -> tuple[str, date, _Body] | None:
+    """The post at title line ``t``: parsed, or (an identical copy seen in another
+    file of this run) shared."""
+    key = _copy_key(tuple(lines[t:end]))
+    if (hit := seen.get(key)) is not None:
+        return hit
+    before = len(page.problems)
+    parsed = _parse_post(page, lines, t, d, end)
+    if parsed is not None and len(page.problems) == before:  # a copy with a warning is
+        seen[key] = parsed  # parsed each time
+    return parsed
 
 
 def _copy_key(copy: tuple[str, ...]) -> tuple[int, int, str]:
@@ -182,12 +122,12 @@ def _copy_key(copy: tuple[str, ...]) -> tuple[int, int, str]:
     return hash(copy), len(copy), copy[0]
 
 
-def _find_posts(lines: list[str], start: int) -> list[tuple[int, int]]:
+def _find_posts(lines: list[str], start: int, end: int) -> list[tuple[int, int]]:
     """(title line, date line) index pairs: a one-line block followed by a date line."""
     pairs: list[tuple[int, int]] = []
     prev = -1  # last non-blank line index
     prev_prev_blank = True  # was the line before ``prev`` blank (or the start)?
-    for i in range(start, len(lines)):
+    for i in range(start, end):
         line = lines[i]
         if not line or line.isspace():
             continue
@@ -236,7 +176,7 @@ def _parse_post(
 ) -> tuple[str, date, _Body] | None:
     """Title, date and body of the post at title line ``t``; None (and problems) if unusable."""
     name = page.file
-    title = _visible(page, squash(lines[t]), t + 1, "the title")
+    title = visible(page, squash(lines[t]), t + 1, "the title")
     ok = True
     if len(title) > MAX_TITLE:
         page.problems.append(
@@ -261,8 +201,8 @@ def _parse_post(
         page.rejected.append((t + 1, title))
         return None
     caption, paragraphs, tags, cats, excerpt = body
-    tags = tuple(_visible(page, n, t + 1, "a tag") for n in tags)
-    cats = tuple(_visible(page, n, t + 1, "a category") for n in cats)
+    tags = tuple(visible(page, nfc(n), t + 1, "a tag") for n in tags)
+    cats = tuple(visible(page, nfc(n), t + 1, "a category") for n in cats)
     terms = len(tags) + len(cats) + (page.kind in (PageKind.TAG, PageKind.CATEGORY))
     if terms > MAX_TERMS:
         page.problems.append(
@@ -276,30 +216,23 @@ def _parse_post(
     return title, when, (caption, paragraphs, tags, cats, excerpt)
 
 
-def _visible(page: ArchivePage, text: str, line: int, what: str) -> str:
-    """``text`` with invisible characters removed (see ``text.INVISIBLE``), with a
-    warning at ``line`` when there were any."""
-    if not INVISIBLE.search(text):
-        return text
-    page.problems.append(
-        warning(
-            page.file,
-            line,
-            f"{what} {text!r} holds invisible characters (bidi controls or zero-width "
-            "characters): removed",
-        )
-    )
-    return strip_invisible(text)
-
-
 def _add_post(
-    page: ArchivePage, t: int, order: int, title: str, when: date, body: _Body, *, at_eof: bool
+    page: ArchivePage,
+    t: int,
+    order: int,
+    title: str,
+    when: date,
+    body: _Body,
+    *,
+    at_eof: bool,
+    kind: PageKind,
+    term: str,
 ) -> None:
     caption, paragraphs, tags, cats, excerpt = body
-    if page.kind is PageKind.TAG:
-        tags = (page.term, *tags)
-    elif page.kind is PageKind.CATEGORY:
-        cats = (page.term, *cats)
+    if kind is PageKind.TAG:
+        tags = (term, *tags)
+    elif kind is PageKind.CATEGORY:
+        cats = (term, *cats)
     # positional: keywords cost a NamedTuple twice as much
     page.posts.append(
         RawPost(
@@ -308,11 +241,12 @@ def _add_post(
     )
 
 
-def _parse_undated(page: ArchivePage, lines: list[str], start: int) -> None:
-    """No title+date pair: a single post page without a date, or no posts at all."""
+def _parse_undated(page: ArchivePage, lines: list[str], start: int, header: int) -> None:
+    """No title+date pair: a single post page without a date, or no posts at all
+    (reported at the first text, or at the header when there is none)."""
     blocks = split_blocks(lines, start, len(lines))
     if page.kind is not PageKind.POST or len(blocks) < 2 or len(blocks[0][1]) != 1:
-        line = blocks[0][0] + 1 if blocks else start + 1
+        line = blocks[0][0] + 1 if blocks else header
         page.problems.append(
             error(
                 page.file,
@@ -354,14 +288,3 @@ def _parse_date(page: ArchivePage, text: str, line: int) -> date | None:
         make = error if when is None else warning
         page.problems.append(make(page.file, line, problem))
     return when
-
-
-def term_forms(pages: Iterable[ArchivePage]) -> set[tuple[TermKind, str]]:
-    """Every tag and category name as written on these pages."""
-    return {
-        (kind, n)
-        for page in pages
-        for r in page.posts
-        for kind, names in ((TermKind.TAG, r.tags), (TermKind.CATEGORY, r.categories))
-        for n in names
-    }

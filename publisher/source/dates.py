@@ -33,12 +33,16 @@ MONTHS = [
 ]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
-_MONTH_WORDS = {m.casefold(): i + 1 for i, m in enumerate(MONTHS)} | {
-    m[:3].casefold(): i + 1 for i, m in enumerate(MONTHS)
-} | {"sept": 9}
-_WEEKDAY_WORDS = {w.casefold(): i for i, w in enumerate(WEEKDAYS)} | {
-    w[:3].casefold(): i for i, w in enumerate(WEEKDAYS)
-} | {"tues": 1, "weds": 2, "thur": 3, "thurs": 3}
+_MONTH_WORDS = (
+    {m.casefold(): i + 1 for i, m in enumerate(MONTHS)}
+    | {m[:3].casefold(): i + 1 for i, m in enumerate(MONTHS)}
+    | {"sept": 9}
+)
+_WEEKDAY_WORDS = (
+    {w.casefold(): i for i, w in enumerate(WEEKDAYS)}
+    | {w[:3].casefold(): i for i, w in enumerate(WEEKDAYS)}
+    | {"tues": 1, "weds": 2, "thur": 3, "thurs": 3}
+)
 
 _MONTH = "|".join(sorted(_MONTH_WORDS, key=len, reverse=True))
 _WEEKDAY = "|".join(sorted(_WEEKDAY_WORDS, key=len, reverse=True))

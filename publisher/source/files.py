@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from publisher.errors import PublisherError
-from publisher.source.archive import ArchivePage, Copies, parse_page
+from publisher.source.archive import parse_page
+from publisher.source.raw import ArchivePage, Copies
 
 
 def archive_files(paths: list[Path]) -> list[Path]:

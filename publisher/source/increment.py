@@ -29,7 +29,6 @@ from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
 from publisher.errors import Problem
-from publisher.source.archive import ArchivePage, RawPost, TermKind, term_forms
 from publisher.source.ids import id_slug, page_and_id_slugs, post_id
 from publisher.source.normalize import (
     Clock,
@@ -42,6 +41,7 @@ from publisher.source.normalize import (
     problem_order,
 )
 from publisher.source.posts import Post, Stream
+from publisher.source.raw import ArchivePage, RawPost, TermKind, term_forms
 from publisher.text import slugify, title_key
 
 GroupKey = tuple[str, date]

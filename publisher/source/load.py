@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from publisher.settings import Settings
-from publisher.source.archive import ArchivePage
 from publisher.source.files import read_pages
 from publisher.source.normalize import normalize
 from publisher.source.posts import Stream
+from publisher.source.raw import ArchivePage
 
 
 def load_stream(settings: Settings, paths: list[Path] | None = None) -> Stream:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from publisher.errors import Problem, error, warning
-from publisher.source.archive import ArchivePage, RawPost, TermKind
 from publisher.source.ids import page_and_id_slugs, post_id
 from publisher.source.posts import Post, Stream, Term
+from publisher.source.raw import ArchivePage, RawPost, TermKind
 from publisher.text import compare_key, slugify, squash, title_key
 
 #: Time-of-day convention: a post dated D is published at 12:00 local time on D,

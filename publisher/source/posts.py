@@ -15,8 +15,8 @@ from functools import cached_property
 from html import escape
 
 from publisher.errors import Problem
-from publisher.source.archive import TermKind
 from publisher.source.body import Paragraph
+from publisher.source.raw import TermKind
 from publisher.text import slugify
 
 SUMMARY_WORDS = 40

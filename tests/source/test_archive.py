@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from publisher.source.archive import PageKind, parse_page
+from publisher.source.archive import parse_page
+from publisher.source.raw import PageKind
 
 POST = "Title {n}\n\nMonday, February 11th, 2019\n\nBody of post {n}.\n\nSecond paragraph {n}.\n"
 
@@ -36,7 +37,8 @@ def test_header_kinds(header: str, kind: PageKind, term: str) -> None:
     page = parse(f"{header}\n\n" + POST.format(n=1) + "\n" + POST.format(n=2))
     assert page.kind is kind and page.term == term
     assert [p.title for p in page.posts] == ["Title 1", "Title 2"]
-    assert page.problems == []
+    # (the posts' dates are not the date archives': that is warned of, see below)
+    assert [p for p in page.problems if "outside this date archive" not in p.message] == []
     post = page.posts[0]
     assert post.tags == ((term,) if kind is PageKind.TAG else ())
     assert post.categories == ((term,) if kind is PageKind.CATEGORY else ())
@@ -244,3 +246,42 @@ def test_a_title_shaped_like_a_date_stays_a_title() -> None:
     text = "Posts Tagged ‘t’\n\nSummer 21 2019\n\nJune 3, 2019\n\nPlans.\n"
     page = parse_page(text.encode(), "a.txt")
     assert [(p.title, p.date) for p in page.posts] == [("Summer 21 2019", date(2019, 6, 3))]
+
+
+def test_a_post_dated_outside_its_date_archive_is_warned_of() -> None:
+    text = (
+        "Archive for May, 2017\n\nIn May\n\nMay 3, 2017\n\nFine.\n\n"
+        "Out of place\n\nJune 1, 2017\n\nHm.\n"
+    )
+    page = parse_page(text.encode(), "may.txt")
+    assert [p.date for p in page.posts] == [date(2017, 5, 3), date(2017, 6, 1)]
+    (problem,) = page.problems
+    assert not problem.is_error and problem.line == 11
+    assert "outside this date archive's period (1 May 2017 to 31 May 2017)" in problem.message
+
+
+def test_two_pages_saved_into_one_file_keep_their_own_terms() -> None:
+    text = (
+        "Posts Tagged ‘thanks’\n\nA thank you\n\nMay 3, 2017\n\nThanks.\n\n"
+        "Posts Tagged ‘digital’\n\nA digital post\n\nMay 4, 2017\n\nBits.\n"
+    )
+    page = parse_page(text.encode(), "two.txt")
+    assert [(p.title, p.tags) for p in page.posts] == [
+        ("A thank you", ("thanks",)),
+        ("A digital post", ("digital",)),
+    ]
+    assert page.posts[0].paragraphs[-1].text == "Thanks."  # the header is no body text
+    assert not page.problems
+
+
+def test_a_decomposed_accent_is_the_same_term() -> None:
+    nfd = "cafe\u0301"
+    text = f"Posts Tagged ‘{nfd}’\n\nA post\n\nMay 3, 2017\n\nText.\n\nTags: {nfd}, caf\u00e9\n"
+    (post,) = parse_page(text.encode(), "a.txt").posts
+    assert set(post.tags) == {"caf\u00e9"}
+
+
+def test_a_header_without_posts_is_reported_at_a_line_that_exists() -> None:
+    page = parse_page("Posts Tagged ‘lonely’\n".encode(), "lonely.txt")
+    (problem,) = page.problems
+    assert problem.is_error and problem.line == 1

@@ -7,10 +7,11 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from publisher.source.archive import ArchivePage, parse_page
+from publisher.source.archive import parse_page
 from publisher.source.increment import Patch, patch
 from publisher.source.normalize import normalize
 from publisher.source.posts import Stream
+from publisher.source.raw import ArchivePage
 from tests.helpers import SEEDS, examples
 from tests.helpers.archives import LONDON, archive_files, long_date
 
