@@ -44,7 +44,9 @@ def parse_page(data: bytes, name: str, seen: Copies | None = None) -> ArchivePag
         or "\uffff" in text
         or data.startswith((b"\xff\xfe", b"\xfe\xff"))
     )
-    return parse_text(text, name, check_forbidden=maybe_forbidden, seen=seen)
+    page = parse_text(text, name, check_forbidden=maybe_forbidden, seen=seen)
+    page.problems[:0] = problems  # stray bytes read as Windows-1252, at their lines
+    return page
 
 
 def parse_text(

@@ -37,10 +37,24 @@ WORDS = [
 TAGS = ["thanks", "digital", "Smart Working", "café", "news & views"]
 
 
+def _ordinal(day: int) -> str:
+    return "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+
+
 def long_date(d: date) -> str:
-    day = d.day
-    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {day}{suffix}, {d.year}"
+    return f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}{_ordinal(d.day)}, {d.year}"
+
+
+#: The forms of date line real archive captures take (see ``source.dates``).
+DATE_FORMS = [
+    long_date,
+    lambda d: f"{MONTHS[d.month - 1]} {d.day}, {d.year}",
+    lambda d: f"{d.day} {MONTHS[d.month - 1]} {d.year}",
+    lambda d: f"{WEEKDAYS[d.weekday()][:3]}, {MONTHS[d.month - 1][:3]} {d.day}, {d.year}",
+    lambda d: f"{WEEKDAYS[d.weekday()]} {d.day} {MONTHS[d.month - 1]} {d.year}",
+    lambda d: f"{MONTHS[d.month - 1][:3]}. {d.day}{_ordinal(d.day)}, {d.year}",
+    lambda d: f"{d.day}{_ordinal(d.day)} {MONTHS[d.month - 1]}, {d.year}",
+]
 
 
 sentence = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(
@@ -81,6 +95,7 @@ def posts(draw):
                 "paras": paras,
                 "tags": sorted(draw(st.sets(st.sampled_from(TAGS), max_size=3))),
                 "category": draw(st.sampled_from(["", "News", "Blog"])),
+                "form": draw(st.sampled_from(range(len(DATE_FORMS)))),
             }
         )
     return out
@@ -89,7 +104,7 @@ def posts(draw):
 def render_post(p, dated: bool = True) -> str:
     lines = [p["title"], ""]
     if dated:
-        lines += [long_date(p["date"]), ""]
+        lines += [DATE_FORMS[p.get("form", 0)](p["date"]), ""]
     for kind, body in p["paras"]:
         lines += [body] if kind == "p" else [f"  • {item}" for item in body]
         lines.append("")
@@ -131,6 +146,10 @@ def archive_files(draw):
                 files.append(
                     render_post(p, dated=not undated) + "\n" + chrome + "Comments are closed.\n"
                 )
+    # two pages saved into one file, as captures sometimes are
+    headed = ("Posts Tagged", "Archive for")
+    if len(files) > 1 and all(f.startswith(headed) for f in files[:2]) and draw(st.booleans()):
+        files[:2] = [files[0] + "\n" + files[1]]
     order = draw(st.permutations(range(len(files))))
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     return ps, [(f"f{n:02d}.txt", files[k].replace("\n", newline)) for n, k in enumerate(order)]

@@ -285,3 +285,16 @@ def test_a_header_without_posts_is_reported_at_a_line_that_exists() -> None:
     page = parse_page("Posts Tagged ‘lonely’\n".encode(), "lonely.txt")
     (problem,) = page.problems
     assert problem.is_error and problem.line == 1
+
+
+def test_a_stray_windows_1252_byte_in_a_utf8_file_is_read_with_a_warning() -> None:
+    """One byte pasted from a Windows program used to make the whole page unreadable
+    (or, read as Windows-1252 throughout, every UTF-8 accent garbled)."""
+    text = "Posts Tagged ‘café’\n\nA post\n\nMay 3, 2017\n\nIt’s fine.\n\nIt\x92s pasted.\n"
+    data = text.encode("utf-8").replace(b"\xc2\x92", b"\x92")  # the one stray byte
+    page = parse_page(data, "a.txt")
+    (post,) = page.posts
+    assert post.tags == ("café",)  # the UTF-8 stayed UTF-8
+    assert [p.text for p in post.paragraphs] == ["It’s fine.", "It’s pasted."]
+    (problem,) = page.problems
+    assert not problem.is_error and problem.line == 9 and "0x92" in problem.message
