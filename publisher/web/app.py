@@ -57,7 +57,7 @@ from publisher.web.guards import (
 )
 from publisher.web.pages import Busy, Pages
 from publisher.web.signups import RESEND_SECONDS, SignUp, SignUps
-from publisher.web.static import SiteFiles
+from publisher.web.static import ETagPerEncoding, SiteFiles
 from publisher.web.webhooks import Webhooks, fetch_url
 
 log = logging.getLogger(__name__)
@@ -320,6 +320,7 @@ def create_app(settings: Settings, **kwargs: Any) -> Starlette:
         middleware=[
             Middleware(SiteAddress, base_url=settings.site.base_url),
             Middleware(BodyLimit),
+            Middleware(ETagPerEncoding),
             Middleware(GZipMiddleware, minimum_size=500),
         ],
         exception_handlers={Busy: _busy},

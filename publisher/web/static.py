@@ -7,6 +7,7 @@ gets a readable page at the same address; feed readers get the feed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
@@ -14,7 +15,7 @@ from xml.etree import ElementTree
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher.formats import FEED_SUFFIXES, MEDIA_TYPES
 
@@ -41,10 +42,14 @@ class SiteFiles(StaticFiles):
         headers = {
             "Cache-Control": f"public, max-age={CACHE.get(suffix, 3600)}",
             "X-Content-Type-Options": "nosniff",
+            # on every answer, 304s too: a cache must keep gzip and plain apart
+            "Vary": "Accept-Encoding",
         }
         media_type = MEDIA_TYPES.get(suffix)
+        if suffix == ".html" and (links := _alternates(Path(full_path))):
+            headers["Link"] = links
         if suffix in FEED_SUFFIXES:
-            headers["Vary"] = "Sec-Fetch-Dest"
+            headers["Vary"] = "Accept-Encoding, Sec-Fetch-Dest"
             if request.get("sec-fetch-dest") == "document" and self.preview is not None:
                 # a person opened the feed in a browser tab (feed readers send no
                 # Fetch metadata): a readable page at the same address, to copy
@@ -59,6 +64,54 @@ class SiteFiles(StaticFiles):
         if self.is_not_modified(response.headers, request):
             return NotModifiedResponse(response.headers)
         return response
+
+
+_ALTERNATE = re.compile(rb'<link rel="alternate" type="([^"]+)"(?: title="[^"]*")? href="([^"]+)"')
+
+
+def _alternates(page: Path) -> str:
+    """The feeds a page of ours names in its head, as an RFC 8288 ``Link`` header, so a
+    client finds them without parsing HTML."""
+    with page.open("rb") as f:
+        head = f.read(8192).split(b"</head>", 1)[0]
+    return ", ".join(
+        f'<{href.decode()}>; rel="alternate"; type="{kind.decode()}"'
+        for kind, href in _ALTERNATE.findall(head)
+    )
+
+
+class ETagPerEncoding:
+    """A gzip answer is another representation: it gets its own ETag (``…-gzip``),
+    and a client's ``If-None-Match`` for it is understood (RFC 9110 8.8.3)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        asked = [v for k, v in scope["headers"] if k == b"if-none-match"]
+        gzip_asked = any(b'-gzip"' in v for v in asked)
+        headers = [
+            (k, v.replace(b'-gzip"', b'"')) if k == b"if-none-match" else (k, v)
+            for k, v in scope["headers"]
+        ]
+        scope = {**scope, "headers": headers}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = message.get("headers", [])
+                not_modified = message["status"] == 304 and gzip_asked
+                if (b"content-encoding", b"gzip") in raw or not_modified:
+                    raw = [
+                        (k, v[:-1] + b'-gzip"' if k == b"etag" and v.endswith(b'"') else v)
+                        for k, v in raw
+                    ]
+                    message = {**message, "headers": raw}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def feed_summary(path: Path) -> tuple[str, str, Entries]:

@@ -349,3 +349,27 @@ def test_a_tag_a_build_publishes_while_serving_is_offered_at_once(site, tmp_path
     build(settings, [seeds], Path("site"))
     after = httpx.get(server.url + "subscribe").text
     assert 'value="Brand new topic"' in after and 'value="thanks"' in after
+
+
+def test_pages_name_their_feeds_in_a_link_header(site) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    r = httpx.get(server.url + "tag/thanks.html")
+    links = r.headers["link"]
+    assert f'<{server.url}tag/thanks.atom>; rel="alternate"; type="application/atom+xml"' in links
+    assert "all.atom" in httpx.get(server.url).headers["link"]
+
+
+def test_a_gzip_answer_has_its_own_etag_and_a_304_keeps_vary(site) -> None:  # type: ignore[no-untyped-def]
+    _, server = site
+    plain = httpx.get(server.url + "all.atom", headers={"Accept-Encoding": "identity"})
+    zipped = httpx.get(server.url + "all.atom", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert plain.headers["etag"] != zipped.headers["etag"]
+    assert zipped.headers["etag"].endswith('-gzip"')
+    for r, encoding in ((plain, "identity"), (zipped, "gzip")):
+        again = httpx.get(
+            server.url + "all.atom",
+            headers={"Accept-Encoding": encoding, "If-None-Match": r.headers["etag"]},
+        )
+        assert again.status_code == 304 and again.headers["etag"] == r.headers["etag"]
+        assert "Accept-Encoding" in again.headers["vary"]
