@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.formats import FeedFormat
@@ -20,6 +21,9 @@ from publisher.source.posts import Post, Stream, Term
 from publisher.source.raw import TermKind
 from publisher.store.rows import DigestRecord
 from publisher.text import fingerprint, folder_fingerprint
+
+if TYPE_CHECKING:
+    from publisher.site.digests import SentDigest
 
 STATIC_FILES = ("feed.xsl", "style.css")
 
@@ -70,6 +74,18 @@ class _Scope:
         return self.regrouped is not None and family in self.regrouped
 
 
+def _digests_link(renderer: FeedRenderer, title: str) -> FeedLink:
+    from publisher.site.digests import FEED_PATH
+
+    kind = FeedFormat.ATOM
+    return FeedLink(
+        renderer.url(FEED_PATH),
+        kind.media_type,
+        f"{title}: weekly digests ({kind.label})",
+        kind.label,
+    )
+
+
 def _feed_links(
     renderer: FeedRenderer, key: str, title: str, formats: Sequence[str]
 ) -> list[FeedLink]:
@@ -100,12 +116,18 @@ class SiteListing:
         self.with_pages = settings.build.pages
         self.feeds = FeedRenderer(site, updated)
         self.pages = PageRenderer(site, settings.template_dirs)
+        self.weeks: list[SentDigest] = []
+        if self.with_pages:  # (the digests' pages and feed are pages: see ``digests``)
+            from publisher.site.digests import sent_digests  # Jinja2: see pages
+
+            self.weeks = sent_digests(settings, stream, sent)
         self.base_key = fingerprint(
             __version__,
             repr(site),
             settings.build.feed_max_items,
             self.formats,  # pages link to every format
             folder_fingerprint(*settings.template_dirs),
+            bool(self.weeks),  # every page links to the digests' feed once there is one
         )
         self._post_keys: dict[str, str] = {}
         self.families = [self._family(key, term, posts) for key, term, posts in _families(stream)]
@@ -113,6 +135,13 @@ class SiteListing:
         self.rows = [
             FeedRow(f.title, f.page_url, len(f.posts), tuple(self._links(f))) for f in self.families
         ]
+        #: feeds every page names besides its own (the digests', once there is one)
+        self.extra_links: list[FeedLink] = []
+        if self.weeks:  # the digests' own feed: in OPML and every page's head, as the others
+            digests = _digests_link(self.feeds, site.title)
+            self.site_links.append(digests)
+            self.extra_links.append(digests)
+            self.rows.append(FeedRow(digests.title, site.base_url, len(self.weeks), (digests,)))
 
     def _family(self, key: str, term: Term | None, posts: list[Post]) -> _Family:
         site = self.site
@@ -200,7 +229,9 @@ class SiteListing:
             f"{family.key}.html",
             # each post's summary is in its key already: made of its content
             fingerprint(self.base_key, description, self.posts_key(family.posts)),
-            _bind(self.pages.term, description, family.posts, self._links(family)),
+            _bind(
+                self.pages.term, description, family.posts, self._links(family) + self.extra_links
+            ),
             shows=len(family.posts),
         )
 
@@ -229,10 +260,9 @@ class SiteListing:
                 yield _kept(path)
 
     def _digests_index_and_sitemap(self, scope: _Scope) -> Iterator[Artifact]:
-        from publisher.site.digests import digest_files, sent_digests  # Jinja2: see pages
+        from publisher.site.digests import digest_files  # Jinja2: see pages
 
-        site, updated = self.site, self.updated
-        weeks = sent_digests(self.settings, self.stream, self.sent)
+        site, updated, weeks = self.site, self.updated, self.weeks
         if scope.listing or any(scope.shows_touched(d.posts) for d in weeks):
             for path, key, render in digest_files(self.settings, weeks, updated, self.base_key):
                 yield Artifact(path, key, render)

@@ -106,4 +106,7 @@ def _feed(
         )
         fe.content(f"<p>{escape(renderer.heading(d.week))}</p><ul>{items}</ul>", type="html")
     feed: bytes = fg.atom_str(pretty=True)
-    return feed
+    # the feeds' stylesheet, as every feed of the site carries it
+    end_decl = feed.index(b"\n") + 1
+    stylesheet = f'<?xml-stylesheet type="text/xsl" href="{base}feed.xsl"?>\n'.encode()
+    return feed[:end_decl] + stylesheet + feed[end_decl:]

@@ -72,3 +72,14 @@ def test_golden(built: Path, name: str) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(got)
     assert got == golden.read_bytes()
+
+
+def test_the_digests_feed_is_found_where_the_other_feeds_are(built: Path) -> None:
+    """Listed in feeds.opml, named in every page's head, and styled for a browser tab
+    by the same stylesheet as the other feeds."""
+    feed = "http://127.0.0.1:8000/digests.atom"
+    assert f'xmlUrl="{feed}"' in (built / "feeds.opml").read_text(encoding="utf-8")
+    for page in ("index.html", "posts/the-digital-revolution.html", "tag/thanks.html"):
+        head = (built / page).read_text(encoding="utf-8").split("</head>")[0]
+        assert f'rel="alternate" type="application/atom+xml"' in head and feed in head, page
+    assert b'<?xml-stylesheet type="text/xsl"' in (built / "digests.atom").read_bytes()
