@@ -244,6 +244,11 @@ def _validate_site(s: Settings, at: Callable[[str, str], str]) -> None:
             f"{s.site.id_domain!r} is not a domain name",
             'e.g. id_domain = "blog.example.org" (set once, never change it)',
         )
+    if s.site.icon and urlsplit(s.site.icon).scheme not in ("http", "https"):
+        raise ConfigError(
+            f"{at('site', 'icon')}: [site] icon {s.site.icon!r} is not an http(s) URL",
+            'e.g. icon = "https://blog.example.org/icon.png" (or leave it out for the bundled one)',
+        )
     if s.site.websub_hub and urlsplit(s.site.websub_hub).scheme not in ("http", "https"):
         raise ConfigError(
             f"{at('site', 'websub_hub')}: [site] websub_hub "

@@ -49,6 +49,13 @@ class SiteSettings:
     id_domain: str = "publisher.localhost"
     #: Optional WebSub hub URL; feeds then carry rel="hub" and builds ping it.
     websub_hub: str = ""
+    #: The site's icon (a square PNG or JPEG, for feed readers and browser tabs): an
+    #: absolute URL; empty: the bundled ``icon.png``, written beside the feeds.
+    icon: str = ""
+
+    @property
+    def icon_url(self) -> str:
+        return self.icon or f"{self.base_url}icon.png"
 
     @property
     def tzinfo(self) -> tzinfo:
@@ -193,7 +200,12 @@ class Settings:
         the site, the build, the id aliases, the digest's look (its web copies) and
         which state database dates the posts. Delivery, SMTP and schedule settings
         are not in it: changing them leaves the next build a no-change build."""
-        return repr((self.site, self.build, sorted(self.ids.items()), self.digest, self.state))
+        from publisher.crontab import poll_minutes  # the feeds' polling hints
+
+        poll = poll_minutes(self.schedule.publish_cron)
+        return repr(
+            (self.site, self.build, sorted(self.ids.items()), self.digest, self.state, poll)
+        )
 
     def template_file(self, name: str) -> Path:
         """A template used as it is (the feeds' stylesheet, the pages' CSS): the

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher import __version__
+from publisher.crontab import poll_minutes
 from publisher.formats import FeedFormat
 from publisher.settings import Settings
 from publisher.site.feeds import FeedDoc, FeedRenderer, Piece, doc_path, paginate
@@ -25,7 +26,8 @@ from publisher.text import fingerprint, folder_fingerprint
 if TYPE_CHECKING:
     from publisher.site.digests import SentDigest
 
-STATIC_FILES = ("feed.xsl", "style.css")
+#: Files copied from the templates as they are (the first two even without pages).
+STATIC_FILES = ("feed.xsl", "icon.png", "style.css")
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class SiteListing:
         site = self.site = settings.site
         self.formats = settings.build.formats
         self.with_pages = settings.build.pages
-        self.feeds = FeedRenderer(site, updated)
+        self.feeds = FeedRenderer(site, updated, poll_minutes(settings.schedule.publish_cron))
         self.pages = PageRenderer(site, settings.template_dirs)
         self.weeks: list[SentDigest] = []
         if self.with_pages:  # (the digests' pages and feed are pages: see ``digests``)
@@ -128,6 +130,7 @@ class SiteListing:
             self.formats,  # pages link to every format
             folder_fingerprint(*settings.template_dirs),
             bool(self.weeks),  # every page links to the digests' feed once there is one
+            self.feeds.poll_minutes,
         )
         self._post_keys: dict[str, str] = {}
         self.families = [self._family(key, term, posts) for key, term, posts in _families(stream)]
@@ -297,7 +300,7 @@ class SiteListing:
                 fingerprint(self.base_key, site_links),
                 _bind(self.pages.not_found, site_links),
             )
-        static = STATIC_FILES if self.with_pages else STATIC_FILES[:1]  # feed.xsl: the feeds'
+        static = STATIC_FILES if self.with_pages else STATIC_FILES[:2]  # the feeds'
         if scope.listing:
             yield from (_kept(name) for name in static)  # made of the templates only
             return

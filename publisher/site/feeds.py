@@ -33,6 +33,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 FH_NS = "http://purl.org/syndication/history/1.0"
+SY_NS = "http://purl.org/rss/1.0/modules/syndication/"
 GENERATOR = "publisher"
 #: A post's entry in one format, or a piece of a document.
 Piece = bytes
@@ -72,17 +73,22 @@ def paginate(
 
 
 class _ExtraLinks(BaseExtension):  # type: ignore[misc]  # feedgen ships no types
-    """RFC 5005 / WebSub links and ``fh:archive`` for RSS (feedgen emits only rel=self)."""
+    """RFC 5005 / WebSub links and ``fh:archive`` for RSS (feedgen emits only rel=self),
+    and the RSS syndication module's polling hints (feedgen's own extension spells
+    them ``sy:UpdatePeriod``; the module says ``sy:updatePeriod``)."""
 
     def __init__(self) -> None:
         self.links: list[tuple[str, str]] = []
         self.archive = False
         self.rss = False
+        self.poll: tuple[str, int] | None = None
 
     def extend_ns(self) -> dict[str, str]:
         ns = {"fh": FH_NS} if self.archive else {}
         if self.rss:
             ns["dc"] = DC_NS  # entries carry dc:creator
+        if self.poll is not None:
+            ns["sy"] = SY_NS
         return ns
 
     def extend_rss(self, feed: etree._Element) -> etree._Element:
@@ -91,6 +97,10 @@ class _ExtraLinks(BaseExtension):  # type: ignore[misc]  # feedgen ships no type
             etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
         if self.archive:
             etree.SubElement(channel, f"{{{FH_NS}}}archive")
+        if self.poll is not None:
+            period, frequency = self.poll
+            etree.SubElement(channel, f"{{{SY_NS}}}updatePeriod").text = period
+            etree.SubElement(channel, f"{{{SY_NS}}}updateFrequency").text = str(frequency)
         return feed
 
     def extend_atom(self, feed: etree._Element) -> etree._Element:
@@ -102,7 +112,12 @@ class _ExtraLinks(BaseExtension):  # type: ignore[misc]  # feedgen ships no type
 class FeedRenderer:
     """Renders documents for one site; caches each post's entry per format."""
 
-    def __init__(self, site: SiteSettings, updated: dict[str, datetime]) -> None:
+    def __init__(
+        self, site: SiteSettings, updated: dict[str, datetime], poll_minutes: int = 0
+    ) -> None:
+        """``poll_minutes``: how often the site is published, for polling hints in the
+        subscription documents (RSS ``ttl``, ``sy:updatePeriod``); 0: none."""
+        self.poll_minutes = poll_minutes
         self.site = site
         self.base = site.base_url
         self.updated = updated
@@ -275,9 +290,19 @@ class FeedRenderer:
                 fg.link(href=href, rel=rel)
         # RSS's channel <link> is the last link added: the HTML page.
         fg.link(href=doc.page_url, rel="alternate", type="text/html")
+        icon = self.site.icon_url
+        if fmt == "atom":
+            fg.icon(icon)
+            fg.logo(icon)
+        else:
+            fg.image(url=icon, title=doc.title, link=doc.page_url)
+            if self.poll_minutes and doc.page == 0:  # archives never change: no hint
+                fg.ttl(self.poll_minutes)
         fg.register_extension("publisher_links", _ExtraLinks, None, atom=True, rss=True)
         ext = fg.publisher_links
         ext.archive, ext.rss = bool(doc.page), fmt == "rss"
+        if fmt == "rss" and self.poll_minutes and doc.page == 0:
+            ext.poll = _update_period(self.poll_minutes)
         if fmt == "rss":
             ext.links = extra
         return fg
@@ -299,6 +324,8 @@ class FeedRenderer:
             "description": doc.description,
             "language": self.site.language,
             "authors": [{"name": self.site.author_name}],
+            "icon": self.site.icon_url,
+            "favicon": self.site.icon_url,
         }
         if self.site.websub_hub and doc.page == 0:
             feed["hubs"] = [{"type": "WebSub", "url": self.site.websub_hub}]
@@ -329,6 +356,15 @@ class FeedRenderer:
         at = shell.rindex(closing)
         stylesheet = self.stylesheet.encode()
         return [shell[:end_decl], stylesheet, shell[end_decl:at], *entries, shell[at:]]
+
+
+def _update_period(minutes: int) -> tuple[str, int]:
+    """RSS syndication module's period and frequency for publishing every ``minutes``."""
+    if minutes <= 60:
+        return "hourly", max(1, 60 // minutes)
+    if minutes <= 24 * 60:
+        return "daily", max(1, 24 * 60 // minutes)
+    return "weekly", 1
 
 
 #: The other XML format, whose fragment comes from the same ``FeedEntry``.

@@ -144,7 +144,7 @@ def test_cli_build_exit_status_and_summary(tmp_path: Path, seeds: Path) -> None:
     r = subprocess.run(
         [*cmd, "--skip-invalid"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
     )
-    assert r.returncode == 0 and "12 posts: 29 files written" in r.stdout
+    assert r.returncode == 0 and "12 posts: 30 files written" in r.stdout
     assert (tmp_path / "var" / "publisher.db").is_file()
 
 
@@ -169,7 +169,7 @@ def test_a_build_waits_for_one_writing_the_same_folder(
             proc.wait(2)
         assert not (tmp_path / "site" / "all.atom").exists()
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "12 posts: 29 files written" in out
+    assert proc.returncode == 0 and "12 posts: 30 files written" in out
     assert err.startswith("waiting for another build of site to finish")
 
 
@@ -204,7 +204,7 @@ def test_a_file_that_cannot_be_written_is_an_error_and_the_next_build_finishes(
     assert (out / ".publisher-claimed.json").is_file()
     theirs.rename(tmp_path / "moved")
     r = build(s, [seeds], out)
-    assert r.written + r.unchanged == 29 and (out / "posts").is_dir()
+    assert r.written + r.unchanged == 30 and (out / "posts").is_dir()
     assert not (out / ".publisher-claimed.json").exists()  # the manifest records them now
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
 
@@ -256,7 +256,7 @@ def test_files_publisher_did_not_write_are_never_replaced_without_overwrite(
     assert r.returncode == 0, r.stderr
     assert "<!doctype html>" in theirs.read_text() and (out / "robots.txt").is_file()
     again = build(s, [seeds], out)  # ours now: not refused, nothing to rewrite
-    assert again.written == 0 and again.unchanged == 29
+    assert again.written == 0 and again.unchanged == 30
 
 
 def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
@@ -268,7 +268,7 @@ def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
     with pytest.raises(PublisherError) as exc:
         build(s, [seeds], out)
     assert f"replace {first.written} file(s)" in exc.value.message
-    assert "and 24 more" in exc.value.message  # five named, the rest counted
+    assert "and 25 more" in exc.value.message  # five named, the rest counted
     again = build(s, [seeds], out, overwrite=True)
     assert again.written + again.unchanged == first.written
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
@@ -318,7 +318,7 @@ def test_formats_and_pages_choose_the_files_and_switch_back(tmp_path: Path, seed
     slim = build(feeds_only, [seeds], out)
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     files -= {".publisher-manifest.json", "tag/notes.html"}
-    assert {f.rsplit(".", 1)[1] for f in files} == {"atom", "rss", "opml", "xsl"}
+    assert {f.rsplit(".", 1)[1] for f in files} == {"atom", "rss", "opml", "xsl", "png"}
     assert {"all.atom", "all.rss", "tag/thanks.atom", "tag/digital.rss"} <= files
     assert slim.removed == full.written - len(files) and foreign.read_text() == "not ours"
     assert len(feedparser.parse(str(out / "tag" / "digital.rss")).entries) == 10
@@ -860,7 +860,7 @@ def test_a_snapshot_that_cannot_be_kept_costs_only_speed(
     f.write_text(f.read_text(encoding="utf-8").replace("cyber security training", "training"))
     again = build(s, [seeds], out)
     assert (first.written, again.archives_read) == (
-        29,
+        30,
         2,
     ) and "posts/the-importance-of-cyber-security.html" in again.changed
 
@@ -951,7 +951,7 @@ def test_settings_that_do_not_change_the_output_leave_a_no_change_build(
         settings,
         smtp=replace(settings.smtp, host="relay.example.org", port=2525),
         delivery=replace(settings.delivery, method="smtp", max_attempts=9),
-        schedule=replace(settings.schedule, publish_cron="*/5 * * * *"),
+        schedule=replace(settings.schedule, digest_cron="0 8 * * tue"),
         source="elsewhere.toml",
     )
     assert build(other, [SEEDS], out).up_to_date

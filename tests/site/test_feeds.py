@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import atoma
@@ -176,3 +177,43 @@ def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings)
     # announced Atom and RSS documents share one FeedEntry per post; unannounced, one each
     assert made == {"keeping": 2 * len(posts), "dropping": len(posts)}
     assert dropping._atom == dropping._rss == dropping._json == {} and dropping._uses == {}
+
+
+def test_feeds_carry_the_icon_and_polling_hints(built: Path, settings: Settings) -> None:
+    """The site's icon for readers' lists (Atom icon and logo, RSS image, JSON Feed
+    icon and favicon), and RSS polling hints from the publish schedule (every 15
+    minutes by default) on subscription documents, never on archive pages."""
+    icon = "http://127.0.0.1:8000/icon.png"
+    atom = feedparser.parse(str(built / "tag" / "thanks.atom"))
+    assert atom.feed.icon == icon and atom.feed.logo == icon
+    rss = feedparser.parse(str(built / "tag" / "thanks.rss"))
+    assert rss.feed.image.href == icon and rss.feed.ttl == "15"
+    text = (built / "tag" / "thanks.rss").read_text(encoding="utf-8")
+    assert "<sy:updatePeriod>hourly</sy:updatePeriod>" in text
+    assert "<sy:updateFrequency>4</sy:updateFrequency>" in text
+    feed = json.loads((built / "tag" / "thanks.json").read_text(encoding="utf-8"))
+    assert feed["icon"] == feed["favicon"] == icon
+    assert (built / "icon.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    small = replace(settings, build=replace(settings.build, feed_max_items=5))
+    build(small, [SEEDS], built.parent / "small")
+    archived = sorted((built.parent / "small" / "archive").rglob("*.rss"))
+    assert archived and all("<ttl>" not in p.read_text(encoding="utf-8") for p in archived)
+    assert "<ttl>15</ttl>" in (built.parent / "small" / "all.rss").read_text(encoding="utf-8")
+    page = (built / "index.html").read_text(encoding="utf-8")
+    assert f'<link rel="icon" href="{icon}">' in page
+
+
+@pytest.mark.parametrize(
+    ("cron", "minutes"),
+    [
+        ("*/15 * * * *", 15),
+        ("0 * * * *", 60),
+        ("* * * * *", 1),
+        ("5 */6 * * *", 360),
+        ("0 7 * * mon", 60),
+    ],
+)
+def test_polling_hints_follow_the_publish_schedule(cron: str, minutes: int) -> None:
+    from publisher.crontab import poll_minutes
+
+    assert poll_minutes(cron) == minutes

@@ -81,5 +81,5 @@ def test_the_digests_feed_is_found_where_the_other_feeds_are(built: Path) -> Non
     assert f'xmlUrl="{feed}"' in (built / "feeds.opml").read_text(encoding="utf-8")
     for page in ("index.html", "posts/the-digital-revolution.html", "tag/thanks.html"):
         head = (built / page).read_text(encoding="utf-8").split("</head>")[0]
-        assert f'rel="alternate" type="application/atom+xml"' in head and feed in head, page
+        assert 'rel="alternate" type="application/atom+xml"' in head and feed in head, page
     assert b'<?xml-stylesheet type="text/xsl"' in (built / "digests.atom").read_bytes()
