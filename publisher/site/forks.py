@@ -11,7 +11,6 @@ at the fork (``store.locks``), so no orphan could hold it anyway.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -48,7 +47,7 @@ _PR_SET_PDEATHSIG = 1
 def die_with(parent: int) -> None:
     """In a forked child: be killed when ``parent`` dies, and exit now if it has."""
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # the process's own symbols hold libc's prctl (find_library would run ldconfig)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # died before the request: nobody to work for
         os._exit(1)

@@ -12,7 +12,7 @@ from datetime import date
 
 from publisher.errors import error, warning
 from publisher.source.body import Paragraph, read_paragraphs, split_blocks, strip_chrome
-from publisher.source.dates import DATE_LINE, is_date_line, read_date
+from publisher.source.dates import DATE_LIKE, DATE_LINE, read_date
 from publisher.source.decode import XML_FORBIDDEN_BYTES, decode
 from publisher.source.raw import ArchivePage, Copies, PageKind, RawPost, _Body
 from publisher.source.segments import in_period, nfc, segments, visible
@@ -69,7 +69,7 @@ def parse_text(
     if first is None:
         page.problems.append(error(name, 1, "empty file: no posts to read; remove it"))
         return page
-    parts = segments(page, lines, first)
+    parts = segments(page, lines, first, text)  # (the same lines: only controls removed)
     page.kind, page.term = parts[0].kind, parts[0].term
     found = [(seg, _find_posts(lines, seg.start, seg.end)) for seg in parts]
     if not any(pairs for _, pairs in found):
@@ -138,11 +138,13 @@ def _find_posts(lines: list[str], start: int, end: int) -> list[tuple[int, int]]
             prev >= 0
             and (line[-1].isdigit() or line[-1].isspace())
             and (stripped := line.strip())[-4:].isdigit()
-            and is_date_line(stripped)
             and prev_prev_blank
-            and not DATE_LINE.fullmatch(lines[prev].strip())
-            and (DATE_LINE.fullmatch(stripped) or not _date_follows(lines, i))
             and (not pairs or prev > pairs[-1][1])
+            and (
+                DATE_LINE.fullmatch(stripped)  # the common case, one match
+                or (DATE_LIKE.fullmatch(stripped) and not _date_follows(lines, i))
+            )
+            and not DATE_LINE.fullmatch(lines[prev].strip())
         ):
             pairs.append((prev, i))
         prev_prev_blank = prev < 0 or prev + 1 < i or prev < start

@@ -78,7 +78,7 @@ def read_date(text: str) -> tuple[date | None, str]:
     if m is None:
         return _dateutil_strict(text)
     month = _MONTH_WORDS[(m["month"] or m["month2"]).casefold()]
-    day = int(re.sub(r"\D", "", m["day"] or m["day2"]))
+    day = int((m["day"] or m["day2"]).rstrip("stndrhSTNDRH"))
     try:
         when = date(int(m["year"]), month, day)
     except ValueError:
@@ -122,7 +122,7 @@ def header_period(head: str) -> tuple[date, date] | None:
     month = MONTHS.index(m["month"].capitalize()) + 1
     if m["day"]:
         try:
-            day = date(year, month, int(re.sub(r"\D", "", m["day"])))
+            day = date(year, month, int(m["day"].rstrip("stndrhSTNDRH")))
         except ValueError:
             return None
         return day, day
