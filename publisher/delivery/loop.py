@@ -21,6 +21,7 @@ from publisher.delivery.transport import (
     ServerError,
     TransientError,
     Transport,
+    Undeliverable,
     Unreachable,
 )
 
@@ -32,6 +33,7 @@ class Ledger(Protocol):
     def mark_sent(self, delivery_id: int, now: datetime) -> None: ...
     def mark_skipped(self, delivery_id: int, why: str) -> None: ...
     def mark_deferred(self, delivery_id: int, why: str) -> None: ...
+    def mark_undeliverable(self, delivery_id: int, why: str) -> None: ...
     def mark_failed(
         self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
     ) -> bool: ...
@@ -110,7 +112,13 @@ def deliver(
             if should_stop():
                 summary.stopped = True
                 break
-            mail = item.build()
+            try:
+                mail = item.build()
+            except Undeliverable as exc:  # this row alone; the others go on
+                ledger.mark_undeliverable(item.delivery.id, str(exc))
+                summary.failed += 1
+                on_progress()
+                continue
             if mail is None:
                 ledger.mark_skipped(item.delivery.id, "no longer subscribed")
                 summary.skipped += 1

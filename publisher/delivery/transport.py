@@ -59,6 +59,12 @@ class Unreachable(TransientError):
     """No connection to the server (refused, timed out, TLS failed): no message can go."""
 
 
+class Undeliverable(Exception):
+    """This message cannot go to this address at all, by no fault of the server or
+    the recipient (an address this sender cannot write): its row fails with the
+    reason, and the others go on. Never counted as a bounce."""
+
+
 class ServerError(Exception):
     """The server refuses the login or the sender: no message can go until the
     settings are fixed, and it is no recipient's fault (never counted as a bounce)."""

@@ -24,7 +24,7 @@ from email.message import Message
 
 from jinja2 import Environment
 
-from publisher.newsletter.mime import build_plain
+from publisher.newsletter.mime import build_plain, to_address
 from publisher.newsletter.tokens import Purpose
 from publisher.settings import SiteSettings
 from publisher.store.rows import SUPPRESSED, Status, Subscriber
@@ -132,16 +132,6 @@ class Lifecycle:
         """Keep the topics that exist; returns the subscriber as it now is."""
         self.store.set_tags(sub.id, clean_tags(t for t in tags if t in known), now)
         return self.store.get(sub.id) or sub
-
-
-def to_address(email: str) -> str:
-    """The address as the wire takes it: the domain in IDNA (``bücher.de`` as
-    ``xn--bcher-kva.de``); a local part that is not ASCII stays (SMTPUTF8)."""
-    local, _, domain = email.rpartition("@")
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return email
 
 
 def confirmation_mail(

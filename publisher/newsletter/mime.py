@@ -27,6 +27,16 @@ from publisher.errors import PublisherError
 _BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f\u2028\u2029]+")
 
 
+def to_address(email: str) -> str:
+    """The address as the wire takes it: the domain in IDNA (``bücher.de`` as
+    ``xn--bcher-kva.de``); a local part that is not ASCII stays (SMTPUTF8)."""
+    local, _, domain = email.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return email
+
+
 def one_line(text: str) -> str:
     return " ".join(_BREAKS.sub(" ", text).split())
 

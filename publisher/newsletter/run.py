@@ -18,7 +18,7 @@ from pathlib import Path
 from publisher.delivery.loop import Outgoing, Summary, deliver
 from publisher.delivery.outbox import OutboxTransport
 from publisher.delivery.smtp import SmtpTransport
-from publisher.delivery.transport import ServerError, Transport, as_bytes
+from publisher.delivery.transport import ServerError, Transport, Undeliverable, as_bytes
 from publisher.errors import PublisherError, log_problems
 from publisher.newsletter.content import (
     PREFERENCES_MARK,
@@ -37,6 +37,7 @@ from publisher.newsletter.mime import (
     message_id,
     parse_sender,
     prepare_8bit,
+    to_address,
     wire_8bit,
 )
 from publisher.newsletter.returns import verp_sender, verp_tag
@@ -119,7 +120,7 @@ class DigestRun:
     ) -> list[tuple[str, str]]:
         return digest_headers(
             sender=self.sender,
-            to_email=sub.email,
+            to_email=to_address(sub.email),
             to_name=sub.name,
             subject=rendered.subject,
             msg_id=msg_id,
@@ -191,6 +192,9 @@ class _Recorder:
     def mark_deferred(self, delivery_id: int, why: str) -> None:
         self.ledger.mark_deferred(delivery_id, why)
 
+    def mark_undeliverable(self, delivery_id: int, why: str) -> None:
+        self.ledger.mark_undeliverable(delivery_id, why)
+
     def mark_failed(
         self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
     ) -> bool:
@@ -256,9 +260,12 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
             prepared = get(sub)
             if prepared is None:
                 continue
+            if not sub.email.rpartition("@")[0].isascii():
+                log.warning("warning: no draft for %s: SMTPUTF8 is not written yet", sub.email)
+                continue
             mail = run.mail(sub, prepared, run.message_id_for(sub), now)
             try:
-                transport.send(mail, run.sender.addr_spec, sub.email)
+                transport.send(mail, run.sender.addr_spec, to_address(sub.email))
             except ServerError as exc:  # the outbox cannot be written: nor can any draft
                 raise PublisherError(
                     f"{exc}; {n} draft(s) written before it",
@@ -324,6 +331,15 @@ def send(
         return _send(run, transport, now, should_stop, progress)
 
 
+def _writable(email: str) -> None:
+    """An address this sender can write, or ``Undeliverable`` (its row alone fails)."""
+    if not email.rpartition("@")[0].isascii():
+        raise Undeliverable(
+            f"{email}: an address with letters other than a-z before the @ needs "
+            "SMTPUTF8, which this sender does not write yet"
+        )
+
+
 def _send(
     run: DigestRun,
     transport: Transport,
@@ -346,6 +362,7 @@ def _send(
             def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
                 if sub is None or sub.status is not Status.ACTIVE:
                     return None
+                _writable(sub.email)
                 prepared = get(sub)
                 return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
 
@@ -353,7 +370,7 @@ def _send(
             if bounce_to:  # VERP: whatever comes back names this delivery, signed
                 sender = verp_sender(bounce_to, digest_id, d.subscriber_id, run.secret)
                 envid = verp_tag(digest_id, d.subscriber_id, run.secret)
-            yield Outgoing(d, sender, sub.email if sub else "", build, envid)
+            yield Outgoing(d, sender, to_address(sub.email) if sub else "", build, envid)
 
     cfg = run.settings.delivery
     with ExitStack() as stack:
@@ -377,6 +394,5 @@ def _send(
                 on_progress=on_progress,
                 summary=summary,
             )
-
         finally:
             touch_stamp(run.settings.state.url)  # the site's digest archive may have changed

@@ -213,6 +213,10 @@ class Ledger:
     def mark_deferred(self, delivery_id: int, why: str) -> None:
         self._set(delivery_id, status=DeliveryStatus.DEFERRED.value, error=why)
 
+    def mark_undeliverable(self, delivery_id: int, why: str) -> None:
+        """Failed before any attempt (an address this sender cannot write): no bounce."""
+        self._set(delivery_id, status=DeliveryStatus.FAILED.value, error=why)
+
     def mark_failed(self, delivery_id: int, subscriber_id: int, why: str) -> int:
         """Record a permanent failure, counted against its subscriber; returns their
         count of failures (what it means is the lifecycle's: see ``Lifecycle.bounce``)."""

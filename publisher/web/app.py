@@ -35,9 +35,8 @@ from publisher.newsletter.lifecycle import (
     Lifecycle,
     confirmation_mail,
     is_rejoin,
-    to_address,
 )
-from publisher.newsletter.mime import parse_sender
+from publisher.newsletter.mime import parse_sender, to_address
 from publisher.newsletter.tokens import (
     Purpose,
     Token,

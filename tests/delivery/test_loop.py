@@ -49,6 +49,9 @@ class Ledger:
     def mark_deferred(self, delivery_id: int, why: str) -> None:
         self.marks.append(("deferred", delivery_id))
 
+    def mark_undeliverable(self, delivery_id: int, why: str) -> None:
+        self.marks.append(("undeliverable", delivery_id))
+
     def mark_failed(
         self, delivery_id: int, subscriber_id: int, why: str, bounce_limit: int
     ) -> bool:

@@ -636,3 +636,23 @@ def test_an_outbox_that_cannot_be_written_stops_the_run_and_loses_nothing(
         "a@example.org",
         "b@example.org",
     ]
+
+
+def test_an_internationalised_address_never_blocks_the_others(
+    cfg: Settings, smtp: SmtpServer
+) -> None:
+    """``reader@bücher.example`` used to end every send in a traceback, 0 delivered.
+    Its domain goes out in IDNA; an address whose local part is not ASCII (which
+    needs SMTPUTF8) fails alone, with the reason, and is not counted as a bounce;
+    everyone else gets the digest, and a rerun sends nothing again."""
+    for address in ("reader@bücher.example", "josé@example.org", "plain@example.org"):
+        subscribe(cfg, address)
+    summary = run_week(cfg, "2019-W07")
+    assert (summary.sent, summary.failed) == (2, 1)
+    rcpts = sorted(str(m["To"]) for m in smtp.recorder.messages)
+    assert rcpts == ["plain@example.org", "reader@xn--bcher-kva.example"]
+    store = SubscriberStore(open_engine(cfg.state.url))
+    jose = store.by_email("josé@example.org")
+    assert (jose.status, jose.bounces) == (Status.ACTIVE, 0)
+    again = run_week(cfg, "2019-W07")
+    assert again.sent == 0 and len(smtp.recorder.messages) == 2
