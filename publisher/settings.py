@@ -106,6 +106,9 @@ class SmtpSettings:
     username: str = ""
     #: messages per second at most (0 = no limit)
     rate_per_second: float = 0.0
+    #: send through a relay that is not on loopback although [site] base_url is
+    #: not https (one-click unsubscribe links then do not work with providers)
+    allow_http_links: bool = False
     timeout: float = 30.0
 
     @property

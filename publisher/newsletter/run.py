@@ -18,7 +18,7 @@ from pathlib import Path
 from publisher.delivery.loop import Outgoing, Summary, deliver
 from publisher.delivery.outbox import OutboxTransport
 from publisher.delivery.smtp import SmtpTransport
-from publisher.delivery.transport import ServerError, Transport, Undeliverable, as_bytes
+from publisher.delivery.transport import ServerError, Transport, as_bytes
 from publisher.errors import PublisherError, log_problems
 from publisher.newsletter.content import (
     PREFERENCES_MARK,
@@ -28,6 +28,7 @@ from publisher.newsletter.content import (
     posts_for,
     week_posts,
 )
+from publisher.newsletter.guards import check_links_for_a_relay, writable
 from publisher.newsletter.lifecycle import Lifecycle
 from publisher.newsletter.mime import (
     EightBitBody,
@@ -72,7 +73,7 @@ class DigestRun:
     sender: Address  # parsed once, not per message
 
     def message_id_for(self, sub: Subscriber) -> str:
-        return message_id(self.week.label, sub.id, self.settings.site.id_domain)
+        return message_id(self.week.label, sub.id, self.sender.domain)
 
     def tag_key(self, sub: Subscriber) -> tuple[str, ...]:
         return tuple(sorted({slugify(t, "tag") for t in sub.tags}))
@@ -125,10 +126,10 @@ class DigestRun:
             subject=rendered.subject,
             msg_id=msg_id,
             date=now,
-            list_id=f"{self.settings.site.title} weekly digest <digest.{self.settings.site.id_domain}>",
+            list_id=f"{self.settings.site.title} weekly digest <digest.{self.sender.domain}>",
             unsubscribe_https=unsub_url,
             unsubscribe_mailto=mailto_unsubscribe(self.sender, token),
-            feedback_id=f"{self.week.label}:digest:{self.settings.site.id_domain}:publisher",
+            feedback_id=f"{self.week.label}:digest:{self.sender.domain}:publisher",
         )
 
     def mail(self, sub: Subscriber, prepared: Prepared, msg_id: str, now: datetime) -> DigestMail:
@@ -213,6 +214,8 @@ def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRu
             f"{len(stream.errors)} error(s) in the archives: no digest is sent from a broken source",
             "fix them (see `publisher check`), then run the digest again",
         )
+    if real_delivery:
+        check_links_for_a_relay(settings)
     engine = open_engine(settings.state.url)
     secret = secret_from_env(allow_dev=not real_delivery)
     ledger = Ledger(engine)
@@ -331,15 +334,6 @@ def send(
         return _send(run, transport, now, should_stop, progress)
 
 
-def _writable(email: str) -> None:
-    """An address this sender can write, or ``Undeliverable`` (its row alone fails)."""
-    if not email.rpartition("@")[0].isascii():
-        raise Undeliverable(
-            f"{email}: an address with letters other than a-z before the @ needs "
-            "SMTPUTF8, which this sender does not write yet"
-        )
-
-
 def _send(
     run: DigestRun,
     transport: Transport,
@@ -362,7 +356,7 @@ def _send(
             def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
                 if sub is None or sub.status is not Status.ACTIVE:
                     return None
-                _writable(sub.email)
+                writable(sub.email)
                 prepared = get(sub)
                 return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
 

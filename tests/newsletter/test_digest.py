@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -83,8 +84,8 @@ def test_week_07_digest_arrives_complete(cfg: Settings, smtp: SmtpServer) -> Non
     assert msg["To"].addresses[0].display_name == "Alice Ärger"
     assert msg["From"] == "Staff blog <digest@blog.example.org>"
     assert "week of 11 February 2019" in msg["Subject"]
-    assert msg["Date"] and msg["Message-ID"].endswith("@publisher.localhost>")
-    assert msg["List-Id"] == "Staff blog weekly digest <digest.publisher.localhost>"
+    assert msg["Date"] and msg["Message-ID"].endswith("@blog.example.org>")  # the sender's domain
+    assert msg["List-Id"] == "Staff blog weekly digest <digest.blog.example.org>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
     assert https.startswith("http://127.0.0.1:8000/unsubscribe?token=") and mailto.startswith(
@@ -656,3 +657,38 @@ def test_an_internationalised_address_never_blocks_the_others(
     assert (jose.status, jose.bounces) == (Status.ACTIVE, 0)
     again = run_week(cfg, "2019-W07")
     assert again.sent == 0 and len(smtp.recorder.messages) == 2
+
+
+def test_a_real_relay_needs_https_links_unless_told_otherwise(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-click unsubscribe works with mail providers over https only: a send through
+    a relay that is not on loopback with an http base_url is refused before any
+    connection, naming the fix; ``allow_http_links`` sends anyway (here to a name
+    that does not resolve, so it fails later, for another reason)."""
+    from publisher.errors import PublisherError
+
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    s = smtp_settings(tmp_path, smtp.port, base_url="http://blog.example.org/")
+    s = replace(s, smtp=replace(s.smtp, host="relay.invalid"))
+    with pytest.raises(PublisherError) as exc:
+        open_run(s, parse_week("2019-W07", s.site.tzinfo), real_delivery=True)
+    assert "not https" in exc.value.message and "allow_http_links" in exc.value.remedy
+    allowed = replace(s, smtp=replace(s.smtp, allow_http_links=True))
+    open_run(allowed, parse_week("2019-W07", allowed.site.tzinfo), real_delivery=True)
+    outbox = replace(s, delivery=replace(s.delivery, method="outbox"))
+    open_run(outbox, parse_week("2019-W07", s.site.tzinfo), real_delivery=False)
+
+
+def test_message_ids_and_list_id_take_the_senders_domain(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
+    s = smtp_settings(
+        tmp_path, smtp.port, extra='[digest]\nfrom = "Blog <digest@blog.example.org>"\n'
+    )
+    subscribe(s, "r@example.net")
+    run_week(s, "2019-W07")
+    (msg,) = smtp.recorder.messages
+    assert str(msg["Message-ID"]).endswith("@blog.example.org>")
+    assert "<digest.blog.example.org>" in str(msg["List-Id"])
