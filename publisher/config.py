@@ -7,7 +7,9 @@ the variable), the key and what is allowed, and exit 2.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -34,6 +36,7 @@ from publisher.settings import (
     WebSettings,
 )
 
+log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path("publisher.toml")
 ENV_PREFIX = "PUBLISHER_"
 
@@ -84,9 +87,38 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         for name, cls in _SECTIONS.items()
     }
     ids = _build_ids(sections.get("ids", {}), source)
+    _warn_unknown_variables(environ)
     settings = Settings(**built, ids=ids, source=source)
     _validate(settings, lambda section, key: origins.get((section, key), source))
     return settings
+
+
+def _spelling(section: str, key: str) -> str:
+    """A key as the config file (and the README) spells it: ``from``, not ``sender``."""
+    return next((k for (sec, k), v in _KEY_ALIASES.items() if sec == section and v == key), key)
+
+
+#: Variables read elsewhere than the config (secrets).
+_SECRETS = (
+    "PUBLISHER_SECRET",
+    "PUBLISHER_SMTP_PASSWORD",
+    "PUBLISHER_MAILBOX_PASSWORD",
+    "PUBLISHER_MAILGUN_SIGNING_KEY",
+)
+
+
+def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A misspelt ``PUBLISHER_*`` variable is otherwise ignored without a word."""
+    known = [*_SECRETS] + [
+        f"{ENV_PREFIX}{name.upper()}_{_spelling(name, f.name).upper()}"
+        for name, cls in _SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    ]
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else " (see the README's configuration)"
+            log.warning("warning: %s is not a publisher setting and is ignored%s", name, hint)
 
 
 def _build_section(
@@ -102,13 +134,13 @@ def _build_section(
     for key, value in values.items():
         key = _KEY_ALIASES.get((name, key), key)
         if key not in fields:
+            allowed = ", ".join(_spelling(name, f) for f in fields)
             raise ConfigError(
-                f"{source}: unknown key '{key}' in [{name}]",
-                f"allowed keys in [{name}]: {', '.join(fields)}",
+                f"{source}: unknown key '{key}' in [{name}]", f"allowed keys in [{name}]: {allowed}"
             )
         kwargs[key] = _coerce(name, key, value, type(fields[key].default), source)
     for key in fields:
-        spelled = next((k for (sec, k), v in _KEY_ALIASES.items() if sec == name and v == key), key)
+        spelled = _spelling(name, key)
         env_name = f"{ENV_PREFIX}{name.upper()}_{spelled.upper()}"
         if env_name in environ:
             kwargs[key] = _coerce(

@@ -106,3 +106,14 @@ def test_digest_from_and_smtp_overrides_from_environment(tmp_path: Path) -> None
     )
     assert s.digest.sender == "Other <b@example.org>"
     assert (s.smtp.port, s.smtp.rate_per_second) == (2525, 2.5)
+
+
+def test_an_unknown_key_lists_the_keys_as_the_readme_spells_them(tmp_path: Path) -> None:
+    from publisher.config import load_settings
+    from publisher.errors import ConfigError
+
+    cfg = tmp_path / "publisher.toml"
+    cfg.write_text('[digest]\nsendr = "x@example.org"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg, environ={})
+    assert "from, subject" in exc.value.remedy and "sender" not in exc.value.remedy

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.source.files import archive_files
+
+    paths = list(args.paths) or [Path(settings.build.seeds)]
+    if not archive_files(paths):  # a check of nothing must not pass
+        raise PublisherError(
+            f"no archive files (*.txt) in {', '.join(map(str, paths))}",
+            "name archive files or a folder of *.txt pages (default: [build] seeds)",
+        )
     stream = load_stream(settings, args.paths or None)
     for problem in stream.problems:
         print(problem)
@@ -94,7 +102,7 @@ def cmd_build(settings: Settings, args: argparse.Namespace) -> int:
     )
     for line in result.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    print(result.summary())
+    print(f"{result.summary()}; output in {out}")
     return 0
 
 
@@ -190,7 +198,17 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
 
     tz = settings.site.tzinfo
     now = _now(settings)
+    if args.out and not args.preview:
+        raise PublisherError(
+            "--out goes with --preview EMAIL", "add --preview EMAIL, or leave out --out"
+        )
     week = parse_week(args.week, tz) if args.week else last_completed_week(now, tz)
+    if (args.send or args.draft) and week.end > now and not args.force:
+        raise PublisherError(
+            f"{week.label} has not ended yet (it ends {week.end:%A %-d %B %H:%M}): its digest "
+            "would miss the week's later posts, and its list of posts is fixed once sent",
+            "wait until then, or send it anyway with --force (the dry run shows it now)",
+        )
     real = bool(args.send) and settings.delivery.method == "smtp"
     run = newsletter.open_run(settings, week, real_delivery=real)
     if args.preview:
@@ -202,7 +220,7 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
         n = newsletter.draft(
             run, newsletter.transport_for(settings, Path(settings.delivery.outbox)), now
         )
-        print(f"{week.label}: {n} draft message(s) in {settings.delivery.outbox}")
+        print(f"{week.label}: {n} draft message(s) in the outbox {settings.delivery.outbox}")
         return 0
     if not args.send:
         print(f"{week.label}: {len(run.posts)} post(s) in the week")
@@ -216,7 +234,12 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
         lambda: _now(settings),
         progress=sys.stderr.isatty() and not args.quiet,
     )
-    print(f"{week.label}: {summary}")
+    where = (
+        f"through {settings.smtp.host}:{settings.smtp.port}"
+        if settings.delivery.method == "smtp"
+        else f"into the outbox {settings.delivery.outbox}"
+    )
+    print(f"{week.label}: {summary} ({where})")
     print(_returns_line(run))
     if summary.reason:
         print(

@@ -126,3 +126,8 @@ def _digest_parser(sub: Subparsers) -> None:
     mode.add_argument("--preview", metavar="EMAIL", help="write one subscriber's digest to --out")
     digest.add_argument("--out", type=Path, help="with --preview: FILE.html or FILE.eml")
     digest.add_argument("--quiet", action="store_true", help="no progress bar")
+    digest.add_argument(
+        "--force",
+        action="store_true",
+        help="send (or draft) a week that has not ended yet",
+    )

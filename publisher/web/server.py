@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from publisher.errors import PublisherError
 from publisher.settings import Settings
@@ -28,6 +31,7 @@ def serve(settings: Settings, host: str, port: int, *, dev: bool = False) -> int
             "with the public development secret",
             "drop --host (or use 127.0.0.1), or set PUBLISHER_SECRET and serve without --dev",
         )
+    _check_base_url(settings, host, port)
     app = create_app(settings, dev=dev)  # refuses a missing secret, with its remedy
 
     site = Path(settings.build.output)
@@ -46,9 +50,33 @@ def serve(settings: Settings, host: str, port: int, *, dev: bool = False) -> int
         proxy_headers=False,
         server_header=False,
     )
+    log.info("serving %s at %s (listening on %s:%d)", site, settings.site.base_url, host, port)
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                # uvicorn raises a caught SIGTERM again once stopped (exit 143); a
+                # stop asked for is a clean stop, as the scheduler's: exit 0
+                self._captured_signals.clear()
+
     with sock:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     return 0
+
+
+def _check_base_url(settings: Settings, host: str, port: int) -> None:
+    """A ``base_url`` on this machine but another port gives a site whose every link
+    and stylesheet points elsewhere: say what to change before serving."""
+    base = urlsplit(settings.site.base_url)
+    if base.hostname in ("127.0.0.1", "localhost", "::1", host) and (base.port or 80) != port:
+        raise PublisherError(
+            f"[site] base_url {settings.site.base_url} points at port {base.port or 80}, "
+            f"but serve would listen on {port}: every link would lead away",
+            f'set [site] base_url = "http://{base.hostname}:{port}{base.path}" (or '
+            f"PUBLISHER_SITE_BASE_URL), or serve with --port {base.port or 80}",
+        )
 
 
 def _loopback(host: str) -> bool:

@@ -87,6 +87,7 @@ def test_serve_says_when_there_is_no_site_yet(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    env["PUBLISHER_SITE_BASE_URL"] = f"http://127.0.0.1:{port}/"
     write(tmp_path / "seeds" / "a.txt", "Posts Tagged ‘x’\n\nA post\n\nMay 1, 2018\n\nText.\n")
     cmd = [sys.executable, "-m", "publisher", "serve", "--dev", "--port", str(port)]
     proc = subprocess.Popen(
@@ -107,7 +108,8 @@ def test_serve_on_an_address_in_use_is_an_error_with_a_remedy(tmp_path: Path) ->
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        r = run_cli("serve", "--dev", "--port", str(port), cwd=tmp_path)
+        base = {"PUBLISHER_SITE_BASE_URL": f"http://127.0.0.1:{port}/"}
+        r = run_cli("serve", "--dev", "--port", str(port), cwd=tmp_path, env=base)
     assert r.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}: another program is listening there" in r.stderr
     assert "--port" in r.stderr and "Traceback" not in r.stderr
@@ -117,7 +119,8 @@ def test_serve_refuses_the_public_development_secret(tmp_path: Path) -> None:
     """Without PUBLISHER_SECRET anyone could forge the links that unsubscribe people
     or show their address: serve refuses to start, and says how to set it or how to
     try the pages on one's own machine (--dev, which listens on loopback only)."""
-    r = run_cli("serve", "--port", "1", cwd=tmp_path)
+    base = {"PUBLISHER_SITE_BASE_URL": "http://127.0.0.1:1/"}
+    r = run_cli("serve", "--port", "1", cwd=tmp_path, env=base)
     assert r.returncode == 1 and "PUBLISHER_SECRET is not set" in r.stderr
     assert "publisher serve --dev" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("serve", "--dev", "--host", "0.0.0.0", "--port", "1", cwd=tmp_path)
@@ -140,3 +143,70 @@ def test_one_shot_commands_run_without_the_cyclic_collector(
     finally:
         gc.enable()
     assert seen == [collects]
+
+
+def test_serve_on_another_port_than_base_url_says_what_to_change(tmp_path: Path) -> None:
+    """``serve --port 8101`` with the default base_url (:8000) served a site whose every
+    link pointed at :8000, without a word."""
+    r = run_cli("serve", "--dev", "--port", "8101", cwd=tmp_path)
+    assert r.returncode == 1 and "points at port 8000, but serve would listen on 8101" in r.stderr
+    assert 'base_url = "http://127.0.0.1:8101/"' in r.stderr and "--port 8000" in r.stderr
+
+
+def test_serve_prints_its_address_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    env["PUBLISHER_SITE_BASE_URL"] = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "serve", "--dev", "--port", str(port)],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    assert f"at http://127.0.0.1:{port}/" in err
+
+
+def test_check_of_no_archive_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    r = run_cli("check", "empty", cwd=tmp_path)
+    assert r.returncode == 1 and "no archive files (*.txt) in empty" in r.stderr
+
+
+def test_digest_commands_refuse_what_would_surprise(tmp_path: Path) -> None:
+    write(tmp_path / "seeds" / "a.txt", "Posts Tagged ‘x’\n\nA post\n\nMay 1, 2018\n\nText.\n")
+    r = run_cli("digest", "--out", "x.html", cwd=tmp_path)
+    assert r.returncode == 1 and "--out goes with --preview" in r.stderr
+    from datetime import date
+
+    year, week, _ = date.today().isocalendar()
+    r = run_cli("digest", "--week", f"{year}-W{week:02d}", "--send", cwd=tmp_path)
+    assert r.returncode == 1 and "has not ended yet" in r.stderr and "--force" in r.stderr
+    r = run_cli("digest", "--week", f"{year}-W{week:02d}", "--send", "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting(tmp_path: Path) -> None:
+    env = {"PUBLISHER_SITE_BASEURL": "https://example.org/"}
+    r = run_cli("check", cwd=tmp_path, env=env)
+    assert "PUBLISHER_SITE_BASEURL is not a publisher setting" in r.stderr
+    assert "did you mean PUBLISHER_SITE_BASE_URL?" in r.stderr
