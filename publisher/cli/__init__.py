@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from publisher.cli.commands import COMMANDS
-from publisher.cli.parser import make_parser
+from publisher.cli.parser import command_parser, make_parser
 from publisher.config import load_settings
 from publisher.errors import PublisherError
 
@@ -47,7 +47,10 @@ def _to_terminal() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # with the command's own usage, not the top level's
+        command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in ONE_SHOT:
         gc.disable()
     if args.command != "schedule":

@@ -9,6 +9,35 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.store.rows import Status
 
+#: What each command's ``--help`` ends with.
+EXAMPLES = {
+    "check": ["publisher check", "publisher check seeds/thanks.txt"],
+    "posts": ["publisher posts --tag digital", "publisher posts --json | head -3"],
+    "build": ["publisher build", "publisher build --out /var/www/feeds --no-cache"],
+    "subscribers": [
+        "publisher subscribers add reader@example.org --tag digital",
+        "publisher subscribers list --status bounced",
+        "publisher subscribers export > subscribers.csv",
+    ],
+    "digest": [
+        "publisher digest --week 2019-W07",
+        "publisher digest --week 2019-W07 --preview reader@example.org --out preview.html",
+        "publisher digest --send",
+    ],
+    "serve": ["publisher serve --dev", "PUBLISHER_SECRET=... publisher serve --port 8000"],
+    "mailbox": ["publisher mailbox --maildir ~/Maildir/.bounces", "publisher mailbox"],
+    "schedule": ["publisher schedule --list", "publisher schedule --run-now digest"],
+}
+
+
+def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of command ``name`` (so that its own usage goes with its errors)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    return parser
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -54,6 +83,9 @@ def make_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--run-now", choices=["publish", "digest", "mailbox"], help="run one job now"
     )
+    for name, command in sub.choices.items():
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name])
     return parser
 
 

@@ -210,3 +210,15 @@ def test_a_misspelt_variable_is_named_with_the_closest_setting(tmp_path: Path) -
     r = run_cli("check", cwd=tmp_path, env=env)
     assert "PUBLISHER_SITE_BASEURL is not a publisher setting" in r.stderr
     assert "did you mean PUBLISHER_SITE_BASE_URL?" in r.stderr
+
+
+def test_every_command_has_help_with_examples_and_its_own_usage_on_error(tmp_path: Path) -> None:
+    from publisher.cli.parser import EXAMPLES
+
+    for command in EXAMPLES:
+        r = run_cli(command, "--help", cwd=tmp_path)
+        assert r.returncode == 0 and "examples:" in r.stdout, command
+        assert all(example in r.stdout for example in EXAMPLES[command]), command
+    r = run_cli("build", "--qiet", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("usage: publisher build")
+    assert "unrecognized arguments: --qiet" in r.stderr
