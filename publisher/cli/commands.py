@@ -265,18 +265,11 @@ def _returns_line(run: DigestRun) -> str:
 
 def cmd_mailbox(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.delivery.mailbox import open_source
-    from publisher.newsletter.feedback import Feedback
-    from publisher.newsletter.tokens import secret_from_env
-    from publisher.store.returns import ReturnsLog
-    from publisher.store.schema import open_engine
-    from publisher.store.subscribers import SubscriberStore
+    from publisher.newsletter.feedback import open_feedback
 
-    engine = open_engine(settings.state.url)
-    secret = secret_from_env(allow_dev=settings.delivery.method == "outbox")
-    feedback = Feedback(
-        ReturnsLog(engine), SubscriberStore(engine), secret, settings.delivery.bounce_limit
+    summary = open_feedback(settings).read(
+        open_source(settings.mailbox, args.maildir), _now(settings)
     )
-    summary = feedback.read(open_source(settings.mailbox, args.maildir), _now(settings))
     for key, subject, why in summary.unrecognised:
         print(f"left: {key}: {subject!r}: {why}", file=sys.stderr)
     print(summary)

@@ -67,20 +67,12 @@ def _ctx() -> _Context:
 def mailbox_job() -> str:
     """Act on the bounces, complaints and unsubscribe mails that came back."""
     from publisher.delivery.mailbox import open_source
-    from publisher.newsletter.feedback import Feedback
-    from publisher.newsletter.tokens import secret_from_env
-    from publisher.store.returns import ReturnsLog
-    from publisher.store.subscribers import SubscriberStore
+    from publisher.newsletter.feedback import open_feedback
 
     s = _ctx().settings
     start = time.monotonic()
     try:
-        engine = open_engine(s.state.url)
-        secret = secret_from_env(allow_dev=s.delivery.method == "outbox")
-        feedback = Feedback(
-            ReturnsLog(engine), SubscriberStore(engine), secret, s.delivery.bounce_limit
-        )
-        summary = feedback.read(open_source(s.mailbox), datetime.now(s.site.tzinfo))
+        summary = open_feedback(s).read(open_source(s.mailbox), datetime.now(s.site.tzinfo))
     except PublisherError as exc:
         log.warning("job=mailbox outcome=failed reason=%r fix=%r", exc.message, exc.remedy)
         return "failed"

@@ -18,6 +18,7 @@ from datetime import datetime
 from publisher.delivery.mailbox import Source
 from publisher.newsletter.lifecycle import Lifecycle
 from publisher.newsletter.returns import Return, ReturnKind, classify
+from publisher.settings import Settings
 from publisher.store.returns import ReturnsLog
 from publisher.store.subscribers import SubscriberStore
 
@@ -37,6 +38,20 @@ class FeedbackSummary:
             f"processed: {done}; {self.repeated} seen before; "
             f"{len(self.unrecognised)} unrecognised (left in the mailbox)"
         )
+
+
+def open_feedback(settings: Settings) -> Feedback:
+    """The ``Feedback`` of the command line and the scheduler: the state database, and
+    the secret that signed the VERP addresses and links (the development one only
+    where mail goes to the outbox)."""
+    from publisher.newsletter.tokens import secret_from_env
+    from publisher.store.schema import open_engine
+
+    engine = open_engine(settings.state.url)
+    secret = secret_from_env(allow_dev=settings.delivery.method == "outbox")
+    return Feedback(
+        ReturnsLog(engine), SubscriberStore(engine), secret, settings.delivery.bounce_limit
+    )
 
 
 class Feedback:

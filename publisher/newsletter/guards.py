@@ -7,7 +7,16 @@ import ipaddress
 
 from publisher.delivery.transport import Undeliverable
 from publisher.errors import PublisherError
+from publisher.newsletter.mime import needs_smtputf8
 from publisher.settings import Settings
+
+
+def is_loopback(host: str) -> bool:
+    """A host on this machine: a loopback address, or ``localhost``."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def check_links_for_a_relay(settings: Settings) -> None:
@@ -18,11 +27,7 @@ def check_links_for_a_relay(settings: Settings) -> None:
     if settings.site.base_url.startswith("https://") or settings.smtp.allow_http_links:
         return
     host = settings.smtp.host
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+    if not is_loopback(host):
         raise PublisherError(
             f"[site] base_url {settings.site.base_url} is not https: the digest's one-click "
             f"unsubscribe links would not work with mail providers (relay {host})",
@@ -33,7 +38,7 @@ def check_links_for_a_relay(settings: Settings) -> None:
 
 def writable(email: str) -> None:
     """An address this sender can write, or ``Undeliverable`` (its row alone fails)."""
-    if not email.rpartition("@")[0].isascii():
+    if needs_smtputf8(email):
         raise Undeliverable(
             f"{email}: an address with letters other than a-z before the @ needs "
             "SMTPUTF8, which this sender does not write yet"

@@ -37,6 +37,12 @@ def to_address(email: str) -> str:
         return email
 
 
+def needs_smtputf8(email: str) -> bool:
+    """An address whose local part is not ASCII: only SMTPUTF8 (RFC 6531) carries it,
+    which this sender does not write yet (its domain, IDNA carries)."""
+    return not email.rpartition("@")[0].isascii()
+
+
 def one_line(text: str) -> str:
     return " ".join(_BREAKS.sub(" ", text).split())
 

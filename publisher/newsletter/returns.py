@@ -73,7 +73,7 @@ def verp_sender(bounce_address: str, digest_id: int, subscriber_id: int, secret:
 def read_verp(text: str, secret: str) -> tuple[int, int] | None:
     """(digest id, subscriber id) from a VERP address or tag in ``text`` whose MAC
     verifies; ``None`` for none, or a forged one."""
-    for m in _VERP.finditer(text if "@" in text else f"+{text}@"):
+    for m in _VERP.finditer(text):
         tag = f"d{int(m.group(2))}s{int(m.group(3))}"
         if hmac.compare_digest(_mac(tag, secret), m.group(4).lower()):
             return int(m.group(2)), int(m.group(3))

@@ -36,6 +36,7 @@ from publisher.newsletter.mime import (
     digest_headers,
     mailto_unsubscribe,
     message_id,
+    needs_smtputf8,
     parse_sender,
     prepare_8bit,
     to_address,
@@ -263,7 +264,7 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
             prepared = get(sub)
             if prepared is None:
                 continue
-            if not sub.email.rpartition("@")[0].isascii():
+            if needs_smtputf8(sub.email):
                 log.warning("warning: no draft for %s: SMTPUTF8 is not written yet", sub.email)
                 continue
             mail = run.mail(sub, prepared, run.message_id_for(sub), now)

@@ -13,6 +13,7 @@ from feedgen.feed import FeedGenerator
 from publisher import __version__
 from publisher.newsletter.content import DigestRenderer
 from publisher.settings import Settings
+from publisher.site.feeds import stylesheet
 from publisher.source.posts import Post, Stream
 from publisher.store.rows import DigestRecord
 from publisher.text import fingerprint
@@ -108,5 +109,4 @@ def _feed(
     feed: bytes = fg.atom_str(pretty=True)
     # the feeds' stylesheet, as every feed of the site carries it
     end_decl = feed.index(b"\n") + 1
-    stylesheet = f'<?xml-stylesheet type="text/xsl" href="{base}feed.xsl"?>\n'.encode()
-    return feed[:end_decl] + stylesheet + feed[end_decl:]
+    return feed[:end_decl] + stylesheet(base) + feed[end_decl:]

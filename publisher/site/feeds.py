@@ -128,7 +128,7 @@ class FeedRenderer:
         self._doc_updated: dict[tuple[str, int], datetime] = {}  # see ``doc_updated``
         #: (post id, format) -> documents still to render that carry it (see ``expect``)
         self._uses: dict[tuple[str, str], int] = {}
-        self.stylesheet = f'<?xml-stylesheet type="text/xsl" href="{self.base}feed.xsl"?>\n'
+        self.stylesheet = stylesheet(self.base)
 
     # -- URLs ---------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -354,8 +354,13 @@ class FeedRenderer:
         declaration."""
         end_decl = shell.index(b"\n") + 1
         at = shell.rindex(closing)
-        stylesheet = self.stylesheet.encode()
-        return [shell[:end_decl], stylesheet, shell[end_decl:at], *entries, shell[at:]]
+        return [shell[:end_decl], self.stylesheet, shell[end_decl:at], *entries, shell[at:]]
+
+
+def stylesheet(base_url: str) -> bytes:
+    """The processing instruction that styles a feed of the site for a browser tab,
+    put right after a feed's XML declaration."""
+    return f'<?xml-stylesheet type="text/xsl" href="{base_url}feed.xsl"?>\n'.encode()
 
 
 def _update_period(minutes: int) -> tuple[str, int]:

@@ -36,7 +36,7 @@ from publisher.newsletter.lifecycle import (
     confirmation_mail,
     is_rejoin,
 )
-from publisher.newsletter.mime import parse_sender, to_address
+from publisher.newsletter.mime import needs_smtputf8, parse_sender, to_address
 from publisher.newsletter.tokens import (
     Purpose,
     Token,
@@ -121,7 +121,7 @@ class App(Pages):
             return await self.subscribe_form(
                 request, 400, chosen, email, name, error="Please enter a valid email address."
             )
-        if not address.partition("@")[0].isascii():
+        if needs_smtputf8(address):
             return await self.subscribe_form(
                 request,
                 400,
@@ -248,6 +248,7 @@ class App(Pages):
         assert sub is not None
         action = f"{self.base}preferences?token={request.query_params['token']}"
         saved = False
+        tags = await self.tags()  # once: the topics offered, and the ones a POST may keep
         if request.method == "POST":
             form = await self.form(request)
             if refused := self.check_form(request, form):
@@ -257,7 +258,6 @@ class App(Pages):
                 return self.message(
                     "You are unsubscribed", f"{sub.email} will get no more digests."
                 )
-            tags = await self.tags()
             known = {t.name for t in tags}
             choose = self.lifecycle.choose_topics
             sub = await self.db(choose, sub, form.get("tag", []), known, self.now())
@@ -266,7 +266,7 @@ class App(Pages):
             "preferences.html.j2",
             title="Your digest",
             email=sub.email,
-            tags=await self.tags(),
+            tags=tags,
             chosen=list(sub.tags),
             action=action,
             csrf=self.csrf(request),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import logging
 import socket
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from publisher.errors import PublisherError
+from publisher.newsletter.guards import is_loopback
 from publisher.settings import Settings
 from publisher.web.app import create_app
 
@@ -25,7 +25,7 @@ def serve(settings: Settings, host: str, port: int, *, dev: bool = False) -> int
     secret and listens on loopback only."""
     import uvicorn
 
-    if dev and not _loopback(host):
+    if dev and not is_loopback(host):
         raise PublisherError(
             f"serve --dev listens on loopback only, not {host}: its links are signed "
             "with the public development secret",
@@ -77,13 +77,6 @@ def _check_base_url(settings: Settings, host: str, port: int) -> None:
             f'set [site] base_url = "http://{base.hostname}:{port}{base.path}" (or '
             f"PUBLISHER_SITE_BASE_URL), or serve with --port {base.port or 80}",
         )
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _listen(host: str, port: int) -> socket.socket:
