@@ -149,11 +149,14 @@ class App(Pages):
         invitation = self.lifecycle.sign_up(signup.address, signup.name, signup.tags, self.now())
         if invitation is None:
             return
+        now = self.clock()
+        # only the window matters: older entries go, so a long-running serve keeps
+        # the addresses of the last RESEND_SECONDS, not of every sign-up ever
+        self.mailed = {k: t for k, t in self.mailed.items() if now - t < RESEND_SECONDS}
         key = signup.address.casefold()
-        last = self.mailed.get(key)
-        if last is not None and self.clock() - last < RESEND_SECONDS:
+        if key in self.mailed:
             return
-        self.mailed[key] = self.clock()
+        self.mailed[key] = now
         self.send_confirmation(invitation)
 
     def send_confirmation(self, invitation: Invitation) -> None:
