@@ -6,7 +6,7 @@ inputs did not change without rendering them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -55,6 +55,8 @@ class _Family:
     description: str
     page_url: str
     posts: list[Post]
+    #: Its post ids in the order they entered it (see ``site.order``).
+    order: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,10 @@ class SiteListing:
         stream: Stream,
         updated: dict[str, datetime],
         sent: Sequence[DigestRecord] = (),
+        orders: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """``orders``: each feed family's entry order (see ``site.order``); by default,
+        each family's posts oldest first (a first build's order)."""
         self.settings, self.stream, self.updated, self.sent = settings, stream, updated, sent
         site = self.site = settings.site
         self.formats = settings.build.formats
@@ -133,7 +138,11 @@ class SiteListing:
             self.feeds.poll_minutes,
         )
         self._post_keys: dict[str, str] = {}
-        self.families = [self._family(key, term, posts) for key, term, posts in _families(stream)]
+        self.by_id = {p.id: p for p in stream.posts}
+        self.families = [
+            self._family(key, term, posts, _order(orders, key, posts))
+            for key, term, posts in _families(stream)
+        ]
         self.site_links = _feed_links(self.feeds, "all", site.title, self.formats)
         self.rows = [
             FeedRow(f.title, f.page_url, len(f.posts), tuple(self._links(f))) for f in self.families
@@ -146,13 +155,15 @@ class SiteListing:
             self.extra_links.append(digests)
             self.rows.append(FeedRow(digests.title, site.base_url, len(self.weeks), (digests,)))
 
-    def _family(self, key: str, term: Term | None, posts: list[Post]) -> _Family:
+    def _family(
+        self, key: str, term: Term | None, posts: list[Post], order: Sequence[str]
+    ) -> _Family:
         site = self.site
         if term is None:
-            return _Family(key, site.title, site.description, site.base_url, posts)
+            return _Family(key, site.title, site.description, site.base_url, posts, order)
         heading = _HEADINGS[term.kind].format(term.name)
         page_url = self.feeds.term_url(term.kind, term.slug)
-        return _Family(key, f"{site.title}: {heading}", heading, page_url, posts)
+        return _Family(key, f"{site.title}: {heading}", heading, page_url, posts, order)
 
     def _links(self, family: _Family) -> list[FeedLink]:
         return _feed_links(self.feeds, family.key, family.title, self.formats)
@@ -201,23 +212,28 @@ class SiteListing:
             return
         max_items = self.settings.build.feed_max_items
         title, description = family.title, family.description
-        for doc in paginate(
-            family.key, title, description, family.page_url, family.posts, max_items
-        ):
+        members = {p.id for p in family.posts}
+        docs = paginate(
+            family.key,
+            title,
+            description,
+            family.page_url,
+            family.order,
+            members,
+            self.by_id,
+            max_items,
+        )
+        for doc in docs:
             if not whole and not scope.shows_touched(doc.posts):
                 if scope.listing:
                     yield from (_kept(doc.path(fmt)) for fmt in self.formats)
                 continue
-            doc_key = fingerprint(
-                self.base_key,
-                doc.key,
-                doc.page,
-                doc.pages,
-                title,
-                description,
-                self.posts_key(doc.posts),
-            )
-            newest = (0, -doc.posts[0].published.timestamp())
+            doc_key = fingerprint(self.base_key, doc.key, doc.page, title, description)
+            if doc.page:  # fixed once full: made of its entries, not of what they say
+                doc_key = fingerprint(doc_key, doc.entries)
+            else:
+                doc_key = fingerprint(doc_key, doc.pages, self.posts_key(doc.posts))
+            newest = (0, -max((p.published.timestamp() for p in doc.posts), default=0.0))
             for fmt in self.formats:
                 render = _bind(self.feeds.render, doc, fmt)
                 yield Artifact(
@@ -333,6 +349,14 @@ def _families(stream: Stream) -> Iterator[tuple[str, Term | None, list[Post]]]:
     for kind in TermKind:
         for term in stream.terms_of(kind):
             yield f"{kind}/{term.slug}", term, stream.posts_with(term)
+
+
+def _order(
+    orders: Mapping[str, Sequence[str]] | None, key: str, posts: list[Post]
+) -> Sequence[str]:
+    if orders is not None and key in orders:
+        return orders[key]
+    return [p.id for p in reversed(posts)]
 
 
 def family_members(stream: Stream) -> dict[str, tuple[str, ...]]:

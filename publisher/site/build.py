@@ -25,7 +25,7 @@ from publisher.formats import FEED_SUFFIXES
 from publisher.settings import Settings
 from publisher.site.cache import FORMAT as SNAPSHOT_FORMAT
 from publisher.site.cache import FileStat, SnapshotStore
-from publisher.site.plan import Plan, full_plan, incremental_plan, pending
+from publisher.site.plan import Plan, full_plan, incremental_plan, order_feeds, pending
 from publisher.site.render import render_all
 from publisher.site.state_helper import BuildState
 from publisher.site.writer import OutputWriter
@@ -57,15 +57,23 @@ class BuildResult:
     #: Archives parsed: all of them, or (incrementally) the ones that changed.
     archives_read: int = 0
     archives: int = 0
+    #: The first build to page archives by entry order, over pages made by date.
+    reordered: bool = False
 
     def summary(self) -> str:
         if self.up_to_date:
             return f"nothing changed: {self.unchanged} files up to date ({self.seconds:.2f} s)"
         read = f"{self.archives_read} of {self.archives} archives read, "
-        return (
+        line = (
             f"{self.posts} posts: {self.written} files written, {self.unchanged} unchanged, "
             f"{self.removed} removed ({read}{self.seconds:.2f} s)"
         )
+        if self.reordered:
+            line += (
+                "; archive pages now follow the order entries entered each feed and were "
+                "rewritten this once (README: Feeds)"
+            )
+        return line
 
 
 def _stamp(settings: Settings) -> tuple[int, int] | None:
@@ -198,15 +206,15 @@ def _build(
     # the state database is opened meanwhile, in a helper process (see there)
     with BuildState(settings.state.url, helper=state_helper) as state:
         plan = _plan(settings, store, inputs, state, now, writer, full, skip_invalid, out)
+        order_feeds(plan, state, settings.build.feed_max_items, writer)
         # saved by the helper while this process lists the files (see ``meanwhile``)
         state.save_versions(plan.versions)
         state.save_terms([(t.kind, t.slug, t.name) for t in plan.stream.terms.values()])
         from publisher.site.artifacts import SiteListing  # feedgen, lxml: after the check
 
-        listing = SiteListing(settings, plan.stream, plan.updated, plan.sent)
+        listing = SiteListing(settings, plan.stream, plan.updated, plan.sent, plan.orders)
         writer, todo = _todo(listing, plan, writer, out)
         writer.claim((a.path for a in todo), overwrite=overwrite)
-
         _write(writer, todo, listing, plan, state, store, inputs.key, progress, jobs)
     if settings.site.websub_hub:
         _ping(settings, writer.changed)
@@ -221,6 +229,7 @@ def _build(
         tuple(plan.stream.skipped),
         archives_read=plan.archives_read,
         archives=len(inputs.files),
+        reordered=plan.reordered,
     )
 
 

@@ -8,16 +8,17 @@ fragments come from one ``FeedEntry``, in one process or split between two
 (``FeedRenderer.share``).
 
 History follows RFC 5005 (archived feeds): the subscription document holds the
-newest ``max_items`` entries and links ``prev-archive`` to fixed pages of older
-entries, oldest page first, which never change once full.
+``max_items`` entries that entered the feed last and links ``prev-archive`` to
+pages of older entries, in the order they entered the feed (see ``site.order``),
+which never change once full.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseExtension
@@ -50,6 +51,9 @@ class FeedDoc:
     posts: tuple[Post, ...]  # newest first
     page: int = 0  # 0 = subscription document, n >= 1 = archive page n (oldest = 1)
     pages: int = 0  # number of full archive pages
+    #: An archive page's entries, as the feed's order has them: what fixes it
+    #: (a post deleted since is not shown, if the page is ever made again).
+    entries: tuple[str, ...] = ()
 
     def path(self, fmt: str) -> str:
         return doc_path(self.key, fmt, self.page)
@@ -60,15 +64,31 @@ def doc_path(key: str, fmt: str, page: int = 0) -> str:
 
 
 def paginate(
-    key: str, title: str, description: str, page_url: str, posts: Sequence[Post], max_items: int
+    key: str,
+    title: str,
+    description: str,
+    page_url: str,
+    order: Sequence[str],
+    members: Collection[str],
+    posts: Mapping[str, Post],
+    max_items: int,
 ) -> list[FeedDoc]:
-    """The subscription document plus RFC 5005 archive pages of ``max_items`` each."""
-    oldest_first = list(reversed(posts))
-    pages = len(oldest_first) // max_items if len(posts) > max_items else 0
-    docs = [FeedDoc(key, title, description, page_url, tuple(posts[:max_items]), 0, pages)]
+    """The subscription document and the RFC 5005 archive pages of ``max_items``
+    entries each, in the order entries entered the feed (see ``site.order``).
+
+    ``members``: the ids of the feed's posts now; ``posts``: every post, by id.
+    An archive page shows the posts of its entries that still exist (one that
+    left the feed, by losing a tag, stays: the page is fixed).
+    """
+    from publisher.site.order import full_pages, newest
+
+    pages = full_pages(len(order), max_items)
+    shown = tuple(posts[pid] for pid in newest(order, members, max_items))
+    docs = [FeedDoc(key, title, description, page_url, shown, 0, pages)]
     for n in range(1, pages + 1):
-        chunk = oldest_first[(n - 1) * max_items : n * max_items]
-        docs.append(FeedDoc(key, title, description, page_url, tuple(reversed(chunk)), n, pages))
+        chunk = order[(n - 1) * max_items : n * max_items]
+        kept = tuple(posts[pid] for pid in reversed(chunk) if pid in posts)
+        docs.append(FeedDoc(key, title, description, page_url, kept, n, pages, tuple(chunk)))
     return docs
 
 
@@ -252,7 +272,8 @@ class FeedRenderer:
         when = self._doc_updated.get(key)
         if when is None:
             updated = self.updated
-            when = max(updated.get(p.id, p.published) for p in doc.posts)
+            # (an archive page made again after all its posts were deleted: no date)
+            when = max((updated.get(p.id, p.published) for p in doc.posts), default=_NO_DATE)
             self._doc_updated[key] = when
         return when
 
@@ -267,8 +288,7 @@ class FeedRenderer:
             links.append(("current", self.url(doc_path(doc.key, fmt))))
             if doc.page > 1:
                 links.append(("prev-archive", self.url(doc_path(doc.key, fmt, doc.page - 1))))
-            if doc.page < doc.pages:
-                links.append(("next-archive", self.url(doc_path(doc.key, fmt, doc.page + 1))))
+            # no next-archive: a full page would gain one when the next page fills
         return links
 
     def _generator(self, doc: FeedDoc, fmt: str) -> FeedGenerator:
@@ -372,6 +392,7 @@ def _update_period(minutes: int) -> tuple[str, int]:
     return "weekly", 1
 
 
+_NO_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 #: The other XML format, whose fragment comes from the same ``FeedEntry``.
 _SIBLING = {"atom": "rss", "rss": "atom"}
 _RSS_ITEM_NS = f'<item xmlns:content="{CONTENT_NS}" xmlns:dc="{DC_NS}">'.encode()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,12 @@ class Plan:
     archives_read: int
     #: Families whose posts came, went or moved (see ``site.artifacts``).
     regrouped: set[str] | None = None
+    #: Posts whose content changed since the last build (not the new ones).
+    edited: set[str] = field(default_factory=set)
+    #: Each family's entry order (see ``order_feeds``).
+    orders: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The first build to page archives by entry order, over pages made by date.
+    reordered: bool = False
 
 
 def full_plan(
@@ -99,7 +105,9 @@ def full_plan(
         else:
             store.commit()
 
-    return Plan(stream, updated, versions, sent, None, stage, record, len(files) - len(parsed))
+    edited = {pid for pid, _ in versions if pid in known}
+    read = len(files) - len(parsed)
+    return Plan(stream, updated, versions, sent, None, stage, record, read, edited=edited)
 
 
 def incremental_plan(
@@ -129,10 +137,9 @@ def incremental_plan(
     stream = result.stream
     report(stream.problems)
     by_id = {p.id: p for p in stream.posts if p.id in result.remade} if result.remade else {}
+    known = state.load_versions(by_id)
     fresh, versions = resolve_updated(
-        ((p.id, p.content_hash, p.published) for p in by_id.values()),
-        state.load_versions(by_id),
-        now,
+        ((p.id, p.content_hash, p.published) for p in by_id.values()), known, now
     )
     updated = prior.updated | fresh
     touched = _touched(prior, by_id, updated)
@@ -155,7 +162,30 @@ def incremental_plan(
         record,
         len(changed),
         regrouped if narrow else None,
+        {pid for pid, _ in versions if pid in known},
     )
+
+
+def order_feeds(plan: Plan, state: BuildState, size: int, writer: OutputWriter) -> None:
+    """Each family's entry order after this build (see ``site.order``), in
+    ``plan.orders``; the orders that changed are saved (as the versions are),
+    and their families' files keyed. With no order recorded before, over
+    archive pages made by date (by an earlier version), ``plan.reordered``:
+    this build makes them again, once (see README: Feeds)."""
+    from publisher.site.artifacts import family_members
+    from publisher.site.order import advance
+
+    known = state.load_orders()
+    changed = {}
+    for key, members in family_members(plan.stream).items():
+        was = known.get(key, ())
+        plan.orders[key] = now = advance(was, members, plan.edited, size)
+        if now != was:
+            changed[key] = now
+    state.save_orders(changed)
+    if plan.touched is not None and changed:
+        plan.regrouped = (plan.regrouped or set()) | changed.keys()
+    plan.reordered = not known and writer.records("archive/")
 
 
 def _touched(prior: Snapshot, remade: dict[str, Post], updated: dict[str, datetime]) -> set[str]:

@@ -71,18 +71,25 @@ class BuildState:
     def save_versions(self, changed: list[tuple[str, PostVersion]]) -> None:
         """Save the posts' versions. The helper saves them while this process goes
         on: a failure is raised by the next call, or by ``flush``."""
-        if self._conn is None:
-            self._call("save_versions", changed)
-        else:
-            self._send("save_versions", changed)
-            self._unanswered += 1
+        self._save("save_versions", changed)
 
     def save_terms(self, terms: list[tuple[str, str, str]]) -> None:
         """Record the terms published as (kind, slug, name); saved as ``save_versions`` is."""
+        self._save("save_terms", terms)
+
+    def load_orders(self) -> dict[str, tuple[str, ...]]:
+        orders: dict[str, tuple[str, ...]] = self._call("load_orders")
+        return orders
+
+    def save_orders(self, changed: dict[str, tuple[str, ...]]) -> None:
+        """Record the feeds' entry orders that changed; saved as ``save_versions`` is."""
+        self._save("save_orders", changed)
+
+    def _save(self, name: str, *args: Any) -> None:
         if self._conn is None:
-            self._call("save_terms", terms)
+            self._call(name, *args)
         else:
-            self._send("save_terms", terms)
+            self._send(name, *args)
             self._unanswered += 1
 
     def flush(self) -> None:
@@ -155,6 +162,8 @@ def _run(engine: Engine, name: str, args: tuple[Any, ...]) -> Any:
         "load_versions",
         "save_versions",
         "save_terms",
+        "load_orders",
+        "save_orders",
         "sent_digests",
     ):
         raise AssertionError(f"no state call {name!r}")

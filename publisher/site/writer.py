@@ -73,6 +73,10 @@ class OutputWriter:
     def known_files(self) -> int:
         return len(self._old)
 
+    def records(self, prefix: str) -> bool:
+        """Whether the manifest records a file under ``prefix``."""
+        return any(rel.startswith(prefix) for rel in self._old)
+
     @property
     def inputs(self) -> str:
         """The inputs fingerprint of the build that wrote the folder last."""

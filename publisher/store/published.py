@@ -1,6 +1,7 @@
 """What the builds published, as the next build and ``serve`` read it back.
 
-The posts' versions date each post's ``updated``; the published terms are
+The posts' versions date each post's ``updated``; the feeds' orders fix their
+archive pages (see ``site.order``); the published terms are
 the topics ``serve`` offers, so that a tag a build published while the
 server runs appears on ``/subscribe`` at once, with no archive read.
 """
@@ -8,15 +9,15 @@ server runs appears on ``/subscribe`` at once, with no archive read.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from publisher.store.rows import PostVersion
-from publisher.store.schema import post_versions, published_terms
+from publisher.store.schema import feed_orders, post_versions, published_terms
 
 
 @dataclass(frozen=True)
@@ -78,23 +79,42 @@ def save_versions(engine: Engine, changed: Iterable[tuple[str, PostVersion]]) ->
         {"id": pid, "content_hash": v.content_hash, "updated": v.updated.isoformat()}
         for pid, v in changed
     ]
+    with engine.begin() as conn:
+        _upsert(conn, post_versions, rows)
+
+
+def load_orders(engine: Engine) -> dict[str, tuple[str, ...]]:
+    """Every feed's entry order (see ``site.order``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(feed_orders)).all()
+    return {r.feed: tuple(r.entries.split("\n")) if r.entries else () for r in rows}
+
+
+def save_orders(engine: Engine, changed: Mapping[str, Sequence[str]]) -> None:
+    rows = [{"feed": feed, "entries": "\n".join(ids)} for feed, ids in changed.items()]
+    with engine.begin() as conn:
+        _upsert(conn, feed_orders, rows)
+
+
+def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, str]]) -> None:
+    """Insert ``rows`` into ``table``, replacing those with the same primary key."""
     if not rows:
         return
-    with engine.begin() as conn:
-        dialect = engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            # one upsert: deleting first, 500 ids a statement, took twice as long as
-            # inserting 10,000 rows (a first build saves every post)
-            insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
-            stmt = insert(post_versions)
-            excluded = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[post_versions.c.id],
-                set_={"content_hash": excluded.content_hash, "updated": excluded.updated},
-            )
-            conn.execute(stmt, rows)
-            return
-        ids = [r["id"] for r in rows]
-        for i in range(0, len(ids), 500):
-            conn.execute(post_versions.delete().where(post_versions.c.id.in_(ids[i : i + 500])))
-        conn.execute(post_versions.insert(), rows)
+    key = list(table.primary_key.columns)
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # one upsert: deleting first, 500 ids a statement, took twice as long as
+        # inserting 10,000 rows (a first build saves every post)
+        insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
+        stmt = insert(table)
+        others = [c.name for c in table.columns if not c.primary_key]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=key, set_={n: stmt.excluded[n] for n in others}
+        )
+        conn.execute(stmt, rows)
+        return
+    (column,) = key
+    ids = [r[column.name] for r in rows]
+    for i in range(0, len(ids), 500):
+        conn.execute(table.delete().where(column.in_(ids[i : i + 500])))
+    conn.execute(table.insert(), rows)

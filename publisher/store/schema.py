@@ -89,6 +89,16 @@ published_terms = sa.Table(
     sa.Column("name", sa.String(500), nullable=False),
 )
 
+#: Each feed's entries in the order they entered it (see ``site.order``): the
+#: post ids, one a line, oldest entry first. One row a feed, read whole by
+#: every build and rewritten only when the feed gains or moves an entry.
+feed_orders = sa.Table(
+    "feed_orders",
+    metadata,
+    sa.Column("feed", sa.String(300), primary_key=True),  # "all", "tag/<slug>", ...
+    sa.Column("entries", sa.Text, nullable=False),
+)
+
 #: Mail that came back (a DSN, a complaint, an unsubscribe mail, a provider's
 #: webhook), by its Message-ID: processing a mailbox twice counts each once.
 returns = sa.Table(
@@ -136,12 +146,17 @@ def _v4_to_v5(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN returned TEXT NOT NULL DEFAULT ''"))
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    feed_orders.create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v0_to_v1,
     _v1_to_v2,
     _v2_to_v3,
     _v3_to_v4,
     _v4_to_v5,
+    _v5_to_v6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

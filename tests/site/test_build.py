@@ -801,7 +801,7 @@ def test_incremental_rebuilds_match_full_rebuilds(tmp_path: Path, seeds: Path, e
         b = build(ref, [seeds], tmp_path / "ref", now=now)
         assert (a.archives_read, b.archives_read) == (archives, a.archives)
         assert f"{archives} of {a.archives} archives read" in a.summary()
-        assert sorted(a.changed) == sorted(b.changed)
+        assert sorted(a.changed) == sorted(b.changed), (i, set(a.changed) ^ set(b.changed))
         assert _files(tmp_path / "inc") == _files(tmp_path / "ref")
     feed = feedparser.parse(str(tmp_path / "inc" / "tag" / "digital.atom"))
     entry = next(e for e in feed.entries if e.title.startswith("Digitisation"))

@@ -154,8 +154,12 @@ def test_fragments_are_dropped_after_their_last_expected_use(settings: Settings)
 
     stream = load_stream(settings, [SEEDS])
     posts = list(stream.posts)
-    docs = paginate("all", "T", "D", "https://x/", posts, 5)
-    docs += paginate("tag/digital", "T", "D", "https://x/", posts[::2], 3)
+    by_id = {p.id: p for p in posts}
+    half = posts[::2]
+    oldest_first = [p.id for p in reversed(posts)]
+    docs = paginate("all", "T", "D", "https://x/", oldest_first, by_id, by_id, 5)
+    some = {p.id for p in half}
+    docs += paginate("tag/digital", "T", "D", "https://x/", oldest_first[::2], some, by_id, 3)
     updated = {p.id: p.published for p in posts}
     keeping, dropping = FeedRenderer(settings.site, updated), FeedRenderer(settings.site, updated)
     for doc in docs:
