@@ -24,6 +24,7 @@ from dateutil import tz
 from publisher.errors import ConfigError
 from publisher.formats import FEED_FORMATS
 from publisher.settings import (
+    MAX_CONNECTIONS,
     BuildSettings,
     DeliverySettings,
     DigestSettings,
@@ -293,6 +294,12 @@ def _validate_delivery(s: Settings, at: Callable[[str, str], str]) -> None:
     if not 1 <= s.smtp.port <= 65535:
         raise ConfigError(
             f"{at('smtp', 'port')}: [smtp] port {s.smtp.port} is not a TCP port", "use 1-65535"
+        )
+    if not 1 <= s.smtp.connections <= MAX_CONNECTIONS:
+        raise ConfigError(
+            f"{at('smtp', 'connections')}: [smtp] connections {s.smtp.connections} "
+            f"is not 1-{MAX_CONNECTIONS}",
+            "e.g. connections = 8 (ask your relay how many it allows at once)",
         )
     for section, key, value, least in (
         ("smtp", "rate_per_second", s.smtp.rate_per_second, 0),

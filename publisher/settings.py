@@ -104,8 +104,10 @@ class SmtpSettings:
     port: int = 25
     security: SmtpSecurity = SmtpSecurity.STARTTLS
     username: str = ""
-    #: messages per second at most (0 = no limit)
+    #: messages per second at most, over every connection (0 = no limit)
     rate_per_second: float = 0.0
+    #: connections sending at once (1: one message at a time)
+    connections: int = 8
     #: send through a relay that is not on loopback although [site] base_url is
     #: not https (one-click unsubscribe links then do not work with providers)
     allow_http_links: bool = False
@@ -115,6 +117,10 @@ class SmtpSettings:
     def password(self) -> str:
         """From the environment only, never from the config file."""
         return os.environ.get("PUBLISHER_SMTP_PASSWORD", "")
+
+
+#: Connections a send may open at once (``[smtp] connections``).
+MAX_CONNECTIONS = 64
 
 
 @dataclass(frozen=True)

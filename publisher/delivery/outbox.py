@@ -38,5 +38,8 @@ class OutboxTransport:
         except OSError as exc:  # a full disk, a file where the folder must be: every message
             raise ServerError(f"outbox {self.path}: cannot store the message: {exc}") from None
 
+    def another(self) -> OutboxTransport:
+        return self  # one folder: there is no connection to add
+
     def close(self) -> None:
         self.box.close()

@@ -59,6 +59,12 @@ class Unreachable(TransientError):
     """No connection to the server (refused, timed out, TLS failed): no message can go."""
 
 
+class ServerBusy(TransientError):
+    """A 421: the server is closing the connection (overloaded, throttling us, going
+    down). Tried again like any 4xx; one that persists through a message's every
+    attempt stops the run, as an unreachable server does."""
+
+
 class Undeliverable(Exception):
     """This message cannot go to this address at all, by no fault of the server or
     the recipient (an address this sender cannot write): its row fails with the
@@ -90,3 +96,8 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def another(self) -> Transport:
+        """A sibling for another connection of the same send (``self`` if it has no
+        connection of its own, such as the outbox)."""
+        ...

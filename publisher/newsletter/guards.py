@@ -1,13 +1,10 @@
-"""What must hold before a digest goes out: links mail providers act on, addresses
-this sender can write."""
+"""What must hold before a digest goes out: links mail providers act on."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from publisher.delivery.transport import Undeliverable
 from publisher.errors import PublisherError
-from publisher.newsletter.mime import needs_smtputf8
 from publisher.settings import Settings
 
 
@@ -33,13 +30,4 @@ def check_links_for_a_relay(settings: Settings) -> None:
             f"unsubscribe links would not work with mail providers (relay {host})",
             "serve the site over https and set [site] base_url to it; or, knowingly, "
             "[smtp] allow_http_links = true",
-        )
-
-
-def writable(email: str) -> None:
-    """An address this sender can write, or ``Undeliverable`` (its row alone fails)."""
-    if needs_smtputf8(email):
-        raise Undeliverable(
-            f"{email}: an address with letters other than a-z before the @ needs "
-            "SMTPUTF8, which this sender does not write yet"
         )

@@ -38,9 +38,21 @@ def to_address(email: str) -> str:
 
 
 def needs_smtputf8(email: str) -> bool:
-    """An address whose local part is not ASCII: only SMTPUTF8 (RFC 6531) carries it,
-    which this sender does not write yet (its domain, IDNA carries)."""
+    """An address whose local part is not ASCII: only SMTPUTF8 (RFC 6531) carries it
+    (its domain, IDNA carries), to a server that offers it."""
     return not email.rpartition("@")[0].isascii()
+
+
+def recipient(name: str, address: str) -> str:
+    """The To header: the name RFC 2047-encoded as needed, and an address whose local
+    part is not ASCII as it is (RFC 6532: it travels only with SMTPUTF8, in 8bit)."""
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    if not name:
+        return address
+    placeholder = "a@b"
+    shown = formataddr((name, placeholder), charset="utf-8")
+    return shown.removesuffix(f"<{placeholder}>") + f"<{address}>"
 
 
 def one_line(text: str) -> str:
@@ -84,7 +96,7 @@ def digest_headers(
     """
     return [
         ("From", formataddr((sender.display_name, sender.addr_spec), charset="utf-8")),
-        ("To", formataddr((_display(one_line(to_name)), one_line(to_email)), charset="utf-8")),
+        ("To", recipient(_display(one_line(to_name)), one_line(to_email))),
         ("Subject", _encode(one_line(subject))),
         ("Date", format_datetime(date)),
         ("Message-ID", one_line(msg_id)),
@@ -254,7 +266,7 @@ def build_plain(
     msg = _qp_part(text, "plain")
     msg["MIME-Version"] = "1.0"
     msg["From"] = formataddr((sender.display_name, sender.addr_spec), charset="utf-8")
-    msg["To"] = formataddr((one_line(to_name), one_line(to_email)), charset="utf-8")
+    msg["To"] = recipient(one_line(to_name), one_line(to_email))
     msg["Subject"] = _encode(one_line(subject))
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = one_line(msg_id)

@@ -28,7 +28,7 @@ from publisher.newsletter.content import (
     posts_for,
     week_posts,
 )
-from publisher.newsletter.guards import check_links_for_a_relay, writable
+from publisher.newsletter.guards import check_links_for_a_relay
 from publisher.newsletter.lifecycle import Lifecycle
 from publisher.newsletter.mime import (
     EightBitBody,
@@ -36,12 +36,12 @@ from publisher.newsletter.mime import (
     digest_headers,
     mailto_unsubscribe,
     message_id,
-    needs_smtputf8,
     parse_sender,
     prepare_8bit,
     to_address,
     wire_8bit,
 )
+from publisher.newsletter.progress import progress_bar
 from publisher.newsletter.returns import verp_sender, verp_tag
 from publisher.newsletter.tokens import Purpose, Token, secret_from_env, sign
 from publisher.settings import Settings
@@ -206,6 +206,9 @@ class _Recorder:
     def close(self) -> None:
         self.ledger.close()
 
+    def another(self) -> _Recorder:
+        return _Recorder(self.ledger.another(), self.lifecycle, self.now)
+
 
 def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRun:
     stream = load_stream(settings)
@@ -263,9 +266,6 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
         for sub in run.store.all(Status.ACTIVE):
             prepared = get(sub)
             if prepared is None:
-                continue
-            if needs_smtputf8(sub.email):
-                log.warning("warning: no draft for %s: SMTPUTF8 is not written yet", sub.email)
                 continue
             mail = run.mail(sub, prepared, run.message_id_for(sub), now)
             try:
@@ -357,7 +357,6 @@ def _send(
             def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
                 if sub is None or sub.status is not Status.ACTIVE:
                     return None
-                writable(sub.email)
                 prepared = get(sub)
                 return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
 
@@ -368,14 +367,12 @@ def _send(
             yield Outgoing(d, sender, to_address(sub.email) if sub else "", build, envid)
 
     cfg = run.settings.delivery
+    # the outbox is a folder: one writer
+    connections = run.settings.smtp.connections if isinstance(transport, SmtpTransport) else 1
     with ExitStack() as stack:
         on_progress: Callable[[], None] = lambda: None  # noqa: E731
         if progress and len(todo) > 20:
-            from rich.progress import Progress
-
-            bar = stack.enter_context(Progress(transient=True))
-            task = bar.add_task(f"sending {run.week.label}", total=len(todo))
-            on_progress = lambda: bar.advance(task)  # noqa: E731
+            on_progress = stack.enter_context(progress_bar(run.week.label, len(todo)))
         try:
             return deliver(
                 _Recorder(run.ledger, Lifecycle(run.store), now),
@@ -388,6 +385,7 @@ def _send(
                 should_stop=should_stop,
                 on_progress=on_progress,
                 summary=summary,
+                connections=connections,
             )
         finally:
             touch_stamp(run.settings.state.url)  # the site's digest archive may have changed

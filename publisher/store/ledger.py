@@ -50,6 +50,10 @@ class Ledger:
         self._conn: sa.Connection | None = None
         self._unsaved_sent: dict[str, object] | None = None  # written with the next update
 
+    def another(self) -> Ledger:
+        """The ledger over a connection of its own (a send's other workers')."""
+        return Ledger(self.engine)
+
     def _writer(self) -> sa.Connection:
         """One connection kept for the per-message updates of a send (each still
         its own committed transaction), rather than one checked out per update."""

@@ -175,7 +175,10 @@ def open_engine(url: str, *, busy_seconds: float = 10.0) -> Engine:
                 "check [state] url (or PUBLISHER_STATE_URL): its folder must be one you can write",
             ) from None
     try:
-        engine = sa.create_engine(url)
+        # a send keeps a connection a worker ([smtp] connections, at most 64), beside
+        # the ones its commands check out: room for all of them
+        pool = {} if db is None and url.startswith("sqlite") else {"max_overflow": 80}
+        engine = sa.create_engine(url, **pool)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", partial(_sqlite_pragmas, busy_seconds))
         elif engine.dialect.name == "postgresql" and busy_seconds < 10:

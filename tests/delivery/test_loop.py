@@ -4,6 +4,7 @@ exercised in tests/newsletter and tests/store)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from publisher.delivery.loop import Outgoing, deliver
 from publisher.delivery.transport import (
     Mail,
     PermanentError,
+    ServerBusy,
     ServerError,
     TransientError,
     Unreachable,
@@ -62,6 +64,9 @@ class Ledger:
     def close(self) -> None:
         self.closed = True
 
+    def another(self) -> Ledger:
+        return self  # one list of marks for every worker
+
 
 @dataclass(frozen=True)
 class Text:
@@ -95,6 +100,9 @@ class Transport:
 
     def close(self) -> None:
         self.closed = True
+
+    def another(self) -> Transport:
+        return self
 
 
 def outgoing(*recipients: str, skip: str = "") -> list[Outgoing]:
@@ -174,3 +182,51 @@ def test_a_row_with_nothing_to_send_is_skipped_and_should_stop_is_heard() -> Non
     ledger, transport = Ledger(), Transport()
     summary, _ = run(ledger, transport, outgoing("a@x.test"), should_stop=lambda: True)
     assert summary.stopped and ledger.marks == [] and transport.accepted == []
+
+
+def test_a_421_that_persists_stops_the_run_after_one_message() -> None:
+    """A server answering 421 to everything used to be tried for every message,
+    ``max_attempts`` times each (two hours for 500 subscribers): it now stops the
+    run once one message has had its attempts, saying why."""
+    ledger = Ledger()
+    transport = Transport({"a@x.test": [ServerBusy("421 4.7.0 busy")] * 3})
+    summary, sleeps = run(ledger, transport, outgoing("a@x.test", "b@x.test", "c@x.test"))
+    assert summary.reason == "the server kept answering 421 4.7.0 busy" and summary.stopped
+    assert (summary.deferred, summary.sent) == (1, 0) and len(sleeps) == 2
+    assert transport.accepted == [] and ("sending", 2) not in ledger.marks
+
+
+@dataclass
+class Together(Transport):
+    """After its first message, holds each send until ``width`` sends are in at once."""
+
+    width: int = 4
+    barrier: threading.Barrier = field(init=False)
+    sends: int = 0
+
+    def __post_init__(self) -> None:
+        self.barrier = threading.Barrier(self.width, timeout=5)
+
+    def send(self, mail, sender, recipient, handing_over, envid=""):  # type: ignore[no-untyped-def]
+        self.sends += 1
+        if self.sends > 1:
+            self.barrier.wait()  # broken, and raised, unless ``width`` are in flight
+        super().send(mail, sender, recipient, handing_over, envid)
+
+
+def test_connections_send_at_once_after_the_first_proves_the_server() -> None:
+    ledger, transport = Ledger(), Together(width=4)
+    items = outgoing(*(f"r{i}@x.test" for i in range(9)))
+    summary, _ = run(ledger, transport, items, connections=4)
+    assert summary.sent == 9 and sorted(transport.accepted) == sorted(i.recipient for i in items)
+    assert transport.accepted[0] == "r0@x.test"  # alone, before the others opened
+
+
+def test_a_server_fault_on_one_connection_stops_every_connection() -> None:
+    ledger = Ledger()
+    transport = Transport({"r1@x.test": [ServerError("535 login refused")]})
+    items = outgoing(*(f"r{i}@x.test" for i in range(40)))
+    summary, _ = run(ledger, transport, items, connections=4)
+    assert summary.reason == "535 login refused" and summary.stopped
+    # the workers each finish the message in hand, and take no other
+    assert summary.sent + summary.deferred <= 1 + 4 and summary.deferred == 1

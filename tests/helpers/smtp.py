@@ -48,13 +48,24 @@ class Recorder:
     mail_reply: str | None = None
     #: offer DSN (RFC 3461): RET and ENVID are then taken on MAIL FROM
     dsn: bool = False
+    #: offer SMTPUTF8 (RFC 6531), as aiosmtpd does
+    smtputf8: bool = True
+    #: offer PIPELINING (RFC 2920); aiosmtpd reads commands as they come either way
+    pipelining: bool = False
+    #: whether each accepted message came with SMTPUTF8
+    utf8_envelopes: list[bool] = field(default_factory=list)
+    #: the client address and port of each accepted message's connection
+    peers: list[object] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:  # noqa: N802
         session.host_name = hostname
         kept = [r for r in responses if self.eight_bit or "8BITMIME" not in r]
+        kept = [r for r in kept if self.smtputf8 or "SMTPUTF8" not in r]
         if self.dsn:
             kept.insert(-1, "250-DSN")
+        if self.pipelining:
+            kept.insert(-1, "250-PIPELINING")
         return kept
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:  # noqa: N802
@@ -79,6 +90,8 @@ class Recorder:
             self.messages.append(msg)  # type: ignore[arg-type]
             self.raw.append(envelope.original_content)
             self.envelopes.append((envelope.mail_from, list(envelope.mail_options)))
+            self.utf8_envelopes.append(bool(envelope.smtp_utf8))
+            self.peers.append(session.peer)
         return "250 2.0.0 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -108,3 +121,68 @@ class SmtpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+class ScriptedSmtp:
+    """A bare SMTP server on loopback that offers PIPELINING and answers a
+    transaction's MAIL, RCPT and DATA only once all three have arrived: a client
+    that waits for each reply before the next command hangs (and times out).
+
+    ``script`` holds each transaction's three replies in turn (then every
+    transaction gets 250, 250, 354); ``lines`` is every command line received,
+    and ``contents`` each message's content as received (a lone "." is b"").
+    """
+
+    def __init__(self, script: list[tuple[str, str, str]] | None = None) -> None:
+        self.script = list(script or [])
+        self.lines: list[str] = []
+        self.contents: list[bytes] = []
+        self.sessions = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ScriptedSmtp:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.sessions += 1
+            with conn, conn.makefile("rb") as f:
+                conn.sendall(b"220 scripted ESMTP\r\n")
+                self._session(conn, f)
+
+    def _session(self, conn: socket.socket, f) -> None:  # type: ignore[no-untyped-def]
+        while line := f.readline():
+            cmd = line.decode().strip()
+            self.lines.append(cmd)
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                conn.sendall(b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == "MAIL":
+                group = [f.readline().decode().strip() for _ in range(2)]
+                self.lines.extend(group)
+                mail, rcpt, data = self.script.pop(0) if self.script else ("250", "250", "354")
+                conn.sendall(f"{mail} m\r\n{rcpt} r\r\n{data} d\r\n".encode())
+                if mail.startswith("421") or rcpt.startswith("421"):
+                    return
+                if data.startswith("354"):
+                    content = b""
+                    while (chunk := f.readline()) != b".\r\n":
+                        content += chunk
+                    self.contents.append(content)
+                    ok = mail.startswith("250") and rcpt.startswith("25")
+                    conn.sendall(b"250 queued\r\n" if ok else b"554 no valid recipients\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:  # RSET, NOOP
+                conn.sendall(b"250 OK\r\n")

@@ -275,13 +275,48 @@ def test_killed_mid_send_then_rerun_delivers_each_once(
     got = Counter(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages)
     assert set(got) == set(emails)
     dupes = [e for e, n in got.items() if n > 1]
-    assert len(dupes) <= 1  # at most the one message in flight at the kill
+    # at most the messages in flight at the kill: one a connection
+    assert len(dupes) <= cfg.smtp.connections
     for e in dupes:
         ids = {m["Message-ID"] for m in smtp.recorder.to(e)}
         assert len(ids) == 1  # resent with the same Message-ID
     with open_engine(cfg.state.url).connect() as conn:
         statuses = Counter(r.status for r in conn.execute(sa.select(deliveries)))
     assert statuses == {"sent": 30}
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_send_uses_its_connections_and_delivers_each_message_once(
+    cfg: Settings, smtp: SmtpServer, connections: int
+) -> None:
+    cfg = replace(cfg, smtp=replace(cfg.smtp, connections=connections))
+    emails = [f"user{i:02d}@example.org" for i in range(24)]
+    for e in emails:
+        subscribe(cfg, e)
+    smtp.recorder.delay = 0.02  # a server that takes its time: the others go meanwhile
+    summary = run_week(cfg, "2019-W07")
+    assert summary.sent == 24 and len(set(smtp.recorder.peers)) == connections
+    assert sorted(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages) == emails
+    with open_engine(cfg.state.url).connect() as conn:
+        assert Counter(r.status for r in conn.execute(sa.select(deliveries))) == {"sent": 24}
+
+
+def test_a_421_that_never_clears_stops_the_run_and_the_rest_wait(
+    cfg: Settings, smtp: SmtpServer
+) -> None:
+    """A relay answering 421 to every MAIL (throttling us for the day) used to make
+    the run try each remaining message ``max_attempts`` times."""
+    for i in range(6):
+        subscribe(cfg, f"p{i}@example.org")
+    smtp.recorder.mail_reply = "421 4.7.0 rate limited, try tomorrow"
+    summary = run_week(cfg, "2019-W07")
+    assert summary.stopped and "kept answering 421 4.7.0 rate limited" in summary.reason
+    assert (summary.sent, summary.deferred) == (0, 1)
+    with open_engine(cfg.state.url).connect() as conn:
+        statuses = Counter(r.status for r in conn.execute(sa.select(deliveries)))
+    assert statuses == {"pending": 5, "deferred": 1}
+    smtp.recorder.mail_reply = None
+    assert run_week(cfg, "2019-W07").sent == 6 and len(smtp.recorder.messages) == 6
 
 
 def test_two_sends_at_once_deliver_each_message_once(
@@ -639,24 +674,43 @@ def test_an_outbox_that_cannot_be_written_stops_the_run_and_loses_nothing(
     ]
 
 
+@pytest.mark.parametrize("offered", [True, False], ids=["smtputf8", "no-smtputf8"])
 def test_an_internationalised_address_never_blocks_the_others(
-    cfg: Settings, smtp: SmtpServer
+    cfg: Settings, smtp: SmtpServer, offered: bool
 ) -> None:
     """``reader@bücher.example`` used to end every send in a traceback, 0 delivered.
-    Its domain goes out in IDNA; an address whose local part is not ASCII (which
-    needs SMTPUTF8) fails alone, with the reason, and is not counted as a bounce;
-    everyone else gets the digest, and a rerun sends nothing again."""
+    Its domain goes out in IDNA. An address whose local part is not ASCII goes
+    with SMTPUTF8 (RFC 6531/6532: in the envelope and the To header as it is) to
+    a server that offers it; to one that does not, it fails alone, with the
+    reason, and is not counted as a bounce. Everyone else gets the digest, and a
+    rerun sends nothing again."""
+    smtp.recorder.smtputf8 = offered
     for address in ("reader@bücher.example", "josé@example.org", "plain@example.org"):
         subscribe(cfg, address)
     summary = run_week(cfg, "2019-W07")
-    assert (summary.sent, summary.failed) == (2, 1)
+    assert (summary.sent, summary.failed) == ((3, 0) if offered else (2, 1))
     rcpts = sorted(str(m["To"]) for m in smtp.recorder.messages)
-    assert rcpts == ["plain@example.org", "reader@xn--bcher-kva.example"]
+    expected = ["plain@example.org", "reader@xn--bcher-kva.example"]
+    assert rcpts == (sorted([*expected, "josé@example.org"]) if offered else expected)
+    by_rcpt = dict(
+        zip(
+            (str(m["To"]) for m in smtp.recorder.messages),
+            smtp.recorder.utf8_envelopes,
+            strict=True,
+        )
+    )
+    assert by_rcpt.get("josé@example.org", offered) is offered  # SMTPUTF8 only where needed
+    assert by_rcpt["plain@example.org"] is False
     store = SubscriberStore(open_engine(cfg.state.url))
     jose = store.by_email("josé@example.org")
     assert (jose.status, jose.bounces) == (Status.ACTIVE, 0)
+    if not offered:
+        query = sa.select(deliveries).where(deliveries.c.subscriber_id == jose.id)
+        with open_engine(cfg.state.url).connect() as conn:
+            row = conn.execute(query).one()
+        assert row.status == "failed" and "needs SMTPUTF8, which 127.0.0.1" in row.error
     again = run_week(cfg, "2019-W07")
-    assert again.sent == 0 and len(smtp.recorder.messages) == 2
+    assert again.sent == 0 and len(smtp.recorder.messages) == (3 if offered else 2)
 
 
 def test_a_real_relay_needs_https_links_unless_told_otherwise(
