@@ -192,7 +192,14 @@ def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _where(settings: Settings) -> str:
+    if settings.delivery.method == "smtp":
+        return f"through {settings.smtp.host}:{settings.smtp.port}"
+    return f"into the outbox {settings.delivery.outbox}"
+
+
 def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.newsletter import review
     from publisher.newsletter import run as newsletter
     from publisher.weeks import last_completed_week, parse_week
 
@@ -203,28 +210,32 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
             "--out goes with --preview EMAIL", "add --preview EMAIL, or leave out --out"
         )
     week = parse_week(args.week, tz) if args.week else last_completed_week(now, tz)
-    if (args.send or args.draft) and week.end > now and not args.force:
+    if (args.send or args.draft or args.test) and week.end > now and not args.force:
         raise PublisherError(
             f"{week.label} has not ended yet (it ends {week.end:%A %-d %B %H:%M}): its digest "
             "would miss the week's later posts, and its list of posts is fixed once sent",
             "wait until then, or send it anyway with --force (the dry run shows it now)",
         )
-    real = bool(args.send) and settings.delivery.method == "smtp"
+    real = bool(args.send or args.test) and settings.delivery.method == "smtp"
     run = newsletter.open_run(settings, week, real_delivery=real)
+    if args.test:
+        sent = review.test(run, newsletter.transport_for(settings), args.test, now)
+        print(f"{week.label}: a test message to {sent} ({_where(settings)}); ledger untouched")
+        return 0
     if args.preview:
         if not args.out or args.out.suffix not in (".html", ".eml"):
             raise PublisherError("--preview needs --out FILE.html or FILE.eml")
-        print(f"wrote {newsletter.preview(run, args.preview, args.out, now)}")
+        print(f"wrote {review.preview(run, args.preview, args.out, now)}")
         return 0
     if args.draft:
-        n = newsletter.draft(
+        n = review.draft(
             run, newsletter.transport_for(settings, Path(settings.delivery.outbox)), now
         )
         print(f"{week.label}: {n} draft message(s) in the outbox {settings.delivery.outbox}")
         return 0
     if not args.send:
         print(f"{week.label}: {len(run.posts)} post(s) in the week")
-        for line in newsletter.dry_run(run):
+        for line in review.dry_run(run):
             print(line)
         print("(dry run: nothing sent; use --send to deliver)", file=sys.stderr)
         return 0
@@ -234,12 +245,7 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
         lambda: _now(settings),
         progress=sys.stderr.isatty() and not args.quiet,
     )
-    where = (
-        f"through {settings.smtp.host}:{settings.smtp.port}"
-        if settings.delivery.method == "smtp"
-        else f"into the outbox {settings.delivery.outbox}"
-    )
-    print(f"{week.label}: {summary} ({where})")
+    print(f"{week.label}: {summary} ({_where(settings)})")
     print(_returns_line(run))
     if summary.reason:
         print(

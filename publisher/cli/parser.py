@@ -22,6 +22,7 @@ EXAMPLES = {
     "digest": [
         "publisher digest --week 2019-W07",
         "publisher digest --week 2019-W07 --preview reader@example.org --out preview.html",
+        "publisher digest --week 2019-W07 --test me@example.org",
         "publisher digest --send",
     ],
     "serve": ["publisher serve --dev", "PUBLISHER_SECRET=... publisher serve --port 8000"],
@@ -156,6 +157,13 @@ def _digest_parser(sub: Subparsers) -> None:
     mode.add_argument("--send", action="store_true", help="deliver through [delivery] method")
     mode.add_argument("--draft", action="store_true", help="render every message to the outbox")
     mode.add_argument("--preview", metavar="EMAIL", help="write one subscriber's digest to --out")
+    mode.add_argument(
+        "--test",
+        metavar="ADDRESS",
+        help="send the digest to ADDRESS alone, through [delivery] method, subject marked "
+        "[TEST]; the ledger is untouched (check it in real mail clients, and the "
+        "relay's DKIM signature)",
+    )
     digest.add_argument("--out", type=Path, help="with --preview: FILE.html or FILE.eml")
     digest.add_argument("--quiet", action="store_true", help="no progress bar")
     digest.add_argument(

@@ -26,6 +26,7 @@ from publisher.delivery.transport import (
     Undeliverable,
     Unreachable,
 )
+from publisher.store.rows import ClaimLost
 
 
 class Ledger(Protocol):
@@ -62,6 +63,8 @@ class Summary:
     retried: int = 0
     deferred: int = 0
     bounced: int = 0
+    #: rows another sender took over before this one sent them (see ``store.claims``)
+    taken: int = 0
     stopped: bool = False
     #: Why the run stopped before the end, when the server was the cause.
     reason: str = ""
@@ -70,7 +73,7 @@ class Summary:
 
     def add(self, other: Summary) -> None:
         """Count ``other`` (a worker's) in; its reason, if this has none yet."""
-        for name in ("sent", "skipped", "failed", "retried", "deferred", "bounced"):
+        for name in ("sent", "skipped", "failed", "retried", "deferred", "bounced", "taken"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.stopped = self.stopped or other.stopped
         self.reason = self.reason or other.reason
@@ -82,6 +85,8 @@ class Summary:
         )
         if self.bounced:
             text += f", {self.bounced} subscriber(s) now marked bounced"
+        if self.taken:
+            text += f", {self.taken} taken over by another sender"
         if self.sent and self.seconds:
             text += f"; {self.sent / self.seconds:.1f} messages/s"
         if self.reason:
@@ -283,6 +288,9 @@ def _send_one(
                 summary.reason = str(exc)
             elif isinstance(exc, ServerBusy):
                 summary.reason = f"the server kept answering {exc}"
+            return
+        except ClaimLost:  # another sender holds it now: it is theirs to send
+            summary.taken += 1
             return
         except Undeliverable as exc:  # the server cannot take this address: this row alone
             ledger.mark_undeliverable(row, str(exc))

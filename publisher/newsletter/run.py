@@ -7,8 +7,8 @@ delivery loop stay testable on their own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -18,7 +18,7 @@ from pathlib import Path
 from publisher.delivery.loop import Outgoing, Summary, deliver
 from publisher.delivery.outbox import OutboxTransport
 from publisher.delivery.smtp import SmtpTransport
-from publisher.delivery.transport import ServerError, Transport, as_bytes
+from publisher.delivery.transport import Transport, as_bytes
 from publisher.errors import PublisherError, log_problems
 from publisher.newsletter.content import (
     PREFERENCES_MARK,
@@ -49,7 +49,7 @@ from publisher.source.load import load_stream
 from publisher.source.posts import Post
 from publisher.store.ledger import Ledger
 from publisher.store.paths import touch_stamp
-from publisher.store.rows import DeliveryStatus, Status, Subscriber
+from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, Status, Subscriber
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.text import slugify
@@ -248,59 +248,6 @@ def transport_for(settings: Settings, outbox: Path | None = None) -> Transport:
     return SmtpTransport(settings.smtp)
 
 
-def dry_run(run: DigestRun) -> Iterator[str]:
-    """Who would get what, without writing anything."""
-    for sub in run.store.all(Status.ACTIVE):
-        theirs = posts_for(run.posts, sub.tags)
-        if theirs:
-            yield f"{sub.email}: {len(theirs)} post(s): " + "; ".join(p.title for p in theirs)
-        else:
-            yield f"{sub.email}: skipped (no posts{' tagged ' + ', '.join(sub.tags) if sub.tags else ''})"
-
-
-def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
-    """Render every message into the outbox for review; the ledger is not touched."""
-    get = run.prepared_for()
-    n = 0
-    try:
-        for sub in run.store.all(Status.ACTIVE):
-            prepared = get(sub)
-            if prepared is None:
-                continue
-            mail = run.mail(sub, prepared, run.message_id_for(sub), now)
-            try:
-                transport.send(mail, run.sender.addr_spec, to_address(sub.email))
-            except ServerError as exc:  # the outbox cannot be written: nor can any draft
-                raise PublisherError(
-                    f"{exc}; {n} draft(s) written before it",
-                    "check [delivery] outbox: a folder you can write",
-                ) from None
-            n += 1
-    finally:
-        transport.close()
-    return n
-
-
-def preview(run: DigestRun, email: str, out: Path, now: datetime) -> Path:
-    sub = run.store.by_email(email)
-    if sub is None:
-        raise PublisherError(f"no subscriber {email}", "see `publisher subscribers list`")
-    prepared = run.prepared_for()(sub)
-    if prepared is None:
-        raise PublisherError(
-            f"{email} gets no digest for {run.week.label}: no posts for their tags"
-        )
-    msg = run.message(sub, prepared, run.message_id_for(sub), now)
-    if out.suffix == ".html":
-        html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
-        payload = html.get_payload(decode=True)
-        assert isinstance(payload, bytes)
-        out.write_bytes(payload)
-    else:
-        out.write_bytes(as_bytes(msg))
-    return out
-
-
 def plan(run: DigestRun, now: datetime) -> int:
     """Create the ledger for the week (once); returns the digest id."""
     existing = run.ledger.digest(run.week.label)
@@ -345,7 +292,58 @@ def _send(
     digest_id = plan(run, now())
     counts = run.ledger.counts(digest_id)
     summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))
-    todo = run.ledger.to_send(digest_id)
+    left = sum(counts.get(s.value, 0) for s in TO_SEND)
+    # the outbox is a folder: one writer
+    connections = run.settings.smtp.connections if isinstance(transport, SmtpTransport) else 1
+    with _rows(run, digest_id, connections) as (todo, ledger):
+        return _deliver(
+            run,
+            transport,
+            now,
+            should_stop,
+            progress,
+            digest_id,
+            todo,
+            ledger,
+            left,
+            summary,
+            connections,
+        )
+
+
+@contextmanager
+def _rows(
+    run: DigestRun, digest_id: int, connections: int
+) -> Iterator[tuple[Iterable[Delivery], Ledger]]:
+    """The rows this run sends, and the ledger that marks them: on PostgreSQL the
+    rows it claims as it goes (several senders share the digest: see
+    ``store.claims``), elsewhere every row left (the send lock held)."""
+    engine = run.ledger.engine
+    if engine.dialect.name != "postgresql":
+        yield run.ledger.to_send(digest_id), run.ledger
+        return
+    from publisher.store.claims import Claims
+
+    claims = Claims(engine)
+    try:
+        yield claims.rows(digest_id, batch=4 * connections), Ledger(engine, claims.owner)
+    finally:
+        claims.release()
+
+
+def _deliver(
+    run: DigestRun,
+    transport: Transport,
+    now: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+    progress: bool,
+    digest_id: int,
+    todo: Iterable[Delivery],
+    ledger: Ledger,
+    left: int,
+    summary: Summary,
+    connections: int,
+) -> Summary:
     get = run.prepared_for()
     bounce_to = run.settings.digest.bounce_address
     people = {s.id: s for s in run.store.all()}  # one query, not one per message
@@ -367,15 +365,13 @@ def _send(
             yield Outgoing(d, sender, to_address(sub.email) if sub else "", build, envid)
 
     cfg = run.settings.delivery
-    # the outbox is a folder: one writer
-    connections = run.settings.smtp.connections if isinstance(transport, SmtpTransport) else 1
     with ExitStack() as stack:
         on_progress: Callable[[], None] = lambda: None  # noqa: E731
-        if progress and len(todo) > 20:
-            on_progress = stack.enter_context(progress_bar(run.week.label, len(todo)))
+        if progress and left > 20:
+            on_progress = stack.enter_context(progress_bar(run.week.label, left))
         try:
             return deliver(
-                _Recorder(run.ledger, Lifecycle(run.store), now),
+                _Recorder(ledger, Lifecycle(run.store), now),
                 transport,
                 outgoing(),
                 now=now,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -22,13 +22,9 @@ from sqlalchemy.engine import Engine
 from publisher.errors import PublisherError
 from publisher.store.locks import exclusive
 from publisher.store.paths import shown_url, sqlite_file
-from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, DigestRecord
+from publisher.store.rows import TO_SEND, ClaimLost, Delivery, DeliveryStatus, DigestRecord
 from publisher.store.schema import deliveries, digests
 from publisher.store.subscribers import count_bounce
-
-#: PostgreSQL advisory lock key of the send lock: any fixed 64-bit number ("publishr").
-SEND_LOCK = 0x7075626C69736872
-
 
 # The two updates made per message, built once (statement construction and
 # cache-key generation cost more than the SQLite update itself).
@@ -37,6 +33,8 @@ _SENDING = (
     .where(deliveries.c.id == sa.bindparam("did"))
     .values(status=DeliveryStatus.SENDING.value, attempts=deliveries.c.attempts + 1)
 )
+#: ``_SENDING`` for a sender that shares the digest (see ``claims``): only a row it holds.
+_SENDING_CLAIMED = _SENDING.where(deliveries.c.claimed_by == sa.bindparam("owner"))
 _SENT = (
     deliveries.update()
     .where(deliveries.c.id == sa.bindparam("did"))
@@ -45,14 +43,16 @@ _SENT = (
 
 
 class Ledger:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, owner: str = "") -> None:
+        """``owner``: the sender's claim name, when several share the digest (see
+        ``claims``): a row is then marked ``sending`` only while it holds it."""
+        self.engine, self.owner = engine, owner
         self._conn: sa.Connection | None = None
         self._unsaved_sent: dict[str, object] | None = None  # written with the next update
 
     def another(self) -> Ledger:
         """The ledger over a connection of its own (a send's other workers')."""
-        return Ledger(self.engine)
+        return Ledger(self.engine, self.owner)
 
     def _writer(self) -> sa.Connection:
         """One connection kept for the per-message updates of a send (each still
@@ -70,35 +70,27 @@ class Ledger:
 
     @contextmanager
     def sending(self) -> Iterator[None]:
-        """Hold the database's send lock: one sender at a time, whoever runs it.
+        """On SQLite, hold the send lock: one sender at a time, whoever runs it.
 
         The ledger alone cannot tell a row another live process is sending from
         one a crash left ``sending`` (which the next run must send again), so two
         runs at once (a cron ``digest --send`` and the scheduler's job, say)
-        would each send every message. The lock goes with its holder: a killed
-        sender's lock is free at once, so its rerun never waits for a timeout.
-        On PostgreSQL it is a session advisory lock; on SQLite an ``flock`` on
-        a file beside the database (see ``locks``). A second sender is refused (exit 3).
+        would each send every message. The lock is an ``flock`` on a file beside
+        the database (see ``locks``): it goes with its holder, so a killed
+        sender's rerun never waits. A second sender is refused (exit 3).
+
+        On PostgreSQL several senders share a digest instead, each holding the
+        rows it claimed (see ``claims``): no lock.
         """
+        if self.engine.dialect.name == "postgresql":
+            yield
+            return
         url = shown_url(self.engine.url.render_as_string(hide_password=False))
         busy = PublisherError(
             f"another process is sending digests from this state database ({url})",
             "let it finish (a run it leaves unfinished is completed by the next one)",
             exit_code=3,
         )
-        if self.engine.dialect.name == "postgresql":
-            with self.engine.connect() as conn:
-                got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(SEND_LOCK))).scalar_one()
-                conn.commit()  # the lock is the session's: no transaction held open meanwhile
-                if not got:
-                    raise busy
-                try:
-                    yield
-                finally:
-                    with suppress(sa.exc.SQLAlchemyError):  # a lost session has let it go
-                        conn.execute(sa.select(sa.func.pg_advisory_unlock(SEND_LOCK)))
-                        conn.commit()
-            return
         db = sqlite_file(str(self.engine.url))
         if db is None:  # in memory: this process's alone
             yield
@@ -189,21 +181,27 @@ class Ledger:
     def _set(self, delivery_id: int, **values: object) -> None:
         self._run(deliveries.update().where(deliveries.c.id == delivery_id).values(**values), {})
 
-    def _run(self, stmt: sa.Executable | None, params: dict[str, object]) -> None:
+    def _run(self, stmt: sa.Executable | None, params: dict[str, object]) -> int:
+        """Run ``stmt`` (after the unsaved ``sent`` mark) and commit; its row count."""
         conn = self._writer()
+        count = 0
         try:
             if self._unsaved_sent is not None:
                 conn.execute(_SENT, self._unsaved_sent)
             if stmt is not None:
-                conn.execute(stmt, params)
+                count = conn.execute(stmt, params).rowcount
             conn.commit()
             self._unsaved_sent = None
         except BaseException:
             conn.rollback()
             raise
+        return count
 
     def mark_sending(self, delivery_id: int) -> None:
-        self._run(_SENDING, {"did": delivery_id})
+        if not self.owner:
+            self._run(_SENDING, {"did": delivery_id})
+        elif not self._run(_SENDING_CLAIMED, {"did": delivery_id, "owner": self.owner}):
+            raise ClaimLost(f"delivery {delivery_id} was taken over by another sender")
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
         """Written with the next update or at ``close()``: never later than the next send starts."""

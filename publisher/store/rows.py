@@ -91,6 +91,11 @@ class DeliveryStatus(StrEnum):
 TO_SEND = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
 
 
+class ClaimLost(Exception):
+    """Another sender took this row over (this one's lease ran out, or its database
+    session was lost): it must not be sent from here."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     id: int

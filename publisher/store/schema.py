@@ -75,6 +75,11 @@ deliveries = sa.Table(
     sa.Column("error", sa.Text, nullable=False, default=""),
     #: what came back for it afterwards (kind: detail), if anything
     sa.Column("returned", sa.Text, nullable=False, default=""),
+    #: which sender holds it (PostgreSQL: several share a digest; see ``claims``),
+    #: its database session, and until when (the database's clock, epoch seconds)
+    sa.Column("claimed_by", sa.String(200), nullable=False, default=""),
+    sa.Column("claim_backend", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_until", sa.Float, nullable=False, default=0.0),
     sa.UniqueConstraint("digest_id", "subscriber_id"),
 )
 
@@ -150,6 +155,17 @@ def _v5_to_v6(conn: Connection) -> None:
     feed_orders.create(conn)
 
 
+def _v6_to_v7(conn: Connection) -> None:
+    have = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    for column, kind in (
+        ("claimed_by", "VARCHAR(200) NOT NULL DEFAULT ''"),
+        ("claim_backend", "INTEGER NOT NULL DEFAULT 0"),
+        ("lease_until", "FLOAT NOT NULL DEFAULT 0"),
+    ):
+        if column not in have:  # (a database made at v2 or later by this code has them)
+            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v0_to_v1,
     _v1_to_v2,
@@ -157,6 +173,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v3_to_v4,
     _v4_to_v5,
     _v5_to_v6,
+    _v6_to_v7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import os
 import re
 import shutil
@@ -319,14 +320,14 @@ def test_a_421_that_never_clears_stops_the_run_and_the_rest_wait(
     assert run_week(cfg, "2019-W07").sent == 6 and len(smtp.recorder.messages) == 6
 
 
-def test_two_sends_at_once_deliver_each_message_once(
-    cfg_any_db: Settings, smtp: SmtpServer, tmp_path: Path
+def test_a_second_send_on_sqlite_is_refused_and_the_first_delivers_each_once(
+    cfg: Settings, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     """A second ``digest --send`` while one runs (cron and the scheduler, say) is
     refused with exit 3 and sends nothing; the first delivers everything once. (A
     killed sender's lock goes with it: the rerun in the test above is not refused.)"""
     smtp.recorder.hold_after = 3  # the first sender waits at its 4th message
-    emails, cmd, env, first = _sending(cfg_any_db, smtp, tmp_path, subscribers=20, until=3)
+    emails, cmd, env, first = _sending(cfg, smtp, tmp_path, subscribers=20, until=3)
     second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert second.returncode == 3, second.stderr
     assert "another process is sending digests" in second.stderr
@@ -334,6 +335,40 @@ def test_two_sends_at_once_deliver_each_message_once(
     assert first.wait(60) == 0
     got = Counter(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages)
     assert got == dict.fromkeys(emails, 1)
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """An empty state database on the test run's PostgreSQL server."""
+    from tests.helpers.postgres import fresh_database
+
+    server = request.getfixturevalue("postgres_server")
+    test = hashlib.blake2b(request.node.nodeid.encode(), digest_size=6).hexdigest()
+    return fresh_database(server, f"t{test}_state")
+
+
+def test_senders_share_a_digest_on_postgresql(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    """Two ``digest --send`` at once on PostgreSQL (two machines, say) split the
+    digest between them by claims: both deliver, each message goes once."""
+    cfg = _cfg(tmp_path, smtp, monkeypatch, pg_url)
+    toml = tmp_path / "publisher.toml"
+    toml.write_text(toml.read_text().replace("[smtp]\n", "[smtp]\nconnections = 2\n"))
+    emails, cmd, env, first = _sending(cfg, smtp, tmp_path, subscribers=40, until=2)
+    second = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    outs = [p.communicate(timeout=60) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    sent = [int(re.search(rb"sent (\d+)", out).group(1)) for out, _ in outs]  # type: ignore[union-attr]
+    assert sum(sent) == 40 and min(sent) > 0, sent  # both took their share
+    got = Counter(m["To"].addresses[0].addr_spec for m in smtp.recorder.messages)
+    assert got == dict.fromkeys(emails, 1)
+    with open_engine(cfg.state.url).connect() as conn:
+        rows = conn.execute(sa.select(deliveries)).all()
+    assert Counter(r.status for r in rows) == {"sent": 40}
+    assert len({r.claimed_by for r in rows}) == 2  # each row sent by the sender that held it
 
 
 def test_header_injection_is_impossible(cfg: Settings, smtp: SmtpServer) -> None:
@@ -568,7 +603,8 @@ def test_draft_renders_every_message_to_the_outbox_without_touching_the_ledger(
 ) -> None:
     import mailbox
 
-    from publisher.newsletter.run import draft, transport_for
+    from publisher.newsletter.review import draft
+    from publisher.newsletter.run import transport_for
 
     subscribe(cfg, "a@example.org")
     subscribe(cfg, "b@example.org", tags=("digital",))
@@ -652,7 +688,7 @@ def test_an_outbox_that_cannot_be_written_stops_the_run_and_loses_nothing(
     import mailbox
 
     from publisher.delivery.outbox import OutboxTransport
-    from publisher.newsletter.run import draft
+    from publisher.newsletter.review import draft
 
     for name in ("a@example.org", "b@example.org"):
         subscribe(cfg, name)
@@ -746,3 +782,29 @@ def test_message_ids_and_list_id_take_the_senders_domain(
     (msg,) = smtp.recorder.messages
     assert str(msg["Message-ID"]).endswith("@blog.example.org>")
     assert "<digest.blog.example.org>" in str(msg["List-Id"])
+
+
+def test_a_test_send_goes_to_one_address_and_leaves_the_ledger_alone(
+    cfg: Settings, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """``digest --test ADDRESS``: the week's digest through the relay to the operator,
+    subject marked, so it can be checked in real mail clients (and its DKIM
+    signature) before everyone gets it; nothing is planned, so the real send
+    later is unaffected."""
+    from tests.helpers import run_cli
+
+    subscribe(cfg, "reader@example.org")
+    env = {"PUBLISHER_SECRET": SECRET}
+    r = run_cli("digest", "--week", "2019-W07", "--test", "Me@Example.org", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "a test message to Me@example.org" in r.stdout and "ledger untouched" in r.stdout
+    (msg,) = smtp.recorder.messages
+    assert (
+        str(msg["Subject"]).startswith("[TEST] Staff blog:") and str(msg["To"]) == "Me@example.org"
+    )
+    assert msg["List-Unsubscribe"] is not None  # as the real one: the headers are checked too
+    with open_engine(cfg.state.url).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 0
+    assert run_week(cfg, "2019-W07").sent == 1  # the real send: the one subscriber, once
+    bad = run_cli("digest", "--week", "2019-W07", "--test", "not an address", cwd=tmp_path, env=env)
+    assert bad.returncode == 1 and "is not a valid email address" in bad.stderr
