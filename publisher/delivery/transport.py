@@ -20,6 +20,7 @@ MAX_LINE = 998
 #: Headers fold only past MAX_LINE: folding at 78 would split a long
 #: List-Unsubscribe URL, which mail providers then cannot use.
 WIRE = email.policy.compat32.clone(max_line_length=MAX_LINE, linesep="\r\n")
+WIRE_UTF8 = email.policy.SMTPUTF8.clone(max_line_length=MAX_LINE, linesep="\r\n")
 
 
 class Mail(Protocol):
@@ -37,13 +38,17 @@ class MessageMail:
     msg: Message
 
     def wire(self, eight_bit: bool) -> bytes:
-        return as_bytes(self.msg)
+        # a header that is not ASCII (an address only SMTPUTF8 carries: the others
+        # are RFC 2047-encoded) goes as UTF-8 (RFC 6532), where 8bit may go
+        utf8 = eight_bit and not all(str(v).isascii() for v in self.msg.values())
+        return as_bytes(self.msg, utf8)
 
 
-def as_bytes(msg: Message) -> bytes:
-    """The wire form, CRLF line endings, headers unfolded up to 998 columns."""
+def as_bytes(msg: Message, utf8: bool = False) -> bytes:
+    """The wire form, CRLF line endings, headers unfolded up to 998 columns; with
+    ``utf8``, headers that are not ASCII as they are (RFC 6532)."""
     out = io.BytesIO()
-    BytesGenerator(out, policy=WIRE, mangle_from_=False).flatten(msg)
+    BytesGenerator(out, policy=WIRE_UTF8 if utf8 else WIRE, mangle_from_=False).flatten(msg)
     return out.getvalue()
 
 

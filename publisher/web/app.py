@@ -36,7 +36,7 @@ from publisher.newsletter.lifecycle import (
     confirmation_mail,
     is_rejoin,
 )
-from publisher.newsletter.mime import needs_smtputf8, parse_sender, to_address
+from publisher.newsletter.mime import parse_sender, to_address
 from publisher.newsletter.tokens import (
     Purpose,
     Token,
@@ -120,16 +120,6 @@ class App(Pages):
         except PublisherError:
             return await self.subscribe_form(
                 request, 400, chosen, email, name, error="Please enter a valid email address."
-            )
-        if needs_smtputf8(address):
-            return await self.subscribe_form(
-                request,
-                400,
-                chosen,
-                email,
-                name,
-                error="Addresses with letters other than a-z before the @ cannot get "
-                "the digest yet: please use another address.",
             )
         if not self.per_ip.allow(client_address(request, self.settings.web.trusted_proxies)):
             return self.message(

@@ -373,3 +373,23 @@ def test_a_gzip_answer_has_its_own_etag_and_a_304_keeps_vary(site) -> None:  # t
         )
         assert again.status_code == 304 and again.headers["etag"] == r.headers["etag"]
         assert "Accept-Encoding" in again.headers["vary"]
+
+
+def test_an_address_with_letters_beyond_ascii_signs_up_through_smtputf8(  # type: ignore[no-untyped-def]
+    site, smtp: SmtpServer
+) -> None:
+    """``josé@example.org`` used to be refused by the form; the relay offers SMTPUTF8,
+    so its confirmation goes as any other, the address as it is in envelope and To."""
+    s, server = site
+    with httpx.Client(base_url=server.url) as c:
+        form = c.get("subscribe")
+        r = c.post("subscribe", data={"csrf": _csrf(form.text), "email": "josé@example.org"})
+        assert r.status_code == 200 and "Check your inbox" in r.text
+        server.settle()
+    (mail,) = smtp.recorder.messages
+    assert str(mail["To"]) == "josé@example.org" and smtp.recorder.utf8_envelopes == [True]
+    link = re.search(r"(http://\S+/confirm\?token=\S+)", mail.get_content()).group(1)
+    with httpx.Client(base_url=server.url) as c:
+        assert "You are subscribed" in _confirm(c, link).text
+    store = SubscriberStore(open_engine(s.state.url))
+    assert store.by_email("josé@example.org").status is Status.ACTIVE

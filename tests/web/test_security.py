@@ -79,13 +79,10 @@ def test_a_sign_up_answers_alike_and_at_once_whatever_the_address(site, smtp: Sm
 
 
 def test_bad_input_gets_a_4xx_never_a_500(site) -> None:  # type: ignore[no-untyped-def]
-    s, server = site
-    store = SubscriberStore(open_engine(s.state.url))
+    _, server = site
     with httpx.Client(base_url=server.url) as c:
-        accented = _sign_up(c, "josé@example.org")
-        assert accented.status_code == 400 and "before the @" in accented.text
-        server.settle()
-        assert store.by_email("josé@example.org") is None  # no row left behind
+        bad = _sign_up(c, "not an address")
+        assert bad.status_code == 400 and "valid email address" in bad.text
 
         def chunks():  # type: ignore[no-untyped-def]
             for _ in range(40):
