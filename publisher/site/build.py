@@ -101,7 +101,8 @@ def build(
     """Build the site into ``out``, one build at a time (see ``_build``): a build
     started while another writes the folder (the scheduler's publish job and one
     run by hand, say) waits for it, then finds what it left. The lock is beside
-    the build's snapshot, so a build that fails creates nothing in ``out``."""
+    the build's snapshot, so a build that fails creates nothing in ``out``, and
+    goes with the build, whether it ends well or not."""
     _check_output(out)
     store = SnapshotStore(settings.state.url, out)
     lock: Path | None = store.base.with_suffix(".lock")
@@ -113,7 +114,7 @@ def build(
     def wait() -> None:
         log.warning("waiting for another build of %s to finish", out)
 
-    with exclusive(lock, wait) if lock else nullcontext():
+    with exclusive(lock, wait, remove=True) if lock else nullcontext():
         return _build(
             settings,
             paths,

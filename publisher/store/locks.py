@@ -37,23 +37,44 @@ if hasattr(os, "register_at_fork"):
 
 
 @contextmanager
-def exclusive(path: Path, on_busy: Callable[[], None]) -> Iterator[None]:
+def exclusive(path: Path, on_busy: Callable[[], None], *, remove: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) for the block.
 
     If another process holds it, ``on_busy()`` runs: raising refuses, returning
-    waits for the lock.
+    waits for the lock. With ``remove``, the holder deletes the file as it lets
+    go (whether the block ended well or not), so no lock file outlives its
+    use. A process that was waiting on the deleted file then finds that the
+    path no longer names the file it locked, and locks the path anew: never
+    two holders at once.
     """
     if fcntl is None:
         yield
         return
-    with open(path, "ab") as held:
-        _HELD.add(held)
-        try:
+    while True:
+        with open(path, "ab") as held:
+            _HELD.add(held)
             try:
-                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_busy()
-                fcntl.flock(held, fcntl.LOCK_EX)
-            yield  # closing the file releases the lock
-        finally:
-            _HELD.discard(held)
+                try:
+                    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    on_busy()
+                    fcntl.flock(held, fcntl.LOCK_EX)
+                if remove and not _still_at(held, path):
+                    continue  # its holder removed it meanwhile: lock the one there now
+                try:
+                    yield  # closing the file releases the lock
+                finally:
+                    if remove:
+                        path.unlink(missing_ok=True)  # while still held: see above
+                return
+            finally:
+                _HELD.discard(held)
+
+
+def _still_at(held: BinaryIO, path: Path) -> bool:
+    try:
+        there = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(held.fileno())
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)

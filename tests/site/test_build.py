@@ -128,6 +128,8 @@ def test_errors_write_nothing_unless_skip_invalid(tmp_path: Path, seeds: Path) -
     with pytest.raises(PublisherError, match="nothing was written"):
         build(s, [seeds], out)
     assert snapshot(out) == before
+    lock = SnapshotStore(s.state.url, out).base.with_suffix(".lock")
+    assert not lock.exists()  # a failed build leaves no lock file behind
     result = build(s, [seeds], out, skip_invalid=True)
     assert result.posts == 13 and len(result.skipped) == 1
     assert result.skipped[0].endswith("seeds/bad.txt:9: Bad")
