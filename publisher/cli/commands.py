@@ -239,11 +239,14 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
             print(line)
         print("(dry run: nothing sent; use --send to deliver)", file=sys.stderr)
         return 0
+    from publisher.site.digests import publish_web_copy
+
     summary = newsletter.send(
         run,
         newsletter.transport_for(settings),
         lambda: _now(settings),
         progress=sys.stderr.isatty() and not args.quiet,
+        planned=lambda: publish_web_copy(settings),
     )
     print(f"{week.label}: {summary} ({_where(settings)})")
     print(_returns_line(run))

@@ -160,6 +160,7 @@ def _retry() -> str:
 def _digest(job: str = "digest", week: Week | None = None) -> str:
     """Send ``week``'s digest (default: the last completed week)."""
     from publisher.newsletter import run as newsletter
+    from publisher.site.digests import publish_web_copy
     from publisher.weeks import last_completed_week
 
     ctx = _ctx()
@@ -174,6 +175,7 @@ def _digest(job: str = "digest", week: Week | None = None) -> str:
             newsletter.transport_for(s),
             lambda: datetime.now(s.site.tzinfo),
             should_stop=ctx.stop.is_set,
+            planned=lambda: publish_web_copy(s),
         )
     except PublisherError as exc:
         log.warning(

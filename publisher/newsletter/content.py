@@ -54,6 +54,11 @@ class Rendered:
         return fill(self.html), fill(self.text)
 
 
+def web_path(week: Week) -> str:
+    """Where the week's digest is on the site (published before it is sent)."""
+    return f"digests/{week.label}.html"
+
+
 def week_posts(posts: Sequence[Post], week: Week) -> list[Post]:
     """Posts published in the week, newest first (the stream's order)."""
     return [p for p in posts if week.contains(p.published)]
@@ -127,6 +132,7 @@ class DigestRenderer:
         base = self.site.base_url
         items = [Item(p, f"{base}posts/{p.slug}.html", modes[p.id]) for p in posts]
         subject = self.subject(week, posts)
+        count = f"{len(posts)} new post{'' if len(posts) == 1 else 's'}"
         ctx = {
             "site": self.site,
             "week": week,
@@ -136,6 +142,9 @@ class DigestRenderer:
             "tags": list(tags),
             "personal": personal,
             "subject": subject,
+            # what inboxes show beside the subject, instead of the first words of the body
+            "preheader": f"{count}: " + " · ".join(p.title for p in posts),
+            "web_url": f"{base}{web_path(week)}",
             "unsubscribe_url": UNSUBSCRIBE_MARK,
             "preferences_url": PREFERENCES_MARK,
         }

@@ -265,7 +265,9 @@ def plan(run: DigestRun, now: datetime) -> int:
                 "" if theirs else "no posts for this subscriber's tags",
             )
         )
-    return run.ledger.plan(run.week.label, [p.id for p in run.posts], rows, now).id
+    digest_id = run.ledger.plan(run.week.label, [p.id for p in run.posts], rows, now).id
+    touch_stamp(run.settings.state.url)  # the site publishes the digest's web copy
+    return digest_id
 
 
 def send(
@@ -275,11 +277,14 @@ def send(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     progress: bool = False,
+    planned: Callable[[], None] = lambda: None,
 ) -> Summary:
     """Plan the week's digest (once) and deliver what is left of it, holding the
-    send lock (see ``Ledger.sending``) so that no other run sends meanwhile."""
+    send lock (see ``Ledger.sending``) so that no other run sends meanwhile.
+    ``planned`` runs between the two: the caller publishes the digest's web
+    copy there, which every message links to."""
     with run.ledger.sending():
-        return _send(run, transport, now, should_stop, progress)
+        return _send(run, transport, now, should_stop, progress, planned)
 
 
 def _send(
@@ -288,8 +293,10 @@ def _send(
     now: Callable[[], datetime],
     should_stop: Callable[[], bool],
     progress: bool,
+    planned: Callable[[], None],
 ) -> Summary:
     digest_id = plan(run, now())
+    planned()
     counts = run.ledger.counts(digest_id)
     summary = Summary(skipped=counts.get(DeliveryStatus.SKIPPED.value, 0))
     left = sum(counts.get(s.value, 0) for s in TO_SEND)

@@ -11,7 +11,7 @@ from html import escape
 from feedgen.feed import FeedGenerator
 
 from publisher import __version__
-from publisher.newsletter.content import DigestRenderer
+from publisher.newsletter.content import DigestRenderer, web_path
 from publisher.settings import Settings
 from publisher.site.feeds import stylesheet
 from publisher.source.posts import Post, Stream
@@ -29,7 +29,7 @@ class SentDigest:
 
     @property
     def path(self) -> str:
-        return f"digests/{self.week.label}.html"
+        return web_path(self.week)
 
 
 def sent_digests(
@@ -110,3 +110,23 @@ def _feed(
     # the feeds' stylesheet, as every feed of the site carries it
     end_decl = feed.index(b"\n") + 1
     return feed[:end_decl] + stylesheet(base) + feed[end_decl:]
+
+
+def publish_web_copy(settings: Settings) -> None:
+    """Build the site, so that a digest just planned has its web copy (which its
+    messages link to) before they go. A build that fails is logged, and the
+    digest goes all the same: the next build publishes the copy."""
+    import logging
+    from pathlib import Path
+
+    from publisher.errors import PublisherError
+    from publisher.site.build import build
+
+    if not settings.build.pages:
+        return
+    try:
+        build(settings, [Path(settings.build.seeds)], Path(settings.build.output))
+    except PublisherError as exc:
+        logging.getLogger(__name__).warning(
+            "warning: the digest's web copy is not published yet: %s (%s)", exc.message, exc.remedy
+        )

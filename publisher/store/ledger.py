@@ -241,11 +241,10 @@ class Ledger:
             return Counter({status: n for status, n in conn.execute(query)})
 
     def sent_digests(self) -> list[DigestRecord]:
-        """Digests at least one subscriber received, oldest first (for the web archive)."""
-        sent = sa.select(deliveries.c.digest_id).where(
-            deliveries.c.status == DeliveryStatus.SENT.value
-        )
-        query = sa.select(digests).where(digests.c.id.in_(sent)).order_by(digests.c.week)
+        """Digests planned to go out, oldest first, for the web archive: a digest's
+        web copy is published once it is planned, before its first message (which
+        links to it) goes."""
+        query = sa.select(digests).order_by(digests.c.week)
         with self.engine.connect() as conn:
             return [
                 DigestRecord(r.id, r.week, r.created, tuple(json.loads(r.post_ids)))

@@ -12,6 +12,7 @@ import email.policy
 import socket
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -56,6 +57,10 @@ class Recorder:
     utf8_envelopes: list[bool] = field(default_factory=list)
     #: the client address and port of each accepted message's connection
     peers: list[object] = field(default_factory=list)
+    #: called as each message is accepted, its answer kept in ``seen`` (what the
+    #: world looked like when the message arrived)
+    look: Callable[[], object] | None = None
+    seen: list[object] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:  # noqa: N802
@@ -92,6 +97,8 @@ class Recorder:
             self.envelopes.append((envelope.mail_from, list(envelope.mail_options)))
             self.utf8_envelopes.append(bool(envelope.smtp_utf8))
             self.peers.append(session.peer)
+            if self.look is not None:
+                self.seen.append(self.look())
         return "250 2.0.0 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

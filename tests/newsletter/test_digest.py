@@ -808,3 +808,49 @@ def test_a_test_send_goes_to_one_address_and_leaves_the_ledger_alone(
     assert run_week(cfg, "2019-W07").sent == 1  # the real send: the one subscriber, once
     bad = run_cli("digest", "--week", "2019-W07", "--test", "not an address", cwd=tmp_path, env=env)
     assert bad.returncode == 1 and "is not a valid email address" in bad.stderr
+
+
+def test_a_digest_of_several_posts_reads_well_in_any_client(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three posts in a week: a list of headlines first; a preheader; a table layout
+    that needs no ``margin: auto`` or body background (Outlook and several mobile
+    clients drop them); a text part wrapped at 76 columns but for bare URLs, with
+    its ``-- `` separator; and a link to the web copy, which ``digest --send``
+    publishes before the first message goes."""
+    from tests.helpers import run_cli
+
+    seeds = tmp_path / "seeds"
+    long = " ".join(["A sentence of a paragraph that goes on and on."] * 12)
+    write(
+        seeds / "week.txt",
+        "Posts Tagged ‘digital’\n\n"
+        + "\n".join(
+            f"Post number {i} with a title\n\nFebruary {11 + i}, 2019\n\n{long}\n" for i in range(3)
+        ),
+    )
+    monkeypatch.chdir(tmp_path)
+    cfg = smtp_settings(tmp_path, smtp.port, seeds=seeds)
+    subscribe(cfg, "reader@example.org")
+    web_copy = tmp_path / "site" / "digests" / "2019-W07.html"
+    smtp.recorder.look = web_copy.is_file
+    r = run_cli(
+        "digest", "--week", "2019-W07", "--send", cwd=tmp_path, env={"PUBLISHER_SECRET": SECRET}
+    )
+    assert r.returncode == 0, r.stderr
+    assert smtp.recorder.seen == [True]  # the web copy was there before the message
+    (msg,) = smtp.recorder.messages
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert html.index("3 new posts: Post number 2 with a title") < html.index("<table")
+    assert "In this digest" in html and html.count("Post number 0 with a title") == 2
+    assert 'role="presentation"' in html and "margin: 0 auto" not in html
+    assert f'href="{cfg.site.base_url}digests/2019-W07.html"' in html
+    lines = text.splitlines()
+    assert "-- " in lines and "In this digest:" in lines
+    assert all(len(ln) <= 76 or " " not in ln.strip() for ln in lines), [
+        ln for ln in lines if len(ln) > 76
+    ]
+    assert f"{cfg.site.base_url}digests/2019-W07.html" in lines
+    page = web_copy.read_text(encoding="utf-8")
+    assert "Post number 1 with a title" in page and "Unsubscribe" not in page

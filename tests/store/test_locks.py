@@ -24,9 +24,11 @@ def test_a_removed_lock_file_is_never_held_twice(tmp_path: Path) -> None:
             if ready:
                 ready.set()
             inside.append(f"+{name}")
-            assert len([i for i in inside if i.startswith("+")]) - len(
-                [i for i in inside if i.startswith("-")]
-            ) == 1, inside
+            assert (
+                len([i for i in inside if i.startswith("+")])
+                - len([i for i in inside if i.startswith("-")])
+                == 1
+            ), inside
             time.sleep(seconds)
             inside.append(f"-{name}")
 
