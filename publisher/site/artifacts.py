@@ -6,8 +6,8 @@ inputs did not change without rendering them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,8 @@ from publisher import __version__
 from publisher.crontab import poll_minutes
 from publisher.formats import FeedFormat
 from publisher.settings import Settings
-from publisher.site.feeds import FeedDoc, FeedRenderer, Piece, doc_path, paginate
+from publisher.site.artifact import Artifact, bind, kept, same
+from publisher.site.feeds import FeedRenderer, doc_path, paginate
 from publisher.site.pages import FeedLink, FeedRow, PageRenderer, opml
 from publisher.site.sitemap import sitemap_files
 from publisher.source.posts import Post, Stream, Term
@@ -27,23 +28,7 @@ if TYPE_CHECKING:
     from publisher.site.digests import SentDigest
 
 #: Files copied from the templates as they are (the first two even without pages).
-STATIC_FILES = ("feed.xsl", "icon.png", "style.css")
-
-
-@dataclass(frozen=True)
-class Artifact:
-    path: str
-    key: str
-    render: Callable[[], bytes | Sequence[Piece]]  # see ``OutputWriter.write``
-    #: Render order: feed documents by their newest post, newest first, then the rest.
-    order: tuple[int, float] = (1, 0.0)
-    #: Listed only: its key is unchanged (see ``artifacts``), the file stays as it is.
-    keep: bool = False
-    #: How many posts the file shows.
-    shows: int = 1
-    #: The feed document this file is, in format ``fmt`` (``None``: not a feed).
-    doc: FeedDoc | None = None
-    fmt: str = ""
+STATIC_FILES = ("feed.xsl", "opml.xsl", "icon.png", "style.css")
 
 
 @dataclass(frozen=True)
@@ -57,6 +42,8 @@ class _Family:
     posts: list[Post]
     #: Its post ids in the order they entered it (see ``site.order``).
     order: Sequence[str]
+    #: The tag a reader can subscribe to by email (none for the site or a category).
+    topic: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +52,8 @@ class _Scope:
 
     touched: Collection[str] | None
     regrouped: Collection[str] | None
+    #: families whose entry order changed (their feed documents; see ``site.order``)
+    refed: Collection[str] = ()
 
     @property
     def listing(self) -> bool:
@@ -75,7 +64,12 @@ class _Scope:
         return self.touched is None or any(p.id in self.touched for p in posts)
 
     def whole(self, family: str) -> bool:
+        """The family's posts came, went or moved: every page listing them changes."""
         return self.regrouped is not None and family in self.regrouped
+
+    def whole_feed(self, family: str) -> bool:
+        """The family's feed documents may all change."""
+        return self.whole(family) or family in self.refed
 
 
 def _digests_link(renderer: FeedRenderer, title: str) -> FeedLink:
@@ -86,7 +80,7 @@ def _digests_link(renderer: FeedRenderer, title: str) -> FeedLink:
         renderer.url(FEED_PATH),
         kind.media_type,
         f"{title}: weekly digests ({kind.label})",
-        kind.label,
+        f"Digests ({kind.label})",
     )
 
 
@@ -163,7 +157,8 @@ class SiteListing:
             return _Family(key, site.title, site.description, site.base_url, posts, order)
         heading = _HEADINGS[term.kind].format(term.name)
         page_url = self.feeds.term_url(term.kind, term.slug)
-        return _Family(key, f"{site.title}: {heading}", heading, page_url, posts, order)
+        topic = term.name if term.kind is TermKind.TAG else ""
+        return _Family(key, f"{site.title}: {heading}", heading, page_url, posts, order, topic)
 
     def _links(self, family: _Family) -> list[FeedLink]:
         return _feed_links(self.feeds, family.key, family.title, self.formats)
@@ -184,6 +179,7 @@ class SiteListing:
         self,
         touched: Collection[str] | None = None,
         regrouped: Collection[str] | None = None,
+        refed: Collection[str] = (),
     ) -> Iterator[Artifact]:
         """Every output file; with ``touched``, only those that may have changed.
 
@@ -195,11 +191,12 @@ class SiteListing:
         all keyed, and every other file is listed as ``keep`` without a key, so that
         what is gone can be told from what is kept.
         """
-        scope = _Scope(touched, regrouped)
+        scope = _Scope(touched, regrouped, refed)
         for family in self.families:
             yield from self._family_files(family, scope)
         if self.with_pages:
             yield from self._post_pages(scope)
+            yield from self._year_pages(scope)
             yield from self._digests_index_and_sitemap(scope)
         if touched is not None and not scope.listing:
             return  # the rest shows no post
@@ -207,8 +204,8 @@ class SiteListing:
 
     def _family_files(self, family: _Family, scope: _Scope) -> Iterator[Artifact]:
         """A family's feed documents, and its page (but the site's: that is the index)."""
-        whole = scope.whole(family.key)
-        if not whole and not scope.shows_touched(family.posts) and not scope.listing:
+        whole, whole_feed = scope.whole(family.key), scope.whole_feed(family.key)
+        if not whole_feed and not scope.shows_touched(family.posts) and not scope.listing:
             return
         max_items = self.settings.build.feed_max_items
         title, description = family.title, family.description
@@ -224,9 +221,9 @@ class SiteListing:
             max_items,
         )
         for doc in docs:
-            if not whole and not scope.shows_touched(doc.posts):
+            if not whole_feed and not scope.shows_touched(doc.posts):
                 if scope.listing:
-                    yield from (_kept(doc.path(fmt)) for fmt in self.formats)
+                    yield from (kept(doc.path(fmt)) for fmt in self.formats)
                 continue
             doc_key = fingerprint(self.base_key, doc.key, doc.page, title, description)
             if doc.page:  # fixed once full: made of its entries, not of what they say
@@ -235,51 +232,83 @@ class SiteListing:
                 doc_key = fingerprint(doc_key, doc.pages, self.posts_key(doc.posts))
             newest = (0, -max((p.published.timestamp() for p in doc.posts), default=0.0))
             for fmt in self.formats:
-                render = _bind(self.feeds.render, doc, fmt)
+                render = bind(self.feeds.render, doc, fmt)
                 yield Artifact(
                     doc.path(fmt), doc_key, render, newest, False, len(doc.posts), doc, fmt
                 )
         if family.key == "all" or not self.with_pages:
             return
         if not whole and not scope.shows_touched(family.posts):
-            yield _kept(f"{family.key}.html")  # (listing: the family was skipped otherwise)
+            yield kept(f"{family.key}.html")  # (listing: the family was skipped otherwise)
             return
         yield Artifact(
             f"{family.key}.html",
             # each post's summary is in its key already: made of its content
             fingerprint(self.base_key, description, self.posts_key(family.posts)),
-            _bind(
-                self.pages.term, description, family.posts, self._links(family) + self.extra_links
+            bind(
+                self.pages.term,
+                description,
+                family.posts,
+                self._links(family) + self.extra_links,
+                family.topic,
             ),
             shows=len(family.posts),
         )
 
     def _post_pages(self, scope: _Scope) -> Iterator[Artifact]:
+        """Each post's page. It shows its newer and older neighbours' titles: it is
+        keyed when they change too, and every one when posts came, went or moved."""
+        from publisher.site.years import neighbours
+
         stream, formats = self.stream, self.formats
         term_links = {  # a post page links to each of its terms' feeds in the first format
-            (f"{t.kind}/{t.slug}", t.name): _feed_links(
-                self.feeds, f"{t.kind}/{t.slug}", t.name, formats[:1]
-            )[0]
+            (f"{t.kind}/{t.slug}", t.name): replace(
+                link := _feed_links(self.feeds, f"{t.kind}/{t.slug}", t.name, formats[:1])[0],
+                label=f"‘{t.name}’ ({link.label})",
+            )
             for t in stream.terms.values()
         }
+        around = neighbours(stream.posts)
+        every = scope.touched is None or scope.whole("all")
+        touched = scope.touched or ()
 
         def post_page(p: Post) -> bytes:
             # built only when the page is (re)rendered: most rebuilds skip most posts
             terms = _terms_of(stream, p)
             links = self.site_links + [term_links[(f"{t.kind}/{t.slug}", t.name)] for t in terms]
-            return self.pages.post(p, terms, links)
+            return self.pages.post(p, terms, links, around[p.id])
 
         for p in stream.posts:
             path = f"posts/{p.slug}.html"
-            if scope.touched is None or p.id in scope.touched:
-                yield Artifact(
-                    path, fingerprint(self.base_key, self.post_key(p)), _bind(post_page, p)
-                )
+            near = around[p.id]
+            if every or any(q is not None and q.id in touched for q in (p, near.newer, near.older)):
+                key = fingerprint(self.base_key, self.post_key(p), near.key())
+                yield Artifact(path, key, bind(post_page, p))
             elif scope.listing:
-                yield _kept(path)
+                yield kept(path)
+
+    def _year_pages(self, scope: _Scope) -> Iterator[Artifact]:
+        """A page per year of posts, and the archive page listing the years."""
+        from publisher.site.years import ARCHIVE_PATH, by_year
+
+        years = by_year(self.stream.posts)
+        counts = [(y.year, len(y.posts)) for y in years]
+        links = self.site_links + self.extra_links
+        for y in years:
+            if scope.whole("all") or scope.shows_touched(y.posts):
+                key = fingerprint(self.base_key, y.year, counts, self.posts_key(y.posts))
+                yield Artifact(y.path, key, bind(self.pages.year, y, counts, links))
+            elif scope.listing:
+                yield kept(y.path)
+        if scope.touched is None or scope.whole("all"):
+            key = fingerprint(self.base_key, counts)
+            yield Artifact(ARCHIVE_PATH, key, bind(self.pages.archive, counts, links))
+        elif scope.listing:
+            yield kept(ARCHIVE_PATH)
 
     def _digests_index_and_sitemap(self, scope: _Scope) -> Iterator[Artifact]:
         from publisher.site.digests import digest_files  # Jinja2: see pages
+        from publisher.site.years import ARCHIVE_PATH, by_year
 
         site, updated, weeks = self.site, self.updated, self.weeks
         if scope.listing or any(scope.shows_touched(d.posts) for d in weeks):
@@ -287,50 +316,50 @@ class SiteListing:
                 yield Artifact(path, key, render)
         archive = [(d.week.label, f"{site.base_url}{d.path}", len(d.posts)) for d in weeks]
         recent = list(self.stream.posts[: self.settings.build.feed_max_items])
+        total = len(self.stream.posts)
         if scope.listing or scope.shows_touched(recent):
             yield Artifact(
                 "index.html",
-                fingerprint(self.base_key, self.rows, self.posts_key(recent), archive),
-                _bind(self.pages.index, self.rows, recent, self.site_links, archive),
+                fingerprint(self.base_key, self.rows, self.posts_key(recent), archive, total),
+                bind(self.pages.index, self.rows, recent, self.site_links, archive, total),
             )
         # every page, dated by the posts it shows: any post's change may move a date
         mapped = [(f.page_url, max(updated[p.id] for p in f.posts)) for f in self.families]
         mapped += [(self.feeds.post_url(p), updated[p.id]) for p in self.stream.posts]
+        years = by_year(self.stream.posts)
+        mapped += [(f"{site.base_url}{y.path}", max(updated[p.id] for p in y.posts)) for y in years]
+        if years:
+            newest = max(updated[p.id] for p in self.stream.posts)
+            mapped.append((f"{site.base_url}{ARCHIVE_PATH}", newest))
         mapped += [
             (f"{site.base_url}{d.path}", max(updated[p.id] for p in d.posts))
             for d in weeks
             if d.posts
         ]
         for path, data in sitemap_files(site.base_url, mapped):
-            yield Artifact(path, fingerprint(data), _bind(_same, data))
+            yield Artifact(path, fingerprint(data), bind(same, data))
 
     def _site_files(self, scope: _Scope) -> Iterator[Artifact]:
         """The files that show no post: OPML, the 404 page, the stylesheets."""
         rows, site_links = self.rows, self.site_links
         yield Artifact(
-            "feeds.opml", fingerprint(self.base_key, rows), _bind(opml, self.site.title, rows)
+            "feeds.opml",
+            fingerprint(self.base_key, rows),
+            bind(opml, self.site.title, rows, self.site.base_url),
         )
         if self.with_pages:  # not in the sitemap: it stands for no page
             yield Artifact(
                 "404.html",
                 fingerprint(self.base_key, site_links),
-                _bind(self.pages.not_found, site_links),
+                bind(self.pages.not_found, site_links),
             )
-        static = STATIC_FILES if self.with_pages else STATIC_FILES[:2]  # the feeds'
+        static = STATIC_FILES if self.with_pages else STATIC_FILES[:3]  # the feeds'
         if scope.listing:
-            yield from (_kept(name) for name in static)  # made of the templates only
+            yield from (kept(name) for name in static)  # made of the templates only
             return
         for name in static:
             data = self.settings.template_file(name).read_bytes()
-            yield Artifact(name, fingerprint(data), _bind(_same, data))
-
-
-def _kept(path: str) -> Artifact:
-    return Artifact(path, "", _unrendered, keep=True)
-
-
-def _same(data: bytes) -> bytes:
-    return data
+            yield Artifact(name, fingerprint(data), bind(same, data))
 
 
 def _terms_of(stream: Stream, post: Post) -> list[Term]:
@@ -362,13 +391,3 @@ def _order(
 def family_members(stream: Stream) -> dict[str, tuple[str, ...]]:
     """Each family's post ids in order, by the family keys ``artifacts`` uses."""
     return {key: tuple(p.id for p in posts) for key, _, posts in _families(stream)}
-
-
-def _unrendered() -> bytes:
-    raise AssertionError("a kept file is never rendered")
-
-
-def _bind(
-    fn: Callable[..., bytes | Sequence[Piece]], *args: object
-) -> Callable[[], bytes | Sequence[Piece]]:
-    return lambda: fn(*args)

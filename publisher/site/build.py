@@ -35,7 +35,8 @@ from publisher.store.paths import stamp_path
 from publisher.text import fingerprint, folder_fingerprint
 
 if TYPE_CHECKING:
-    from publisher.site.artifacts import Artifact, SiteListing
+    from publisher.site.artifact import Artifact
+    from publisher.site.artifacts import SiteListing
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ from publisher.text import xml_attr, xml_text
 if TYPE_CHECKING:
     from jinja2 import Environment
 
+    from publisher.site.years import Neighbours, Year
+
 
 @dataclass(frozen=True)
 class FeedLink:
@@ -57,17 +59,33 @@ class PageRenderer:
     def _render(self, name: str, **ctx: object) -> bytes:
         return render(self.env, name, site=self.site, base=self.base, **ctx).encode("utf-8")
 
-    def post(self, post: Post, terms: list[Term], feeds: list[FeedLink]) -> bytes:
+    def post(self, post: Post, terms: list[Term], feeds: list[FeedLink], near: Neighbours) -> bytes:
         return self._render(
             "post.html.j2",
             post=post,
             post_url=f"{self.base}posts/{post.slug}.html",
             terms=terms,
             feeds=feeds,
+            newer=near.newer,
+            older=near.older,
         )
 
-    def term(self, heading: str, posts: list[Post], feeds: list[FeedLink]) -> bytes:
-        return self._render("term.html.j2", heading=heading, posts=posts, feeds=feeds)
+    def year(self, year: Year, years: list[tuple[int, int]], feeds: list[FeedLink]) -> bytes:
+        older = max((y for y, _ in years if y < year.year), default=None)
+        newer = min((y for y, _ in years if y > year.year), default=None)
+        return self._render("year.html.j2", year=year, older=older, newer=newer, feeds=feeds)
+
+    def archive(self, years: list[tuple[int, int]], feeds: list[FeedLink]) -> bytes:
+        return self._render("archive.html.j2", years=years, feeds=feeds)
+
+    def term(
+        self, heading: str, posts: list[Post], feeds: list[FeedLink], topic: str = ""
+    ) -> bytes:
+        """A tag's or category's page; ``topic``: the tag to offer by email."""
+        own = sum(1 for f in feeds if not f.href.endswith("digests.atom"))
+        return self._render(
+            "term.html.j2", heading=heading, posts=posts, feeds=feeds, topic=topic, formats=own
+        )
 
     def not_found(self, feeds: list[FeedLink]) -> bytes:
         """``404.html``: what static hosts (and ``serve``) answer for a missing page."""
@@ -79,17 +97,25 @@ class PageRenderer:
         recent: list[Post],
         feeds: list[FeedLink],
         digests: list[tuple[str, str, int]] = (),  # type: ignore[assignment]
+        total: int = 0,
     ) -> bytes:
         return self._render(
-            "index.html.j2", rows=rows, recent=recent, feeds=feeds, digests=list(digests)
+            "index.html.j2",
+            rows=rows,
+            recent=recent,
+            feeds=feeds,
+            digests=list(digests),
+            total=total,
         )
 
 
-def opml(title: str, rows: list[FeedRow]) -> bytes:
+def opml(title: str, rows: list[FeedRow], base_url: str = "") -> bytes:
     """OPML 2.0 listing every feed (in the first format written: Atom unless it is
-    off), so a reader can subscribe to all at once."""
+    off), so a reader can subscribe to all at once; styled for a browser tab by
+    ``opml.xsl``."""
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<?xml-stylesheet type="text/xsl" href={xml_attr(base_url + "opml.xsl")}?>',
         '<opml version="2.0">',
         "  <head>",
         f"    <title>{xml_text(title)}</title>",

@@ -28,7 +28,8 @@ from publisher.source.raw import ArchivePage, Copies
 from publisher.store.rows import PostVersion, resolve_updated
 
 if TYPE_CHECKING:
-    from publisher.site.artifacts import Artifact, SiteListing
+    from publisher.site.artifact import Artifact
+    from publisher.site.artifacts import SiteListing
     from publisher.store.rows import DigestRecord
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class Plan:
     edited: set[str] = field(default_factory=set)
     #: Each family's entry order (see ``order_feeds``).
     orders: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Families whose entry order changed: their feed documents are keyed whole.
+    refed: set[str] = field(default_factory=set)
     #: The first build to page archives by entry order, over pages made by date.
     reordered: bool = False
 
@@ -183,8 +186,9 @@ def order_feeds(plan: Plan, state: BuildState, size: int, writer: OutputWriter) 
         if now != was:
             changed[key] = now
     state.save_orders(changed)
-    if plan.touched is not None and changed:
-        plan.regrouped = (plan.regrouped or set()) | changed.keys()
+    plan.refed = set(changed)
+    if plan.touched is not None and changed and plan.regrouped is None:
+        plan.regrouped = set()  # list every file, so that the feeds' new pages are told
     plan.reordered = not known and writer.records("archive/")
 
 
@@ -213,7 +217,7 @@ def pending(listing: SiteListing, plan: Plan, writer: OutputWriter) -> list[Arti
     """The files to render: listed by ``listing``, less those whose key is unchanged;
     ``None`` when a file to keep is not the writer's own."""
     todo = []
-    for a in listing.artifacts(plan.touched, plan.regrouped):
+    for a in listing.artifacts(plan.touched, plan.regrouped, plan.refed):
         if a.keep:
             if not writer.keep(a.path):
                 return None

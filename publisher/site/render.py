@@ -33,7 +33,7 @@ from publisher.site.forks import Portable, die_with, portable, raise_portable
 from publisher.site.writer import OutputWriter
 
 if TYPE_CHECKING:
-    from publisher.site.artifacts import Artifact
+    from publisher.site.artifact import Artifact
     from publisher.site.feeds import FeedRenderer
 
 

@@ -106,8 +106,8 @@ class App(Pages):
         """The sign-up form. Its POST checks the form and queues the sign-up (see
         ``web.signups``): the answer is the same, in the same time, whatever the
         address's state, and never waits for the database or the relay."""
-        if request.method == "GET":
-            return await self.subscribe_form(request)
+        if request.method == "GET":  # ?tag=NAME: a tag page's "get it by email"
+            return await self.subscribe_form(request, chosen=request.query_params.getlist("tag"))
         form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
@@ -193,9 +193,15 @@ class App(Pages):
         if refused := self.check_form(request, form):
             return refused
         await self.db(self.lifecycle.confirm, sub, purpose, self.now())
+        prefs = sign(Token(Purpose.PREFERENCES, sub.id), self.secret)
         return self.message(
             "You are subscribed again" if is_rejoin(purpose) else "You are subscribed",
             f"The weekly digest of {self.site.title} will come to {sub.email}.",
+            onward=(
+                ("Read the latest posts", self.base),
+                ("Choose the topics you get", f"{self.base}preferences?token={prefs}"),
+                ("Every post, by year", f"{self.base}archive.html"),
+            ),
         )
 
     def _used(self, sub: Subscriber) -> Response:

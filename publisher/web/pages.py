@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,8 +100,15 @@ class Pages:
         }
         return HTMLResponse(html, status_code=status, headers=headers)
 
-    def message(self, title: str, *lines: str, status: int = 200) -> HTMLResponse:
-        return self.page("web.html.j2", status, title=title, lines=lines)
+    def message(
+        self,
+        title: str,
+        *lines: str,
+        status: int = 200,
+        onward: Sequence[tuple[str, str]] = (),
+    ) -> HTMLResponse:
+        """A page of a few lines, and links to go on from it (text, URL)."""
+        return self.page("web.html.j2", status, title=title, lines=lines, onward=onward)
 
     def csrf(self, request: Request) -> str:
         """A form's token, bound to this browser's form cookie (double submit): a

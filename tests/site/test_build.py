@@ -90,17 +90,19 @@ def test_edited_post_rewrites_only_files_that_carry_it(tmp_path: Path, seeds: Pa
     )
     result = build(s, [seeds], out, now=EDIT_NOW)
     assert result.archives_read == 1  # from the snapshot: the other archive is not read
-    # the index shows titles only: re-rendered, found identical, not rewritten
+    # the post's neighbours show its title only: re-rendered, found identical, kept
     assert sorted(result.changed) == [
         "all.atom",
         "all.json",
         "all.rss",
+        "index.html",  # it shows the newest posts' opening words
         "posts/thanks-to-our-gritting-crews-a-ministerial-visit-and.html",
         "sitemap.xml",  # the post's page has a new date
         "tag/thanks.atom",
         "tag/thanks.html",
         "tag/thanks.json",
         "tag/thanks.rss",
+        "years/2018.html",  # as its year's page does
     ]
     feed = feedparser.parse(str(out / "tag" / "thanks.atom"))
     edited = next(e for e in feed.entries if e.title.startswith("Thanks to our gritting"))
@@ -146,7 +148,7 @@ def test_cli_build_exit_status_and_summary(tmp_path: Path, seeds: Path) -> None:
     r = subprocess.run(
         [*cmd, "--skip-invalid"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False
     )
-    assert r.returncode == 0 and "12 posts: 30 files written" in r.stdout
+    assert r.returncode == 0 and "12 posts: 35 files written" in r.stdout
     assert (tmp_path / "var" / "publisher.db").is_file()
 
 
@@ -171,7 +173,7 @@ def test_a_build_waits_for_one_writing_the_same_folder(
             proc.wait(2)
         assert not (tmp_path / "site" / "all.atom").exists()
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "12 posts: 30 files written" in out
+    assert proc.returncode == 0 and "12 posts: 35 files written" in out
     assert err.startswith("waiting for another build of site to finish")
 
 
@@ -206,7 +208,7 @@ def test_a_file_that_cannot_be_written_is_an_error_and_the_next_build_finishes(
     assert (out / ".publisher-claimed.json").is_file()
     theirs.rename(tmp_path / "moved")
     r = build(s, [seeds], out)
-    assert r.written + r.unchanged == 30 and (out / "posts").is_dir()
+    assert r.written + r.unchanged == 35 and (out / "posts").is_dir()
     assert not (out / ".publisher-claimed.json").exists()  # the manifest records them now
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
 
@@ -258,7 +260,7 @@ def test_files_publisher_did_not_write_are_never_replaced_without_overwrite(
     assert r.returncode == 0, r.stderr
     assert "<!doctype html>" in theirs.read_text() and (out / "robots.txt").is_file()
     again = build(s, [seeds], out)  # ours now: not refused, nothing to rewrite
-    assert again.written == 0 and again.unchanged == 30
+    assert again.written == 0 and again.unchanged == 35
 
 
 def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
@@ -270,7 +272,7 @@ def test_a_lost_manifest_makes_every_file_a_stranger_until_overwrite(
     with pytest.raises(PublisherError) as exc:
         build(s, [seeds], out)
     assert f"replace {first.written} file(s)" in exc.value.message
-    assert "and 25 more" in exc.value.message  # five named, the rest counted
+    assert "and 30 more" in exc.value.message  # five named, the rest counted
     again = build(s, [seeds], out, overwrite=True)
     assert again.written + again.unchanged == first.written
     assert _files(out) == _files(build_fresh(tmp_path, seeds))
@@ -596,7 +598,7 @@ def test_a_worker_that_fails_stops_the_build_with_its_error(
 
 
 def test_atom_and_rss_share_a_worker_only_when_the_rest_balances_them() -> None:
-    from publisher.site.artifacts import Artifact
+    from publisher.site.artifact import Artifact
     from publisher.site.render import _lanes
 
     def doc(path: str, weight: int) -> Artifact:
@@ -642,7 +644,7 @@ def test_a_render_worker_that_dies_is_an_error_not_a_hang(
     to leave the build waiting for its report forever, holding the build lock. Now
     it is an error naming the cause; the other worker stops, and what the dead
     one was writing leaves no temporary file behind."""
-    from publisher.site.artifacts import Artifact
+    from publisher.site.artifact import Artifact
     from publisher.site.feeds import FeedRenderer
     from publisher.site.render import render_all
     from publisher.site.writer import OutputWriter
@@ -862,7 +864,7 @@ def test_a_snapshot_that_cannot_be_kept_costs_only_speed(
     f.write_text(f.read_text(encoding="utf-8").replace("cyber security training", "training"))
     again = build(s, [seeds], out)
     assert (first.written, again.archives_read) == (
-        30,
+        35,
         2,
     ) and "posts/the-importance-of-cyber-security.html" in again.changed
 

@@ -52,7 +52,14 @@ def test_every_page_dated_by_its_posts_and_an_edit_moves_only_its_dates(tmp_path
     after = entries((out / "sitemap.xml").read_bytes())
     moved = {u for u in after if after[u] != dated[u]}
     post = f"{base}posts/thanks-to-our-gritting-crews-a-ministerial-visit-and.html"
-    assert moved == {post, f"{base}tag/thanks.html", base}
+    # ... and the pages that list every post: its year's and the list of years
+    assert moved == {
+        post,
+        f"{base}tag/thanks.html",
+        base,
+        f"{base}years/2018.html",
+        f"{base}archive.html",
+    }
     assert after[post] == EDIT_NOW.isoformat()
 
 

@@ -25,3 +25,11 @@ def site(tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch):  # 
     server.server.config.port = port
     with server:
         yield s, server
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's chromium, headless (see ``tests.helpers.browser``)."""
+    from tests.helpers.browser import launch
+
+    yield from launch()

@@ -54,7 +54,7 @@ def test_browser_tab_gets_a_readable_page_for_a_feed(site) -> None:  # type: ign
     tab = httpx.get(server.url + "all.rss", headers={"Sec-Fetch-Dest": "document"})
     assert reader.headers["content-type"] == "application/rss+xml; charset=utf-8"
     assert tab.headers["content-type"] == "text/html; charset=utf-8"
-    assert "This is a web feed" in tab.text and tab.text.count("<li>") == 12
+    assert "This is a web feed" in tab.text and tab.text.count("<time>") == 12
     assert "Sec-Fetch-Dest" in reader.headers["vary"] and "Sec-Fetch-Dest" in tab.headers["vary"]
 
 

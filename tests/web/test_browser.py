@@ -3,13 +3,9 @@ Playwright, no browser download), with a real SMTP server and the real app."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import httpx
-import pytest
 
 from publisher.delivery.smtp import SmtpTransport
 from publisher.newsletter.run import open_run, send
@@ -18,37 +14,10 @@ from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.weeks import parse_week
 from tests.helpers import ROOT
+from tests.helpers.browser import needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium (see .ci/run)")
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
-
-
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
+needs_chromium()
 
 
 def test_subscribe_confirm_digest_one_click_unsubscribe(site, smtp, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
