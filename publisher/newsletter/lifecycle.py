@@ -68,7 +68,9 @@ class Lifecycle:
             # left as it is until its owner confirms: anyone can fill in the form
             return Invitation(existing, rejoin_purpose(existing))
         if existing is None or existing.status is not Status.ACTIVE:
-            sub, _ = self.store.add(address, name, list(tags), status=Status.PENDING, now=now)
+            sub, _ = self.store.add(
+                address, name, list(tags), status=Status.PENDING, now=now, source="form"
+            )
             return Invitation(sub, Purpose.CONFIRM)
         return None
 
@@ -80,10 +82,12 @@ class Lifecycle:
         return sub.status is Status.PENDING
 
     def confirm(self, sub: Subscriber, purpose: str, now: datetime) -> None:
+        """Active, with the time of consent recorded (see ``subscribers show``)."""
         if is_rejoin(purpose):
             self.store.add(sub.email, status=Status.ACTIVE, now=now)  # and no bounces
         else:
             self.store.set_status(sub.id, Status.ACTIVE, now)
+        self.store.set_confirmed(sub.id, now)
 
     def unsubscribe(self, sub: Subscriber, now: datetime) -> None:
         self.store.set_status(sub.id, Status.UNSUBSCRIBED, now)

@@ -77,6 +77,11 @@ class Subscriber:
     status: Status
     bounces: int = 0
     updated: str = ""  # when the row last changed (ISO 8601)
+    cadence: str = "weekly"  # or "monthly"
+    #: consent: how they joined ("form", "import FILE", "command"), when they confirmed
+    source: str = ""
+    confirmed: str = ""
+    created: str = ""
 
 
 class DeliveryStatus(StrEnum):

@@ -47,6 +47,22 @@ subscribers = sa.Table(
     sa.Column("bounces", sa.Integer, nullable=False, default=0),
     sa.Column("created", sa.String(40), nullable=False),
     sa.Column("updated", sa.String(40), nullable=False),
+    #: "weekly" or "monthly"
+    sa.Column("cadence", sa.String(10), nullable=False, default="weekly"),
+    #: consent: how they joined ("form", "import FILE", "command") and when they
+    #: confirmed (a form's sign-up; the others were added by the list's owner)
+    sa.Column("source", sa.String(300), nullable=False, default=""),
+    sa.Column("confirmed", sa.String(40), nullable=False, default=""),
+)
+
+#: Addresses erased on request (``subscribers forget``), as a keyed hash only:
+#: so the address stays suppressed, and an import or sign-up of it later is
+#: not taken for consent.
+forgotten = sa.Table(
+    "forgotten",
+    metadata,
+    sa.Column("address_hash", sa.String(64), primary_key=True),
+    sa.Column("at", sa.String(40), nullable=False),
 )
 
 digests = sa.Table(
@@ -166,6 +182,18 @@ def _v6_to_v7(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
 
 
+def _v7_to_v8(conn: Connection) -> None:
+    have = {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
+    for column, kind in (
+        ("cadence", "VARCHAR(10) NOT NULL DEFAULT 'weekly'"),
+        ("source", "VARCHAR(300) NOT NULL DEFAULT ''"),
+        ("confirmed", "VARCHAR(40) NOT NULL DEFAULT ''"),
+    ):
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE subscribers ADD COLUMN {column} {kind}"))
+    forgotten.create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v0_to_v1,
     _v1_to_v2,
@@ -174,6 +202,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v4_to_v5,
     _v5_to_v6,
     _v6_to_v7,
+    _v7_to_v8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

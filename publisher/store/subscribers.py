@@ -60,7 +60,17 @@ def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
 
 def _row(r: sa.Row[Any]) -> Subscriber:
     return Subscriber(
-        r.id, r.email, r.name, tuple(json.loads(r.tags)), Status(r.status), r.bounces, r.updated
+        r.id,
+        r.email,
+        r.name,
+        tuple(json.loads(r.tags)),
+        Status(r.status),
+        r.bounces,
+        r.updated,
+        r.cadence,
+        r.source,
+        r.confirmed,
+        r.created,
     )
 
 
@@ -78,13 +88,16 @@ class SubscriberStore:
         now: datetime,
         revive: bool = True,
         bounces: int = 0,
+        source: str = "command",
+        cadence: str | None = None,
     ) -> tuple[Subscriber, bool]:
         """Add or update by address (case-insensitive); returns (subscriber, created).
 
         ``name`` and ``tags`` left ``None`` keep an existing subscriber's (a new one
         gets no name and every post). With ``revive`` false, an unsubscribed or
         bounced subscriber is left as it is unless ``status`` is one of those too:
-        only they can sign up again.
+        only they can sign up again. ``source`` (how they joined) is recorded for a
+        new subscriber only; ``cadence`` left ``None`` keeps theirs (new: weekly).
         """
         address = normalize_email(email)
         values: dict[str, str] = {
@@ -96,11 +109,13 @@ class SubscriberStore:
             values["name"] = clean_name(name)
         if tags is not None:
             values["tags"] = json.dumps(list(clean_tags(tags)), ensure_ascii=False)
+        if cadence is not None:
+            values["cadence"] = cadence
         with self.engine.begin() as conn:
             key = address.casefold()
             row = conn.execute(sa.select(table).where(table.c.email_key == key)).first()
             if row is None:
-                new = {"name": "", "tags": "[]"} | values
+                new = {"name": "", "tags": "[]", "source": source} | values
                 conn.execute(
                     table.insert().values(
                         email_key=key, created=now.isoformat(), bounces=bounces, **new
@@ -156,6 +171,12 @@ class SubscriberStore:
                 )
             )
 
+    def set_confirmed(self, subscriber_id: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.update().where(table.c.id == subscriber_id).values(confirmed=now.isoformat())
+            )
+
     def count_bounce(self, subscriber_id: int) -> int:
         """One more failure counted against the subscriber (a soft bounce that came
         back by mail); returns their count."""
@@ -208,6 +229,7 @@ class SubscriberStore:
                     now=now,
                     revive=False,
                     bounces=int(count or 0),
+                    source=f"import {name}",
                 )
             except PublisherError as exc:
                 problems.append(error(name, line, exc.message))

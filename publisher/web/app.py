@@ -26,7 +26,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from publisher.delivery.transport import MessageMail, PermanentError, TransientError
+from publisher.delivery.transport import (
+    MessageMail,
+    PermanentError,
+    TransientError,
+    Undeliverable,
+)
 from publisher.errors import PublisherError
 from publisher.newsletter.feedback import Feedback
 from publisher.newsletter.lifecycle import (
@@ -36,13 +41,14 @@ from publisher.newsletter.lifecycle import (
     confirmation_mail,
     is_rejoin,
 )
-from publisher.newsletter.mime import parse_sender, to_address
+from publisher.newsletter.mime import mailto_unsubscribe, parse_sender, to_address
 from publisher.newsletter.tokens import (
     Purpose,
     Token,
     sign,
     unverified_purpose,
 )
+from publisher.newsletter.welcome import WelcomeLinks, newest_posts, welcome_mail
 from publisher.settings import Settings
 from publisher.store.ledger import Ledger
 from publisher.store.returns import ReturnsLog
@@ -106,7 +112,7 @@ class App(Pages):
         """The sign-up form. Its POST checks the form and queues the sign-up (see
         ``web.signups``): the answer is the same, in the same time, whatever the
         address's state, and never waits for the database or the relay."""
-        if request.method == "GET":  # ?tag=NAME: a tag page's "get it by email"
+        if request.method in ("GET", "HEAD"):  # ?tag=NAME: a tag page's "get it by email"
             return await self.subscribe_form(request, chosen=request.query_params.getlist("tag"))
         form = await self.form(request)
         if refused := self.check_form(request, form):
@@ -163,14 +169,41 @@ class App(Pages):
             f"<confirm.{secrets.token_hex(8)}@{self.site.id_domain}>",
             self.now(),
         )
+        # the person can ask again; the page must not reveal what the server said
+        self.mail(MessageMail(msg), sender.addr_spec, sub, "confirmation")
+
+    def send_welcome(self, subscriber_id: int) -> None:
+        """In the sign-ups thread: the welcome mail, once a subscription is confirmed."""
+        sub = self.store.get(subscriber_id)
+        if sub is None or sub.status is not Status.ACTIVE:
+            return
+        sender = parse_sender(self.settings.digest.sender)
+        unsub = sign(Token(Purpose.UNSUBSCRIBE, sub.id), self.secret)
+        links = WelcomeLinks(
+            f"{self.base}preferences?token={sign(Token(Purpose.PREFERENCES, sub.id), self.secret)}",
+            f"{self.base}unsubscribe?token={unsub}",
+            mailto_unsubscribe(sender, unsub),
+        )
+        posts = newest_posts(Path(self.settings.build.output), sub.tags)
+        msg_id = f"<welcome.{secrets.token_hex(8)}@{sender.domain}>"
+        msg = welcome_mail(self.env, self.site, sender, sub, posts, links, msg_id, self.now())
+        self.mail(MessageMail(msg), sender.addr_spec, sub, "welcome")
+
+    def mail(self, mail: MessageMail, sender: str, sub: Subscriber, what: str) -> None:
+        """Hand one mail to the relay; what it answers is logged, never shown."""
         transport = self.transport()
         try:
-            transport.send(MessageMail(msg), sender.addr_spec, to_address(sub.email))
-        except (TransientError, PermanentError) as exc:
-            # the person can ask again; the page must not reveal what the server said
-            log.warning("confirmation mail to subscriber %d not accepted: %s", sub.id, exc)
+            transport.send(mail, sender, to_address(sub.email))
+        except (TransientError, PermanentError, Undeliverable) as exc:
+            log.warning("%s mail to subscriber %d not accepted: %s", what, sub.id, exc)
         finally:
             transport.close()
+
+    async def confirm_script(self, request: Request) -> Response:
+        """The script that makes the confirmation page confirm in one step."""
+        data = self.settings.template_file("confirm.js").read_bytes()
+        headers = {"Cache-Control": "public, max-age=3600"}
+        return Response(data, media_type="text/javascript; charset=utf-8", headers=headers)
 
     async def confirm(self, request: Request) -> Response:
         """The link in the confirmation email. A GET shows a button and changes
@@ -187,12 +220,13 @@ class App(Pages):
         assert sub is not None
         if not Lifecycle.may_confirm(sub, purpose):
             return self._used(sub)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # a look (a scanner) never acts
             return self.button_page(request, "confirm", "Confirm your subscription", sub, text)
         form = await self.form(request)
         if refused := self.check_form(request, form):
             return refused
         await self.db(self.lifecycle.confirm, sub, purpose, self.now())
+        self.signups.submit(partial(self.send_welcome, sub.id))  # a full queue: no welcome
         prefs = sign(Token(Purpose.PREFERENCES, sub.id), self.secret)
         return self.message(
             "You are subscribed again" if is_rejoin(purpose) else "You are subscribed",
@@ -217,7 +251,7 @@ class App(Pages):
         if error:
             return error
         assert sub is not None
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             prefs = sign(Token(Purpose.PREFERENCES, sub.id), self.secret)
             return self.button_page(
                 request,
@@ -298,6 +332,7 @@ def create_app(settings: Settings, **kwargs: Any) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/subscribe", app.subscribe, methods=["GET", "POST"], middleware=forms),
         Route("/confirm", app.confirm, methods=["GET", "POST"], middleware=forms),
+        Route("/confirm.js", app.confirm_script),
         Route("/unsubscribe", app.unsubscribe, methods=["GET", "POST"], middleware=forms),
         Route("/preferences", app.preferences, methods=["GET", "POST"], middleware=forms),
         Route("/webhooks/ses", app.webhooks.ses, methods=["POST"]),

@@ -34,16 +34,19 @@ class SignUp:
 
 
 class SignUps:
-    """A queue of sign-ups and the thread that handles them with ``handle``."""
+    """A queue of sign-ups and the thread that handles them with ``handle``; other
+    mail a request sets off (a welcome, a fresh link) goes through it too, as
+    jobs, so that no answer waits for the relay."""
 
     def __init__(self, handle: Callable[[SignUp], None]) -> None:
         self._handle = handle
-        self._queue: queue.Queue[SignUp | None] = queue.Queue(maxsize=1000)
+        self._queue: queue.Queue[SignUp | Callable[[], None] | None] = queue.Queue(maxsize=1000)
         self._thread = threading.Thread(target=self._run, name="sign-ups", daemon=True)
         self._thread.start()
 
-    def submit(self, signup: SignUp) -> bool:
-        """Queue ``signup``; ``False`` when the queue is full (the caller answers 503)."""
+    def submit(self, signup: SignUp | Callable[[], None]) -> bool:
+        """Queue ``signup`` (or a job); ``False`` when the queue is full (the caller
+        answers 503)."""
         try:
             self._queue.put_nowait(signup)
         except queue.Full:
@@ -61,7 +64,10 @@ class SignUps:
     def _run(self) -> None:
         while (signup := self._queue.get()) is not None:
             try:
-                self._handle(signup)
+                if isinstance(signup, SignUp):
+                    self._handle(signup)
+                else:
+                    signup()
             except Exception:  # one bad sign-up never stops the others
                 log.exception("sign-up of an address could not be handled")
             finally:
