@@ -7,7 +7,6 @@ only what it uses (a no-change build never imports SQLAlchemy).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections.abc import Iterable
@@ -15,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from publisher.errors import PublisherError, Severity
+from publisher.errors import PublisherError
 from publisher.settings import Settings
 from publisher.source.load import load_stream
 from publisher.source.raw import TermKind
@@ -132,64 +131,6 @@ def _warn_unknown_tags(settings: Settings, tags: Iterable[str]) -> None:
             f"until one does (tags: {', '.join(t.name for t in known)})",
             file=sys.stderr,
         )
-
-
-def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
-    from publisher.store.rows import SUPPRESSED, Status
-    from publisher.store.schema import open_engine
-    from publisher.store.subscribers import SubscriberStore
-
-    store = SubscriberStore(open_engine(settings.state.url))
-    now = _now(settings)
-    if args.subcommand == "add":
-        sub, created = store.add(args.email, args.name, args.tag, now=now, revive=args.resubscribe)
-        if sub.status in SUPPRESSED:
-            raise PublisherError(
-                f"{sub.email} is {sub.status.value}: left as it is",
-                "they can sign up again on the subscribe page; if they asked you to "
-                "(or a bounced address works again), add it with --resubscribe",
-            )
-        tags = ", ".join(sub.tags) or "all posts"
-        print(f"{'added' if created else 'updated'} {sub.email} ({tags})")
-        _warn_unknown_tags(settings, sub.tags)
-    elif args.subcommand == "remove":
-        if not store.remove(args.email, now):
-            raise PublisherError(f"no subscriber {args.email}", "see `publisher subscribers list`")
-        print(f"unsubscribed {args.email}")
-    elif args.subcommand == "list":
-        status = Status(args.status) if args.status else None
-        for s in store.all(status):
-            print(f"{s.email}\t{s.name}\t{';'.join(s.tags) or '*'}\t{s.status.value}")
-    elif args.subcommand == "import":
-        try:
-            data = args.file.read_bytes()
-        except FileNotFoundError:
-            raise PublisherError(f"{args.file}: no such file", "check the path") from None
-        try:  # whole, before any row goes in: a bad byte on line 900 imports nothing
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise PublisherError(
-                f"{args.file}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); "
-                "nothing was imported",
-                "save the file as UTF-8 (in Excel: 'CSV UTF-8') and import it again",
-            ) from None
-        added, updated, problems = store.import_csv(
-            io.StringIO(text, newline=""), str(args.file), now
-        )
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        bad = sum(p.severity == Severity.ERROR for p in problems)
-        kept = len(problems) - bad
-        print(
-            f"imported {added} new, {updated} updated, {bad} bad row(s) skipped"
-            + (f", {kept} unsubscribed or bounced left as they are" if kept else "")
-        )
-        _warn_unknown_tags(settings, {t for s in store.all(Status.ACTIVE) for t in s.tags})
-        return 1 if bad else 0
-    else:
-        store.export_csv(sys.stdout)
-    return 0
 
 
 def _where(settings: Settings) -> str:
@@ -309,6 +250,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.web.server import serve
 
     return serve(settings, args.host, args.port, dev=args.dev)
+
+
+def cmd_subscribers(settings: Settings, args: argparse.Namespace) -> int:
+    from publisher.cli.subscribers import run
+
+    return run(settings, args)
 
 
 COMMANDS = {

@@ -18,6 +18,7 @@ EXAMPLES = {
         "publisher subscribers add reader@example.org --tag digital",
         "publisher subscribers list --status bounced",
         "publisher subscribers export > subscribers.csv",
+        "publisher subscribers show reader@example.org",
     ],
     "digest": [
         "publisher digest --week 2019-W07",
@@ -138,7 +139,13 @@ def _subscribers_parser(sub: Subparsers) -> None:
     add.add_argument(
         "--resubscribe",
         action="store_true",
-        help="make an unsubscribed or bounced address active again (only at its owner's word)",
+        help="make an unsubscribed, bounced or erased address active again (only at its "
+        "owner's word)",
+    )
+    add.add_argument(
+        "--cadence",
+        choices=["weekly", "monthly"],
+        help="how often they get the digest (new: weekly; kept if not given)",
     )
     rm = subs_cmd.add_parser("remove", help="unsubscribe an address")
     rm.add_argument("email")
@@ -147,6 +154,14 @@ def _subscribers_parser(sub: Subparsers) -> None:
     imp = subs_cmd.add_parser("import", help="import email,name,tags rows from CSV")
     imp.add_argument("file", type=Path)
     subs_cmd.add_parser("export", help="write every subscriber as CSV to stdout")
+    show = subs_cmd.add_parser("show", help="everything held about one person, as JSON")
+    show.add_argument("email")
+    forget = subs_cmd.add_parser(
+        "forget",
+        help="erase one person: subscriber row, ledger rows, returns, outbox copies "
+        "(a keyed hash keeps the address suppressed)",
+    )
+    forget.add_argument("email")
 
 
 def _digest_parser(sub: Subparsers) -> None:

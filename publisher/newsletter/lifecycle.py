@@ -59,7 +59,7 @@ class Lifecycle:
         self.store = store
 
     def sign_up(
-        self, address: str, name: str, tags: Iterable[str], now: datetime
+        self, address: str, name: str, tags: Iterable[str], now: datetime, cadence: str = "weekly"
     ) -> Invitation | None:
         """What to mail after the form: a confirmation for a new or pending address, a
         rejoin link for one that left, nothing for one already active."""
@@ -69,7 +69,13 @@ class Lifecycle:
             return Invitation(existing, rejoin_purpose(existing))
         if existing is None or existing.status is not Status.ACTIVE:
             sub, _ = self.store.add(
-                address, name, list(tags), status=Status.PENDING, now=now, source="form"
+                address,
+                name,
+                list(tags),
+                status=Status.PENDING,
+                now=now,
+                source="form",
+                cadence=cadence,
             )
             return Invitation(sub, Purpose.CONFIRM)
         return None
@@ -88,6 +94,20 @@ class Lifecycle:
         else:
             self.store.set_status(sub.id, Status.ACTIVE, now)
         self.store.set_confirmed(sub.id, now)
+        if self.store.secret:  # fresh consent: an address erased before is theirs again
+            from publisher.store.people import unforget
+
+            unforget(self.store.engine, sub.email, self.store.secret)
+
+    def resubscribe(self, sub: Subscriber, now: datetime) -> None:
+        """From the preferences page or the undo after unsubscribing: the link came
+        to this address, so its owner chose (one step, as a confirmation is)."""
+        self.store.set_status(sub.id, Status.ACTIVE, now)
+        self.store.set_confirmed(sub.id, now)
+
+    def choose_cadence(self, sub: Subscriber, cadence: str, now: datetime) -> None:
+        if cadence in ("weekly", "monthly"):
+            self.store.set_cadence(sub.id, cadence, now)
 
     def unsubscribe(self, sub: Subscriber, now: datetime) -> None:
         self.store.set_status(sub.id, Status.UNSUBSCRIBED, now)

@@ -74,9 +74,16 @@ def _row(r: sa.Row[Any]) -> Subscriber:
     )
 
 
+class Forgotten(PublisherError):
+    """The address was erased on its owner's request: adding it is no consent."""
+
+
 class SubscriberStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, secret: str = "") -> None:
+        """``secret``: ``PUBLISHER_SECRET``, with which erased addresses are kept
+        (see ``people``); without it, they cannot be recognised."""
         self.engine = engine
+        self.secret = secret
 
     def add(
         self,
@@ -114,6 +121,8 @@ class SubscriberStore:
         with self.engine.begin() as conn:
             key = address.casefold()
             row = conn.execute(sa.select(table).where(table.c.email_key == key)).first()
+            if row is None and status is not Status.PENDING and not revive:
+                self._refuse_forgotten(conn, address)
             if row is None:
                 new = {"name": "", "tags": "[]", "source": source} | values
                 conn.execute(
@@ -133,6 +142,17 @@ class SubscriberStore:
                 created = False
             row = conn.execute(sa.select(table).where(table.c.email_key == key)).one()
         return _row(row), created
+
+    def _refuse_forgotten(self, conn: sa.Connection, address: str) -> None:
+        """A sign-up (pending) goes on: it must be confirmed. Anything else is not
+        consent from someone who asked to be forgotten."""
+        from publisher.store.people import is_forgotten
+
+        if self.secret and is_forgotten(conn, address, self.secret):
+            raise Forgotten(
+                f"{address} was erased at its owner's request: left out",
+                "only they can sign up again (or, at their word, add it with --resubscribe)",
+            )
 
     def get(self, subscriber_id: int) -> Subscriber | None:
         with self.engine.connect() as conn:
@@ -169,6 +189,14 @@ class SubscriberStore:
                     tags=json.dumps(list(clean_tags(tags)), ensure_ascii=False),
                     updated=now.isoformat(),
                 )
+            )
+
+    def set_cadence(self, subscriber_id: int, cadence: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id == subscriber_id)
+                .values(cadence=cadence, updated=now.isoformat())
             )
 
     def set_confirmed(self, subscriber_id: int, now: datetime) -> None:
@@ -231,6 +259,9 @@ class SubscriberStore:
                     bounces=int(count or 0),
                     source=f"import {name}",
                 )
+            except Forgotten as exc:
+                problems.append(warning(name, line, exc.message))
+                continue
             except PublisherError as exc:
                 problems.append(error(name, line, exc.message))
                 continue

@@ -28,9 +28,6 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from publisher.delivery.transport import (
     MessageMail,
-    PermanentError,
-    TransientError,
-    Undeliverable,
 )
 from publisher.errors import PublisherError
 from publisher.newsletter.feedback import Feedback
@@ -41,7 +38,7 @@ from publisher.newsletter.lifecycle import (
     confirmation_mail,
     is_rejoin,
 )
-from publisher.newsletter.mime import mailto_unsubscribe, parse_sender, to_address
+from publisher.newsletter.mime import mailto_unsubscribe, parse_sender
 from publisher.newsletter.tokens import (
     Purpose,
     Token,
@@ -54,13 +51,14 @@ from publisher.store.ledger import Ledger
 from publisher.store.returns import ReturnsLog
 from publisher.store.rows import Status, Subscriber
 from publisher.store.subscribers import normalize_email
+from publisher.web.account import Account
 from publisher.web.guards import (
     BodyLimit,
     FormCookie,
     SiteAddress,
     client_address,
 )
-from publisher.web.pages import Busy, Pages
+from publisher.web.pages import Busy
 from publisher.web.signups import RESEND_SECONDS, SignUp, SignUps
 from publisher.web.static import ETagPerEncoding, SiteFiles
 from publisher.web.webhooks import Webhooks, fetch_url
@@ -68,7 +66,7 @@ from publisher.web.webhooks import Webhooks, fetch_url
 log = logging.getLogger(__name__)
 
 
-class App(Pages):
+class App(Account):
     """The routes: sign-up, confirmation, unsubscribe (RFC 8058 one-click too) and
     preferences."""
 
@@ -106,6 +104,7 @@ class App(Pages):
             email=email,
             name=name,
             error=error,
+            cadence="weekly",
         )
 
     async def subscribe(self, request: Request) -> Response:
@@ -131,7 +130,8 @@ class App(Pages):
             return self.message(
                 "Slow down", "Too many sign-ups; please try again later.", status=429
             )
-        if not self.signups.submit(SignUp(address, name, tuple(chosen))):
+        cadence = "monthly" if form.get("cadence") == ["monthly"] else "weekly"
+        if not self.signups.submit(SignUp(address, name, tuple(chosen), cadence)):
             raise Busy
         return self.message(
             "Check your inbox",
@@ -142,7 +142,9 @@ class App(Pages):
     def handle_signup(self, signup: SignUp) -> None:
         """In the sign-ups thread: the lifecycle's decision, then its mail, at most
         one an address per ``RESEND_SECONDS`` (the link already sent stands)."""
-        invitation = self.lifecycle.sign_up(signup.address, signup.name, signup.tags, self.now())
+        invitation = self.lifecycle.sign_up(
+            signup.address, signup.name, signup.tags, self.now(), signup.cadence
+        )
         if invitation is None:
             return
         now = self.clock()
@@ -188,16 +190,6 @@ class App(Pages):
         msg_id = f"<welcome.{secrets.token_hex(8)}@{sender.domain}>"
         msg = welcome_mail(self.env, self.site, sender, sub, posts, links, msg_id, self.now())
         self.mail(MessageMail(msg), sender.addr_spec, sub, "welcome")
-
-    def mail(self, mail: MessageMail, sender: str, sub: Subscriber, what: str) -> None:
-        """Hand one mail to the relay; what it answers is logged, never shown."""
-        transport = self.transport()
-        try:
-            transport.send(mail, sender, to_address(sub.email))
-        except (TransientError, PermanentError, Undeliverable) as exc:
-            log.warning("%s mail to subscriber %d not accepted: %s", what, sub.id, exc)
-        finally:
-            transport.close()
 
     async def confirm_script(self, request: Request) -> Response:
         """The script that makes the confirmation page confirm in one step."""
@@ -245,67 +237,6 @@ class App(Pages):
             "This link was already used", "Subscribe again if you want the digest back.", status=410
         )
 
-    # -- leaving and preferences -------------------------------------------
-    async def unsubscribe(self, request: Request) -> Response:
-        sub, error = await self.subscriber_for(request, Purpose.UNSUBSCRIBE)
-        if error:
-            return error
-        assert sub is not None
-        if request.method in ("GET", "HEAD"):
-            prefs = sign(Token(Purpose.PREFERENCES, sub.id), self.secret)
-            return self.button_page(
-                request,
-                "unsubscribe",
-                "Unsubscribe",
-                sub,
-                request.query_params["token"],
-                preferences=f"{self.base}preferences?token={prefs}",
-            )
-        form = await self.form(request)
-        if "One-Click" in form.get("List-Unsubscribe", []):
-            # RFC 8058: the mail provider's POST, multipart/form-data (as the RFC
-            # asks) or urlencoded, other fields or not; the link's token suffices
-            await self.db(self.lifecycle.unsubscribe, sub, self.now())
-            return PlainTextResponse("unsubscribed")
-        if refused := self.check_form(request, form):
-            return refused
-        await self.db(self.lifecycle.unsubscribe, sub, self.now())
-        return self.message(
-            "You are unsubscribed", f"{sub.email} will get no more digests from {self.site.title}."
-        )
-
-    async def preferences(self, request: Request) -> Response:
-        sub, error = await self.subscriber_for(request, Purpose.PREFERENCES)
-        if error:
-            return error
-        assert sub is not None
-        action = f"{self.base}preferences?token={request.query_params['token']}"
-        saved = False
-        tags = await self.tags()  # once: the topics offered, and the ones a POST may keep
-        if request.method == "POST":
-            form = await self.form(request)
-            if refused := self.check_form(request, form):
-                return refused
-            if (form.get("action") or [""])[0] == "unsubscribe":
-                await self.db(self.lifecycle.unsubscribe, sub, self.now())
-                return self.message(
-                    "You are unsubscribed", f"{sub.email} will get no more digests."
-                )
-            known = {t.name for t in tags}
-            choose = self.lifecycle.choose_topics
-            sub = await self.db(choose, sub, form.get("tag", []), known, self.now())
-            saved = True
-        return self.page(
-            "preferences.html.j2",
-            title="Your digest",
-            email=sub.email,
-            tags=tags,
-            chosen=list(sub.tags),
-            action=action,
-            csrf=self.csrf(request),
-            saved=saved,
-        )
-
 
 def _busy(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(
@@ -335,6 +266,8 @@ def create_app(settings: Settings, **kwargs: Any) -> Starlette:
         Route("/confirm.js", app.confirm_script),
         Route("/unsubscribe", app.unsubscribe, methods=["GET", "POST"], middleware=forms),
         Route("/preferences", app.preferences, methods=["GET", "POST"], middleware=forms),
+        Route("/preferences/data", app.my_data),
+        Route("/manage", app.manage, methods=["GET", "POST"], middleware=forms),
         Route("/webhooks/ses", app.webhooks.ses, methods=["POST"]),
         Route("/webhooks/mailgun", app.webhooks.mailgun, methods=["POST"]),
         Mount("/", files),

@@ -65,7 +65,7 @@ class Pages:
         self.clock = clock
         self.secret = secret_from_env(allow_dev=dev)
         self.engine = open_engine(settings.state.url, busy_seconds=DB_WAIT)
-        self.store = SubscriberStore(self.engine)
+        self.store = SubscriberStore(self.engine, self.secret)
         self.lifecycle = Lifecycle(self.store)
         self.env = environment(settings.template_dirs)
         self.transport = transport or (lambda: transport_for(settings))

@@ -31,6 +31,7 @@ class SignUp:
     address: str
     name: str
     tags: tuple[str, ...]
+    cadence: str = "weekly"
 
 
 class SignUps:
