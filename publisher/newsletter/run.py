@@ -7,6 +7,7 @@ delivery loop stay testable on their own.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -83,17 +84,19 @@ class DigestRun:
         """Render and lay out once per distinct tag choice; None when the choice has no posts."""
         cache: dict[tuple[str, ...], Prepared | None] = {}
         growth = self.mark_growth()
+        lock = threading.Lock()  # the send's connections ask from their threads
 
         def get(sub: Subscriber) -> Prepared | None:
             key = self.tag_key(sub)
-            if key not in cache:
-                theirs = posts_for(self.posts, sub.tags)
-                if theirs:
-                    r = self.renderer.render(self.week, theirs, sub.tags)
-                    cache[key] = Prepared(r, prepare_8bit(r.text, r.html, growth))
-                else:
-                    cache[key] = None
-            return cache[key]
+            with lock:
+                if key not in cache:
+                    theirs = posts_for(self.posts, sub.tags)
+                    if theirs:
+                        r = self.renderer.render(self.week, theirs, sub.tags)
+                        cache[key] = Prepared(r, prepare_8bit(r.text, r.html, growth))
+                    else:
+                        cache[key] = None
+                return cache[key]
 
         return get
 
