@@ -14,6 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
 from publisher.errors import Problem, PublisherError, error, warning
+from publisher.store.imports import KNOWN, Format, Person, ignored, recognise
 from publisher.store.rows import SUPPRESSED, Status, Subscriber
 from publisher.store.schema import subscribers as table
 
@@ -224,6 +225,7 @@ class SubscriberStore:
     ) -> tuple[int, int, list[Problem]]:
         """Rows ``email,name,tags`` (tags separated by ``;``), and optionally a
         ``status`` column as ``export_csv`` writes it; a header row is optional.
+        Or another service's export, recognised by its header (see ``imports``).
 
         A bad row is reported (an error) with its line number and skipped; good
         rows go in. An import never re-subscribes anyone who unsubscribed or
@@ -232,52 +234,93 @@ class SubscriberStore:
         warning; a ``status`` of unsubscribed or bounced does apply, so an export
         imported into a new database keeps who must not be mailed.
         """
-        added = updated = 0
+        counts = [0, 0]  # added, updated
         problems: list[Problem] = []
-        for line, row in _csv_rows(stream):
+        rows = _csv_rows(stream)
+        first = next(rows, None)
+        if first is None:
+            return 0, 0, problems
+        fmt = _foreign(first[1], name)
+        if fmt is not None:
+            self._import_foreign(fmt, first[1], rows, name, now, counts, problems)
+            return counts[0], counts[1], problems
+        for line, row in [first, *rows]:
             if not row or not any(cell.strip() for cell in row):
                 continue
             if line == 1 and row[0].strip().lower() in _EMAIL_HEADERS:
                 continue
-            email = row[0]
-            person = row[1] if len(row) > 1 else ""
-            tags = _TAG_SPLIT.split(row[2]) if len(row) > 2 else []
             given = row[3].strip().lower() if len(row) > 3 else ""
             count = row[4].strip() if len(row) > 4 else ""
             if wrong := _row_error(row, given, count):
                 problems.append(error(name, line, wrong))
                 continue
-            status = Status(given) if given else Status.ACTIVE
-            try:
-                sub, created = self.add(
-                    email,
-                    person,
-                    tags,
-                    status=status,
-                    now=now,
-                    revive=False,
-                    bounces=int(count or 0),
-                    source=f"import {name}",
+            tags = _TAG_SPLIT.split(row[2]) if len(row) > 2 else []
+            person = Person(row[0], row[1] if len(row) > 1 else "", tuple(tags),
+                            Status(given) if given else Status.ACTIVE)  # fmt: skip
+            self._import_one(person, int(count or 0), name, line, now, counts, problems)
+        return counts[0], counts[1], problems
+
+    def _import_foreign(
+        self,
+        fmt: Format,
+        header: list[str],
+        rows: Iterator[tuple[int, list[str]]],
+        name: str,
+        now: datetime,
+        counts: list[int],
+        problems: list[Problem],
+    ) -> None:
+        keys = [c.strip().lower() for c in header]
+        if extra := ignored(fmt, header):
+            shown = ", ".join(extra[:6]) + (f" and {len(extra) - 6} more" if len(extra) > 6 else "")
+            problems.append(warning(name, 1, f"{fmt.name} export: columns ignored: {shown}"))
+        for line, row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            got = fmt.read(dict(zip(keys, (c.strip() for c in row), strict=False)))
+            if isinstance(got, str):
+                problems.append(warning(name, line, got))
+                continue
+            self._import_one(got, 0, name, line, now, counts, problems)
+
+    def _import_one(
+        self,
+        person: Person,
+        bounces: int,
+        name: str,
+        line: int,
+        now: datetime,
+        counts: list[int],
+        problems: list[Problem],
+    ) -> None:
+        try:
+            sub, created = self.add(
+                person.email,
+                person.name,
+                person.tags,
+                status=person.status,
+                now=now,
+                revive=False,
+                bounces=bounces,
+                source=f"import {name}",
+            )
+        except Forgotten as exc:
+            problems.append(warning(name, line, exc.message))
+            return
+        except PublisherError as exc:
+            problems.append(error(name, line, exc.message))
+            return
+        if sub.status in SUPPRESSED and person.status not in SUPPRESSED:
+            problems.append(
+                warning(
+                    name,
+                    line,
+                    f"{sub.email} is {sub.status.value}: left as is (an import never "
+                    "re-subscribes anyone; they can sign up again themselves)",
                 )
-            except Forgotten as exc:
-                problems.append(warning(name, line, exc.message))
-                continue
-            except PublisherError as exc:
-                problems.append(error(name, line, exc.message))
-                continue
-            if sub.status in SUPPRESSED and status not in SUPPRESSED:
-                problems.append(
-                    warning(
-                        name,
-                        line,
-                        f"{sub.email} is {sub.status.value}: left as is (an import never "
-                        "re-subscribes anyone; they can sign up again themselves)",
-                    )
-                )
-                continue
-            added += created
-            updated += not created
-        return added, updated, problems
+            )
+            return
+        counts[0 if created else 1] += 1
 
     def export_csv(self, out: TextIO) -> int:
         writer = csv.writer(out, lineterminator="\n")
@@ -286,6 +329,24 @@ class SubscriberStore:
         for s in subs:
             writer.writerow([s.email, s.name, ";".join(s.tags), s.status.value, s.bounces])
         return len(subs)
+
+
+def _foreign(header: list[str], name: str) -> Format | None:
+    """Another service's export, by its header row; ``None`` for our own columns (or
+    no header). A header this knows nothing of is an error naming what it knows."""
+    if any("@" in cell for cell in header) or not any(c.strip() for c in header):
+        return None  # a data row: no header
+    fmt = recognise(header)
+    if fmt is None and header[0].strip().lower() in _EMAIL_HEADERS and len(header) <= 5:
+        return None  # ours: email,name,tags[,status[,bounces]]
+    if fmt is None:
+        shown = ", ".join(c.strip() for c in header[:8]) + (", …" if len(header) > 8 else "")
+        raise PublisherError(
+            f"{name}:1: columns {shown}: not a subscriber list this knows; nothing was imported",
+            "use email,name,tags[,status[,bounces]] (a header row is optional), or an "
+            f"export of {KNOWN}",
+        )
+    return fmt
 
 
 def _row_error(row: list[str], status: str, bounces: str) -> str:
