@@ -321,7 +321,7 @@ def _validate_delivery(s: Settings, at: Callable[[str, str], str]) -> None:
 
 def _validate_schedule(s: Settings, at: Callable[[str, str], str]) -> None:
     defaults = ScheduleSettings()
-    for key in ("publish_cron", "digest_cron"):
+    for key in ("publish_cron", "digest_cron", "monthly_cron"):
         if getattr(s.schedule, key) == getattr(defaults, key):
             continue  # known good; skipping keeps APScheduler out of every start-up
         from publisher.crontab import parse_cron

@@ -127,8 +127,9 @@ MAX_CONNECTIONS = 64
 class DigestSettings:
     #: sender, e.g. "Staff blog <digest@blog.example.org>"
     sender: str = "Staff blog <digest@publisher.localhost>"
-    #: Jinja2 template; variables: site, week, posts
-    subject: str = "{{ site.title }}: {{ posts|length }} new post{{ 's' if posts|length != 1 }}, week of {{ week.start.strftime('%-d %B %Y') }}"
+    #: Jinja2 template; variables: site, week (the period: a week or a month; its
+    #: ``name`` reads "week of 11 February 2019" or "February 2019"), posts
+    subject: str = "{{ site.title }}: {{ posts|length }} new post{{ 's' if posts|length != 1 }}, {{ week.name }}"
     #: each post's summary, or its full text
     content: DigestContent = DigestContent.SUMMARY
     #: HTML part budget in bytes; past it, long posts switch to summaries (Gmail clips at 102 KB)
@@ -143,6 +144,9 @@ class ScheduleSettings:
     #: crontab syntax in the site time zone; a sixth leading field means seconds
     publish_cron: str = "*/15 * * * *"
     digest_cron: str = "0 7 * * mon"
+    #: the monthly digest: the first Monday of the month, 07:00 (APScheduler, unlike
+    #: Vixie cron, needs both the day of the month and the weekday to match)
+    monthly_cron: str = "0 7 1-7 * mon"
     #: a slot missed by less than this (process down, machine asleep) still runs, once
     misfire_grace_seconds: int = 6 * 3600
 

@@ -1,4 +1,9 @@
-"""ISO weeks in the site's time zone: Monday 00:00 to the next Monday 00:00."""
+"""Digest periods in the site's time zone: ISO weeks (Monday 00:00 to the next
+Monday 00:00) and calendar months (the 1st 00:00 to the next 1st 00:00).
+
+Both have the same face (``label``, ``start``, ``end``, ``contains``,
+``last_day``, ``name``, ``cadence``): a digest run needs no more of its period.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from publisher.errors import PublisherError
 
 _WEEK = re.compile(r"(\d{4})-?W(\d{2})")
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,71 @@ class Week:
 
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
+
+    @property
+    def name(self) -> str:
+        """As a subject says it: "week of 11 February 2019"."""
+        return f"week of {self.start:%-d %B %Y}"
+
+    cadence = "weekly"
+
+
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+    start: datetime  # the 1st, 00:00 local
+    end: datetime  # the next month's 1st, 00:00 local (exclusive)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-{self.month:02d}"
+
+    @property
+    def last_day(self) -> date:
+        return (self.end - timedelta(days=1)).date()
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    @property
+    def name(self) -> str:
+        return f"{self.start:%B %Y}"
+
+    cadence = "monthly"
+
+
+#: A digest's period: a subscriber's cadence is one or the other.
+Period = Week | Month
+
+
+def month_of(day: date, tz: tzinfo) -> Month:
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return Month(
+        first.year,
+        first.month,
+        datetime.combine(first, time(0), tz),
+        datetime.combine(following, time(0), tz),
+    )
+
+
+def parse_month(text: str, tz: tzinfo) -> Month:
+    m = _MONTH.fullmatch(text.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise PublisherError(f"'{text}' is not a month", "write it like 2019-02")
+    return month_of(date(int(m.group(1)), int(m.group(2)), 1), tz)
+
+
+def parse_period(label: str, tz: tzinfo) -> Period:
+    """A digest's recorded label: a week (``2019-W07``) or a month (``2019-02``)."""
+    return parse_week(label, tz) if "W" in label.upper() else parse_month(label, tz)
+
+
+def last_completed_month(now: datetime, tz: tzinfo) -> Month:
+    """The most recent calendar month that has ended by ``now``."""
+    first = now.astimezone(tz).date().replace(day=1)
+    return month_of(first - timedelta(days=1), tz)
 
 
 def week_of(day: date, tz: tzinfo) -> Week:

@@ -20,7 +20,10 @@ from publisher.source.load import load_stream
 from publisher.source.raw import TermKind
 
 if TYPE_CHECKING:
+    from datetime import datetime, tzinfo
+
     from publisher.newsletter.run import DigestRun
+    from publisher.weeks import Period
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,18 +142,25 @@ def _where(settings: Settings) -> str:
     return f"into the outbox {settings.delivery.outbox}"
 
 
+def _period(args: argparse.Namespace, now: datetime, tz: tzinfo) -> Period:
+    """``--month``, ``--week``, or the last completed week."""
+    from publisher.weeks import last_completed_week, parse_month, parse_week
+
+    if args.month:
+        return parse_month(args.month, tz)
+    return parse_week(args.week, tz) if args.week else last_completed_week(now, tz)
+
+
 def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.newsletter import review
     from publisher.newsletter import run as newsletter
-    from publisher.weeks import last_completed_week, parse_week
 
-    tz = settings.site.tzinfo
     now = _now(settings)
     if args.out and not args.preview:
         raise PublisherError(
             "--out goes with --preview EMAIL", "add --preview EMAIL, or leave out --out"
         )
-    week = parse_week(args.week, tz) if args.week else last_completed_week(now, tz)
+    week = _period(args, now, settings.site.tzinfo)
     if (args.send or args.draft or args.test) and week.end > now and not args.force:
         raise PublisherError(
             f"{week.label} has not ended yet (it ends {week.end:%A %-d %B %H:%M}): its digest "

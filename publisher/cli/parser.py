@@ -24,6 +24,7 @@ EXAMPLES = {
         "publisher digest --week 2019-W07",
         "publisher digest --week 2019-W07 --preview reader@example.org --out preview.html",
         "publisher digest --week 2019-W07 --test me@example.org",
+        "publisher digest --month 2019-02 --send",
         "publisher digest --send",
     ],
     "serve": ["publisher serve --dev", "PUBLISHER_SECRET=... publisher serve --port 8000"],
@@ -166,7 +167,11 @@ def _subscribers_parser(sub: Subparsers) -> None:
 
 def _digest_parser(sub: Subparsers) -> None:
     digest = sub.add_parser("digest", help="the weekly email digest")
-    digest.add_argument("--week", help="ISO week like 2019-W07 (default: last completed week)")
+    period = digest.add_mutually_exclusive_group()
+    period.add_argument("--week", help="ISO week like 2019-W07 (default: last completed week)")
+    period.add_argument(
+        "--month", help="a month like 2019-02: the monthly digest, for monthly subscribers"
+    )
     mode = digest.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print who would get what (default)")
     mode.add_argument("--send", action="store_true", help="deliver through [delivery] method")

@@ -34,10 +34,10 @@ from publisher.store.lease import HEARTBEAT_SECONDS, Lease
 from publisher.store.schema import open_engine
 
 if TYPE_CHECKING:
-    from publisher.weeks import Week
+    from publisher.weeks import Period
 
 log = logging.getLogger(__name__)
-JOB_IDS = ("publish", "digest", "retry", "mailbox")
+JOB_IDS = ("publish", "digest", "monthly", "retry", "mailbox")
 #: How often the mailbox of returns is read, when [mailbox] url is set.
 MAILBOX_CRON = "*/15 * * * *"
 #: How often, and for how long after a week's digest was planned, the retry job
@@ -122,6 +122,14 @@ def digest_job() -> str:
     return _digest()
 
 
+def monthly_job() -> str:
+    """Send the last completed month's digest to the monthly subscribers."""
+    from publisher.weeks import last_completed_month
+
+    s = _ctx().settings
+    return _digest("monthly", last_completed_month(datetime.now(s.site.tzinfo), s.site.tzinfo))
+
+
 def retry_job() -> str:
     """Finish the last completed week's digest if a run left messages unsent."""
     return _retry()
@@ -157,7 +165,7 @@ def _retry() -> str:
     return _digest("retry", week)  # the week checked, even if Monday 00:00 passed since
 
 
-def _digest(job: str = "digest", week: Week | None = None) -> str:
+def _digest(job: str = "digest", week: Period | None = None) -> str:
     """Send ``week``'s digest (default: the last completed week)."""
     from publisher.newsletter import run as newsletter
     from publisher.site.digests import publish_web_copy
@@ -208,7 +216,7 @@ def _digest(job: str = "digest", week: Week | None = None) -> str:
         time.monotonic() - start,
         (
             f" reason={summary.reason!r} (the retry job tries again every 15 minutes for "
-            f"{RETRY_HOURS} h; or: publisher digest --week {week.label} --send)"
+            f"{RETRY_HOURS} h; or: publisher digest --{_flag(week)} {week.label} --send)"
             if summary.reason
             else ""
         ),
@@ -216,9 +224,14 @@ def _digest(job: str = "digest", week: Week | None = None) -> str:
     return outcome
 
 
+def _flag(period: Period) -> str:
+    return "month" if period.cadence == "monthly" else "week"
+
+
 JOBS: dict[str, Callable[[], str]] = {
     "publish": publish_job,
     "digest": digest_job,
+    "monthly": monthly_job,
     "retry": retry_job,
     "mailbox": mailbox_job,
 }
@@ -231,6 +244,7 @@ def _crons(settings: Settings) -> dict[str, str]:
     return {
         "publish": settings.schedule.publish_cron,
         "digest": settings.schedule.digest_cron,
+        "monthly": settings.schedule.monthly_cron,
         "retry": RETRY_CRON,
         "mailbox": MAILBOX_CRON,
     }

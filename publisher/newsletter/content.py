@@ -19,7 +19,7 @@ from publisher.settings import Settings
 from publisher.source.posts import Post
 from publisher.templating import environment, render
 from publisher.text import slugify
-from publisher.weeks import Week
+from publisher.weeks import Month, Period
 
 UNSUBSCRIBE_MARK = "https://publisher.invalid/__unsubscribe__"
 PREFERENCES_MARK = "https://publisher.invalid/__preferences__"
@@ -54,12 +54,12 @@ class Rendered:
         return fill(self.html), fill(self.text)
 
 
-def web_path(week: Week) -> str:
+def web_path(week: Period) -> str:
     """Where the week's digest is on the site (published before it is sent)."""
     return f"digests/{week.label}.html"
 
 
-def week_posts(posts: Sequence[Post], week: Week) -> list[Post]:
+def week_posts(posts: Sequence[Post], week: Period) -> list[Post]:
     """Posts published in the week, newest first (the stream's order)."""
     return [p for p in posts if week.contains(p.published)]
 
@@ -92,7 +92,7 @@ class DigestRenderer:
         except TemplateError as exc:
             raise _subject_error(settings, exc) from None
 
-    def subject(self, week: Week, posts: Sequence[Post]) -> str:
+    def subject(self, week: Period, posts: Sequence[Post]) -> str:
         """The ``[digest] subject`` template, on one line (it becomes a header)."""
         try:
             text = self.subject_template.render(site=self.site, week=week, posts=list(posts))
@@ -100,7 +100,9 @@ class DigestRenderer:
             raise _subject_error(self.settings, exc) from None
         return " ".join(text.split())
 
-    def heading(self, week: Week) -> str:
+    def heading(self, week: Period) -> str:
+        if isinstance(week, Month):
+            return f"Posts from {week.name} ({week.label})"
         first, last = week.start.date(), week.last_day
         return f"Posts from the week of {first:%A %-d %B} to {last:%A %-d %B %Y} ({week.label})"
 
@@ -113,7 +115,7 @@ class DigestRenderer:
         return [FeedRef(f"‘{t}’ ({label})", f"{base}tag/{slugify(t, 'tag')}.{fmt}") for t in tags]
 
     def render(
-        self, week: Week, posts: Sequence[Post], tags: Sequence[str] = (), personal: bool = True
+        self, week: Period, posts: Sequence[Post], tags: Sequence[str] = (), personal: bool = True
     ) -> Rendered:
         """Render, switching the longest posts to summaries until the HTML fits the budget."""
         full = self.settings.digest.content == "full"

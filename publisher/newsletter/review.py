@@ -20,7 +20,7 @@ from publisher.store.rows import Status, Subscriber
 
 def dry_run(run: DigestRun) -> Iterator[str]:
     """Who would get what, without writing anything."""
-    for sub in run.store.all(Status.ACTIVE):
+    for sub in run.readers():
         theirs = posts_for(run.posts, sub.tags)
         if theirs:
             yield f"{sub.email}: {len(theirs)} post(s): " + "; ".join(p.title for p in theirs)
@@ -33,7 +33,7 @@ def draft(run: DigestRun, transport: Transport, now: datetime) -> int:
     get = run.prepared_for()
     n = 0
     try:
-        for sub in run.store.all(Status.ACTIVE):
+        for sub in run.readers():
             prepared = get(sub)
             if prepared is None:
                 continue

@@ -1,8 +1,7 @@
 """``publisher digest``: plan a week's digest, render it, and deliver it through the ledger.
 
-I/O and the clock live here (and in the CLI); digest.py, mail.py and the
-delivery loop stay testable on their own.
-"""
+I/O and the clock live here (and in the CLI); content, mime and the delivery
+loop stay testable on their own."""
 
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, Status, Subs
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
 from publisher.text import slugify
-from publisher.weeks import Week
+from publisher.weeks import Period
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +65,17 @@ class DigestRun:
     """Everything one digest command needs, opened once."""
 
     settings: Settings
-    week: Week
+    week: Period  # a week or a month: the subscribers of that cadence get it
     posts: list[Post]
     ledger: Ledger
     store: SubscriberStore
     renderer: DigestRenderer
     secret: str
     sender: Address  # parsed once, not per message
+
+    def readers(self) -> list[Subscriber]:
+        """The active subscribers of this period's cadence (weekly or monthly)."""
+        return [s for s in self.store.all(Status.ACTIVE) if s.cadence == self.week.cadence]
 
     def message_id_for(self, sub: Subscriber) -> str:
         return message_id(self.week.label, sub.id, self.sender.domain)
@@ -213,7 +216,7 @@ class _Recorder:
         return _Recorder(self.ledger.another(), self.lifecycle, self.now)
 
 
-def open_run(settings: Settings, week: Week, *, real_delivery: bool) -> DigestRun:
+def open_run(settings: Settings, week: Period, *, real_delivery: bool) -> DigestRun:
     stream = load_stream(settings)
     if stream.errors:
         log_problems(log, stream.problems)
@@ -257,7 +260,7 @@ def plan(run: DigestRun, now: datetime) -> int:
     if existing is not None:
         return existing.id
     rows = []
-    for sub in run.store.all(Status.ACTIVE):
+    for sub in run.readers():
         theirs = posts_for(run.posts, sub.tags)
         status = DeliveryStatus.PENDING if theirs else DeliveryStatus.SKIPPED
         rows.append(

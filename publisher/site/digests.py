@@ -1,4 +1,4 @@
-"""Sent digests on the web: a page per sent week and an Atom feed of past digests,
+"""Digests on the web: a page per week's (or month's) digest and an Atom feed of them,
 so people can read or link to an issue they missed."""
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from publisher.site.feeds import stylesheet
 from publisher.source.posts import Post, Stream
 from publisher.store.rows import DigestRecord
 from publisher.text import fingerprint
-from publisher.weeks import Week, parse_week
+from publisher.weeks import Period, parse_period
 
 FEED_PATH = "digests.atom"
 
 
 @dataclass(frozen=True)
 class SentDigest:
-    week: Week
+    week: Period
     posts: tuple[Post, ...]
 
     @property
@@ -39,7 +39,7 @@ def sent_digests(
     by_id = {p.id: p for p in stream.posts}
     tz = settings.site.tzinfo
     out = [
-        SentDigest(parse_week(r.week, tz), tuple(by_id[i] for i in r.post_ids if i in by_id))
+        SentDigest(parse_period(r.week, tz), tuple(by_id[i] for i in r.post_ids if i in by_id))
         for r in records
     ]
     return sorted((d for d in out if d.posts), key=lambda d: d.week.start, reverse=True)
@@ -82,8 +82,8 @@ def _feed(
     base = site.base_url
     fg = FeedGenerator()
     fg.id(base + FEED_PATH)
-    fg.title(f"{site.title}: weekly digests")
-    fg.subtitle(f"Every weekly email digest of {site.title}")
+    fg.title(f"{site.title}: email digests")
+    fg.subtitle(f"Every email digest of {site.title}, weekly and monthly")
     fg.language(site.language)
     fg.author(name=site.author_name)
     fg.generator("publisher", version=__version__)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
+from publisher.errors import PublisherError
 from publisher.store.rows import Status
 
 
@@ -124,3 +126,71 @@ def recognise(header: list[str]) -> Format | None:
 def ignored(fmt: Format, header: list[str]) -> list[str]:
     """The header's columns ``fmt`` does not read."""
     return [c for c in header if c.strip() and c.strip().lower() not in fmt.uses]
+
+
+def foreign(header: list[str], name: str) -> Format | None:
+    """Another service's export, by its header row; ``None`` for our own columns (or
+    no header). A header this knows nothing of is an error naming what it knows."""
+    if any("@" in cell for cell in header) or not any(c.strip() for c in header):
+        return None  # a data row: no header
+    fmt = recognise(header)
+    if fmt is None and header[0].strip().lower() in EMAIL_HEADERS and len(header) <= 6:
+        return None  # ours: email,name,tags[,status[,bounces[,cadence]]]
+    if fmt is None:
+        shown = ", ".join(c.strip() for c in header[:8]) + (", …" if len(header) > 8 else "")
+        raise PublisherError(
+            f"{name}:1: columns {shown}: not a subscriber list this knows; nothing was imported",
+            "use email,name,tags[,status[,bounces]] (a header row is optional), or an "
+            f"export of {KNOWN}",
+        )
+    return fmt
+
+
+def row_error(row: list[str], status: str, bounces: str, cadence: str = "") -> str:
+    """What is wrong with an import row's shape, or ``""``."""
+    if len(row) > 6:
+        what = f"{len(row)} columns"
+    elif cadence and cadence not in ("weekly", "monthly"):
+        what = f"cadence {row[5]!r}"
+    elif bounces and not bounces.isdigit():
+        what = f"bounces {bounces!r}"
+    elif status and status not in Status.__members__.values():
+        what = f"status {row[3]!r}"
+    else:
+        return ""
+    return (
+        f"{what}; expected email,name,tags[,status[,bounces[,cadence]]] with a status of "
+        f"{', '.join(Status)} (quote names or tags that contain commas)"
+    )
+
+
+#: The first cells a header row may have (compared case-insensitively).
+EMAIL_HEADERS = ("email", "e-mail", "address")
+
+
+def _delimiter(first_line: str) -> str:
+    """``,`` unless a header row says otherwise: Excel writes ``;`` where the decimal
+    mark is a comma (much of Europe) and tabs as 'Unicode text'. Only a header is
+    trusted: in a row, ``;`` also separates tags."""
+    head = first_line.strip().lower()
+    for d in (";", "\t"):
+        if d in head and "," not in head and head.split(d)[0].strip() in EMAIL_HEADERS:
+            return d
+    return ","
+
+
+def csv_rows(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
+    start = stream.tell()
+    delimiter = _delimiter(stream.readline())
+    stream.seek(start)
+    reader = csv.reader(stream, delimiter=delimiter)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise PublisherError(
+                f"line {reader.line_num}: bad CSV: {exc}", "fix the quoting"
+            ) from None
+        yield reader.line_num, row

@@ -14,7 +14,15 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
 from publisher.errors import Problem, PublisherError, error, warning
-from publisher.store.imports import KNOWN, Format, Person, ignored, recognise
+from publisher.store.imports import (
+    EMAIL_HEADERS,
+    Format,
+    Person,
+    csv_rows,
+    foreign,
+    ignored,
+    row_error,
+)
 from publisher.store.rows import SUPPRESSED, Status, Subscriber
 from publisher.store.schema import subscribers as table
 
@@ -236,28 +244,31 @@ class SubscriberStore:
         """
         counts = [0, 0]  # added, updated
         problems: list[Problem] = []
-        rows = _csv_rows(stream)
+        rows = csv_rows(stream)
         first = next(rows, None)
         if first is None:
             return 0, 0, problems
-        fmt = _foreign(first[1], name)
+        fmt = foreign(first[1], name)
         if fmt is not None:
             self._import_foreign(fmt, first[1], rows, name, now, counts, problems)
             return counts[0], counts[1], problems
         for line, row in [first, *rows]:
             if not row or not any(cell.strip() for cell in row):
                 continue
-            if line == 1 and row[0].strip().lower() in _EMAIL_HEADERS:
+            if line == 1 and row[0].strip().lower() in EMAIL_HEADERS:
                 continue
             given = row[3].strip().lower() if len(row) > 3 else ""
             count = row[4].strip() if len(row) > 4 else ""
-            if wrong := _row_error(row, given, count):
+            cadence = row[5].strip().lower() if len(row) > 5 else ""
+            if wrong := row_error(row, given, count, cadence):
                 problems.append(error(name, line, wrong))
                 continue
             tags = _TAG_SPLIT.split(row[2]) if len(row) > 2 else []
             person = Person(row[0], row[1] if len(row) > 1 else "", tuple(tags),
                             Status(given) if given else Status.ACTIVE)  # fmt: skip
-            self._import_one(person, int(count or 0), name, line, now, counts, problems)
+            self._import_one(
+                person, int(count or 0), name, line, now, counts, problems, cadence or None
+            )
         return counts[0], counts[1], problems
 
     def _import_foreign(
@@ -292,6 +303,7 @@ class SubscriberStore:
         now: datetime,
         counts: list[int],
         problems: list[Problem],
+        cadence: str | None = None,
     ) -> None:
         try:
             sub, created = self.add(
@@ -303,6 +315,7 @@ class SubscriberStore:
                 revive=False,
                 bounces=bounces,
                 source=f"import {name}",
+                cadence=cadence,
             )
         except Forgotten as exc:
             problems.append(warning(name, line, exc.message))
@@ -324,74 +337,9 @@ class SubscriberStore:
 
     def export_csv(self, out: TextIO) -> int:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["email", "name", "tags", "status", "bounces"])
+        writer.writerow(["email", "name", "tags", "status", "bounces", "cadence"])
         subs = self.all()
         for s in subs:
-            writer.writerow([s.email, s.name, ";".join(s.tags), s.status.value, s.bounces])
+            row = [s.email, s.name, ";".join(s.tags), s.status.value, s.bounces, s.cadence]
+            writer.writerow(row)
         return len(subs)
-
-
-def _foreign(header: list[str], name: str) -> Format | None:
-    """Another service's export, by its header row; ``None`` for our own columns (or
-    no header). A header this knows nothing of is an error naming what it knows."""
-    if any("@" in cell for cell in header) or not any(c.strip() for c in header):
-        return None  # a data row: no header
-    fmt = recognise(header)
-    if fmt is None and header[0].strip().lower() in _EMAIL_HEADERS and len(header) <= 5:
-        return None  # ours: email,name,tags[,status[,bounces]]
-    if fmt is None:
-        shown = ", ".join(c.strip() for c in header[:8]) + (", …" if len(header) > 8 else "")
-        raise PublisherError(
-            f"{name}:1: columns {shown}: not a subscriber list this knows; nothing was imported",
-            "use email,name,tags[,status[,bounces]] (a header row is optional), or an "
-            f"export of {KNOWN}",
-        )
-    return fmt
-
-
-def _row_error(row: list[str], status: str, bounces: str) -> str:
-    """What is wrong with an import row's shape, or ``""``."""
-    if len(row) > 5:
-        what = f"{len(row)} columns"
-    elif bounces and not bounces.isdigit():
-        what = f"bounces {bounces!r}"
-    elif status and status not in Status.__members__.values():
-        what = f"status {row[3]!r}"
-    else:
-        return ""
-    return (
-        f"{what}; expected email,name,tags[,status[,bounces]] with a status of "
-        f"{', '.join(Status)} (quote names or tags that contain commas)"
-    )
-
-
-#: The first cells a header row may have (compared case-insensitively).
-_EMAIL_HEADERS = ("email", "e-mail", "address")
-
-
-def _delimiter(first_line: str) -> str:
-    """``,`` unless a header row says otherwise: Excel writes ``;`` where the decimal
-    mark is a comma (much of Europe) and tabs as 'Unicode text'. Only a header is
-    trusted: in a row, ``;`` also separates tags."""
-    head = first_line.strip().lower()
-    for d in (";", "\t"):
-        if d in head and "," not in head and head.split(d)[0].strip() in _EMAIL_HEADERS:
-            return d
-    return ","
-
-
-def _csv_rows(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
-    start = stream.tell()
-    delimiter = _delimiter(stream.readline())
-    stream.seek(start)
-    reader = csv.reader(stream, delimiter=delimiter)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise PublisherError(
-                f"line {reader.line_num}: bad CSV: {exc}", "fix the quoting"
-            ) from None
-        yield reader.line_num, row

@@ -60,7 +60,7 @@ def test_jobs_created_replaced_and_listed_across_dst(tmp_path: Path) -> None:
     sched = schedule.make_scheduler(s)
     sched.start(paused=True)
     schedule.install_jobs(sched, s)
-    assert sorted(j.id for j in sched.get_jobs()) == ["digest", "publish", "retry"]
+    assert sorted(j.id for j in sched.get_jobs()) == ["digest", "monthly", "publish", "retry"]
     sched.shutdown()
     cfg.write_text(cfg.read_text() + '[schedule]\ndigest_cron = "30 8 * * tue"\n', encoding="utf-8")
     s2 = load_settings(cfg, environ={})
@@ -68,7 +68,7 @@ def test_jobs_created_replaced_and_listed_across_dst(tmp_path: Path) -> None:
     sched.start(paused=True)
     schedule.install_jobs(sched, s2)
     jobs = {j.id: j for j in sched.get_jobs()}
-    assert len(jobs) == 3 and "hour='8'" in str(jobs["digest"].trigger)
+    assert len(jobs) == 4 and "hour='8'" in str(jobs["digest"].trigger)
     nxt = jobs["digest"].next_run_time.astimezone(LONDON)
     assert (nxt.weekday(), nxt.hour, nxt.minute) == (1, 8, 30)
     sched.shutdown()
@@ -413,7 +413,12 @@ def test_the_mailbox_job_runs_only_with_a_mailbox_and_acts_on_returns(
 
     monkeypatch.setenv("PUBLISHER_SECRET", SECRET)
     s = make_site(tmp_path, smtp.port)
-    assert [line.split("\t")[0] for line in schedule.describe(s)] == ["publish", "digest", "retry"]
+    assert [line.split("\t")[0] for line in schedule.describe(s)] == [
+        "publish",
+        "digest",
+        "monthly",
+        "retry",
+    ]
     box_path = tmp_path / "returns"
     box = maildir_lib.Maildir(box_path, create=True)
     sub, _ = SubscriberStore(open_engine(s.state.url)).add(

@@ -854,3 +854,30 @@ def test_a_digest_of_several_posts_reads_well_in_any_client(
     assert f"{cfg.site.base_url}digests/2019-W07.html" in lines
     page = web_copy.read_text(encoding="utf-8")
     assert "Post number 1 with a title" in page and "Unsubscribe" not in page
+
+
+def test_a_monthly_subscriber_gets_the_months_digest_once_and_no_weekly_one(
+    cfg: Settings, smtp: SmtpServer
+) -> None:
+    from publisher.delivery.smtp import SmtpTransport
+    from publisher.source.load import load_stream
+    from publisher.weeks import parse_month
+
+    store = SubscriberStore(open_engine(cfg.state.url))
+    store.add("monthly@example.org", now=NOW, cadence="monthly")
+    subscribe(cfg, "weekly@example.org")
+    month = parse_month("2019-02", cfg.site.tzinfo)
+    run = open_run(cfg, month, real_delivery=True)
+    summary = send(run, SmtpTransport(cfg.smtp), lambda: NOW)
+    assert summary.sent == 1
+    (msg,) = smtp.recorder.messages
+    assert str(msg["To"]) == "monthly@example.org"
+    assert "new post" in str(msg["Subject"]) and "February 2019" in str(msg["Subject"])
+    text = msg.get_body(("plain",)).get_content()
+    feb = [p.title for p in load_stream(cfg).posts if month.contains(p.published)]
+    assert feb and all(title.split(",")[0] in text for title in feb)
+    assert "Posts from February 2019 (2019-02)" in text
+    again = send(open_run(cfg, month, real_delivery=True), SmtpTransport(cfg.smtp), lambda: NOW)
+    assert again.sent == 0 and len(smtp.recorder.messages) == 1
+    weekly = run_week(cfg, "2019-W07")  # the week's digest: the weekly subscriber alone
+    assert weekly.sent == 1 and str(smtp.recorder.messages[-1]["To"]) == "weekly@example.org"

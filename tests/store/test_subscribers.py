@@ -41,7 +41,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
         "ok1@example.org,One,thanks;digital\n"
         "broken-address,Two,\n"
         '"ok2@example.org","Smith, Jane",\n'
-        "ok3@example.org,Three,a,b,c,d\n"
+        "ok3@example.org,Three,a,b,c,d,e\n"  # unquoted commas: too many columns
         "\n"
         "OK1@example.org,One again,\n"
     )
@@ -54,7 +54,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_good(store: SubscriberStore) 
     assert people["ok1@example.org"].tags == () and people["ok1@example.org"].name == "One again"
     out = io.StringIO()
     assert store.export_csv(out) == 2
-    assert out.getvalue().splitlines()[0] == "email,name,tags,status,bounces"
+    assert out.getvalue().splitlines()[0] == "email,name,tags,status,bounces,cadence"
 
 
 @pytest.mark.parametrize(

@@ -129,27 +129,24 @@ def test_show_and_forget_on_the_command_line(tmp_path: Path, smtp: SmtpServer) -
     toml = tmp_path / "publisher.toml"
     toml.write_text(toml.read_text().replace('method = "smtp"', 'method = "outbox"'))
     env = {"PUBLISHER_SECRET": SECRET}
-    assert (
-        run_cli(
-            "subscribers", "add", "p@example.org", "--cadence", "monthly", cwd=tmp_path, env=env
-        ).returncode
-        == 0
-    )
-    assert run_cli("subscribers", "add", "q@example.org", cwd=tmp_path, env=env).returncode == 0
+    for args in (["p@example.org"], ["m@example.org", "--cadence", "monthly"], ["q@example.org"]):
+        assert run_cli("subscribers", "add", *args, cwd=tmp_path, env=env).returncode == 0
     r = run_cli("digest", "--week", "2019-W07", "--draft", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     shown = run_cli("subscribers", "show", "p@example.org", cwd=tmp_path, env=env)
     record = json.loads(shown.stdout)
-    assert (
-        record["subscriber"]["cadence"] == "monthly"
-        and record["subscriber"]["joined_by"] == "command"
-    )
+    assert record["subscriber"]["cadence"] == "weekly"
+    assert record["subscriber"]["joined_by"] == "command"
+    assert record["deliveries"] == []  # a draft is no delivery: the ledger is untouched
+    monthly = run_cli("subscribers", "show", "m@example.org", cwd=tmp_path, env=env)
+    assert json.loads(monthly.stdout)["subscriber"]["cadence"] == "monthly"
     outbox = tmp_path / s.delivery.outbox
     before = [str(m["To"]) for m in mailbox.Maildir(outbox, create=False)]
     r = run_cli("subscribers", "forget", "p@example.org", cwd=tmp_path, env=env)
     assert r.returncode == 0 and "forgot p@example.org" in r.stdout, r.stderr
     after = [str(m["To"]) for m in mailbox.Maildir(outbox, create=False)]
     assert "p@example.org" in before and "p@example.org" not in after and "q@example.org" in after
+    assert "m@example.org" not in before  # monthly: no weekly draft
     again = run_cli("subscribers", "add", "p@example.org", cwd=tmp_path, env=env)
     assert again.returncode == 1 and "erased at its owner's request" in again.stderr
     assert (
