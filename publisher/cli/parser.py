@@ -84,7 +84,7 @@ def make_parser() -> argparse.ArgumentParser:
     group = sched.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="print jobs and next run times")
     group.add_argument(
-        "--run-now", choices=["publish", "digest", "mailbox"], help="run one job now"
+        "--run-now", choices=["publish", "digest", "monthly", "mailbox"], help="run one job now"
     )
     for name, command in sub.choices.items():
         command.formatter_class = argparse.RawDescriptionHelpFormatter
