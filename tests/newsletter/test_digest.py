@@ -881,3 +881,20 @@ def test_a_monthly_subscriber_gets_the_months_digest_once_and_no_weekly_one(
     assert again.sent == 0 and len(smtp.recorder.messages) == 1
     weekly = run_week(cfg, "2019-W07")  # the week's digest: the weekly subscriber alone
     assert weekly.sent == 1 and str(smtp.recorder.messages[-1]["To"]) == "weekly@example.org"
+
+
+def test_digest_month_on_the_command_line(cfg: Settings, smtp: SmtpServer, tmp_path: Path) -> None:
+    """``--month`` works as ``--week`` does: a dry run names the monthly subscribers
+    alone, and a send publishes the month's web copy."""
+    from tests.helpers import run_cli
+
+    SubscriberStore(open_engine(cfg.state.url)).add("m@example.org", now=NOW, cadence="monthly")
+    subscribe(cfg, "w@example.org")
+    env = {"PUBLISHER_SECRET": SECRET}
+    dry = run_cli("digest", "--month", "2019-02", cwd=tmp_path, env=env)
+    assert dry.returncode == 0 and "m@example.org" in dry.stdout and "w@example" not in dry.stdout
+    sent = run_cli("digest", "--month", "2019-02", "--send", cwd=tmp_path, env=env)
+    assert sent.returncode == 0 and "2019-02: sent 1" in sent.stdout, sent.stderr
+    assert (tmp_path / "site" / "digests" / "2019-02.html").is_file()
+    bad = run_cli("digest", "--month", "2019-13", cwd=tmp_path, env=env)
+    assert bad.returncode != 0 and "not a month" in bad.stderr
