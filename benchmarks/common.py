@@ -71,16 +71,19 @@ class Run:
         return f"{self.wall:7.2f} s wall {self.cpu:7.2f} s CPU  peak {self.peak_mb:6.0f} MB"
 
 
-def timed(cmd: list[str], **kw: object) -> Run:
+def timed(cmd: list[str], stdout: Path | None = None, **kw: object) -> Run:
     """Wall and CPU seconds and peak RSS of one child process (its own rusage, via wait4).
 
     CPU time is printed beside wall time because this shared VM's wall times
     vary by a third from run to run; CPU seconds vary much less.
     """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)  # type: ignore[arg-type]
+    sink = open(stdout, "wb") if stdout else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=sink, **kw)  # type: ignore[arg-type]
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    if stdout:
+        sink.close()  # type: ignore[union-attr]
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd)

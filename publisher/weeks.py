@@ -17,8 +17,22 @@ _WEEK = re.compile(r"(\d{4})-?W(\d{2})")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
+class _Span:
+    """What a week and a month share: ``start`` to ``end`` (exclusive)."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def last_day(self) -> date:
+        return (self.end - timedelta(days=1)).date()
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
 @dataclass(frozen=True)
-class Week:
+class Week(_Span):
     year: int
     number: int
     start: datetime  # Monday 00:00 local
@@ -29,13 +43,6 @@ class Week:
         return f"{self.year}-W{self.number:02d}"
 
     @property
-    def last_day(self) -> date:
-        return (self.end - timedelta(days=1)).date()
-
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
-
-    @property
     def name(self) -> str:
         """As a subject says it: "week of 11 February 2019"."""
         return f"week of {self.start:%-d %B %Y}"
@@ -44,7 +51,7 @@ class Week:
 
 
 @dataclass(frozen=True)
-class Month:
+class Month(_Span):
     year: int
     month: int
     start: datetime  # the 1st, 00:00 local
@@ -53,13 +60,6 @@ class Month:
     @property
     def label(self) -> str:
         return f"{self.year}-{self.month:02d}"
-
-    @property
-    def last_day(self) -> date:
-        return (self.end - timedelta(days=1)).date()
-
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
 
     @property
     def name(self) -> str:

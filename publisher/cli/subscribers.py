@@ -17,6 +17,7 @@ from publisher.errors import PublisherError, Severity
 from publisher.settings import Settings
 
 if TYPE_CHECKING:
+    from publisher.store.rows import Subscriber
     from publisher.store.subscribers import SubscriberStore
 
 
@@ -126,9 +127,7 @@ def _subs_show(
     """Everything held about one person (UK GDPR article 15), as JSON."""
     from publisher.store.people import person_record
 
-    sub = store.by_email(args.email)
-    if sub is None:
-        raise PublisherError(f"no subscriber {args.email}", "see `publisher subscribers list`")
+    sub = _known(store, args.email)
     print(json.dumps(person_record(store.engine, sub), indent=2, ensure_ascii=False))
     return 0
 
@@ -139,9 +138,7 @@ def _subs_forget(
     """Erase one person everywhere the project keeps them (UK GDPR article 17)."""
     from publisher.store.people import forget, purge_outbox
 
-    sub = store.by_email(args.email)
-    if sub is None:
-        raise PublisherError(f"no subscriber {args.email}", "see `publisher subscribers list`")
+    sub = _known(store, args.email)
     if not store.secret:
         raise PublisherError(
             "PUBLISHER_SECRET is not set: an erased address is kept only as a hash keyed "
@@ -156,3 +153,10 @@ def _subs_forget(
         "the address is kept so that it stays suppressed"
     )
     return 0
+
+
+def _known(store: SubscriberStore, email: str) -> Subscriber:
+    sub = store.by_email(email)
+    if sub is None:
+        raise PublisherError(f"no subscriber {email}", "see `publisher subscribers list`")
+    return sub

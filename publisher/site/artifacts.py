@@ -54,6 +54,8 @@ class _Scope:
     regrouped: Collection[str] | None
     #: families whose entry order changed (their feed documents; see ``site.order``)
     refed: Collection[str] = ()
+    #: posts whose newer or older neighbour changed (their pages link to them)
+    near_moved: Collection[str] = ()
 
     @property
     def listing(self) -> bool:
@@ -180,6 +182,7 @@ class SiteListing:
         touched: Collection[str] | None = None,
         regrouped: Collection[str] | None = None,
         refed: Collection[str] = (),
+        near_moved: Collection[str] = (),
     ) -> Iterator[Artifact]:
         """Every output file; with ``touched``, only those that may have changed.
 
@@ -191,7 +194,7 @@ class SiteListing:
         all keyed, and every other file is listed as ``keep`` without a key, so that
         what is gone can be told from what is kept.
         """
-        scope = _Scope(touched, regrouped, refed)
+        scope = _Scope(touched, regrouped, refed, near_moved)
         for family in self.families:
             yield from self._family_files(family, scope)
         if self.with_pages:
@@ -257,7 +260,7 @@ class SiteListing:
 
     def _post_pages(self, scope: _Scope) -> Iterator[Artifact]:
         """Each post's page. It shows its newer and older neighbours' titles: it is
-        keyed when they change too, and every one when posts came, went or moved."""
+        keyed when they change too, or when its neighbours are other posts."""
         from publisher.site.years import neighbours
 
         stream, formats = self.stream, self.formats
@@ -269,8 +272,8 @@ class SiteListing:
             for t in stream.terms.values()
         }
         around = neighbours(stream.posts)
-        every = scope.touched is None or scope.whole("all")
-        touched = scope.touched or ()
+        every = scope.touched is None
+        touched, moved = scope.touched or (), scope.near_moved
 
         def post_page(p: Post) -> bytes:
             # built only when the page is (re)rendered: most rebuilds skip most posts
@@ -281,7 +284,11 @@ class SiteListing:
         for p in stream.posts:
             path = f"posts/{p.slug}.html"
             near = around[p.id]
-            if every or any(q is not None and q.id in touched for q in (p, near.newer, near.older)):
+            if (
+                every
+                or p.id in moved
+                or any(q is not None and q.id in touched for q in (p, near.newer, near.older))
+            ):
                 key = fingerprint(self.base_key, self.post_key(p), near.key())
                 yield Artifact(path, key, bind(post_page, p))
             elif scope.listing:

@@ -59,6 +59,8 @@ class Plan:
     orders: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: Families whose entry order changed: their feed documents are keyed whole.
     refed: set[str] = field(default_factory=set)
+    #: Posts whose newer or older neighbour changed (their pages link to them).
+    near_moved: set[str] = field(default_factory=set)
     #: The first build to page archives by entry order, over pages made by date.
     reordered: bool = False
 
@@ -147,6 +149,7 @@ def incremental_plan(
     updated = prior.updated | fresh
     touched = _touched(prior, by_id, updated)
     regrouped = _regrouped(prior.stream, stream) if result.reordered else None
+    near_moved = _near_moved(prior.stream, stream) if result.reordered else set()
     # files only this build's keys can vouch for: the folder must be as the last build left it
     narrow = writer.inputs == prior.inputs and writer.untouched()
 
@@ -166,6 +169,7 @@ def incremental_plan(
         len(changed),
         regrouped if narrow else None,
         {pid for pid, _ in versions if pid in known},
+        near_moved=near_moved,
     )
 
 
@@ -186,9 +190,8 @@ def order_feeds(plan: Plan, state: BuildState, size: int, writer: OutputWriter) 
         if now != was:
             changed[key] = now
     state.save_orders(changed)
+    # (an order only grows: a feed's files never go, so no listing of every file)
     plan.refed = set(changed)
-    if plan.touched is not None and changed and plan.regrouped is None:
-        plan.regrouped = set()  # list every file, so that the feeds' new pages are told
     plan.reordered = not known and writer.records("archive/")
 
 
@@ -205,6 +208,20 @@ def _touched(prior: Snapshot, remade: dict[str, Post], updated: dict[str, dateti
     }
 
 
+def _near_moved(was: Stream, now: Stream) -> set[str]:
+    """Posts whose newer or older neighbour on the site is another post than before."""
+    from publisher.site.years import neighbours
+
+    def ids(stream: Stream) -> dict[str, tuple[str | None, ...]]:
+        return {
+            pid: tuple(p.id if p else None for p in (n.newer, n.older))
+            for pid, n in neighbours(stream.posts).items()
+        }
+
+    before, after = ids(was), ids(now)
+    return {pid for pid, near in after.items() if before.get(pid) != near}
+
+
 def _regrouped(was: Stream, now: Stream) -> set[str]:
     """Posts came, went or moved: the families whose lists changed."""
     from publisher.site.artifacts import family_members
@@ -217,7 +234,7 @@ def pending(listing: SiteListing, plan: Plan, writer: OutputWriter) -> list[Arti
     """The files to render: listed by ``listing``, less those whose key is unchanged;
     ``None`` when a file to keep is not the writer's own."""
     todo = []
-    for a in listing.artifacts(plan.touched, plan.regrouped, plan.refed):
+    for a in listing.artifacts(plan.touched, plan.regrouped, plan.refed, plan.near_moved):
         if a.keep:
             if not writer.keep(a.path):
                 return None

@@ -162,35 +162,43 @@ def _v3_to_v4(conn: Connection) -> None:
 
 def _v4_to_v5(conn: Connection) -> None:
     returns.create(conn)
-    # a database made at v2 or later by this code has the column already
-    if "returned" not in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}:
-        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN returned TEXT NOT NULL DEFAULT ''"))
+    _add_columns(conn, "deliveries", {"returned": "TEXT NOT NULL DEFAULT ''"})
 
 
 def _v5_to_v6(conn: Connection) -> None:
     feed_orders.create(conn)
 
 
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """Add the columns the table lacks (a table made by this code has them already)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    for column, kind in columns.items():
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
 def _v6_to_v7(conn: Connection) -> None:
-    have = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
-    for column, kind in (
-        ("claimed_by", "VARCHAR(200) NOT NULL DEFAULT ''"),
-        ("claim_backend", "INTEGER NOT NULL DEFAULT 0"),
-        ("lease_until", "FLOAT NOT NULL DEFAULT 0"),
-    ):
-        if column not in have:  # (a database made at v2 or later by this code has them)
-            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
+    _add_columns(
+        conn,
+        "deliveries",
+        {
+            "claimed_by": "VARCHAR(200) NOT NULL DEFAULT ''",
+            "claim_backend": "INTEGER NOT NULL DEFAULT 0",
+            "lease_until": "FLOAT NOT NULL DEFAULT 0",
+        },
+    )
 
 
 def _v7_to_v8(conn: Connection) -> None:
-    have = {c["name"] for c in sa.inspect(conn).get_columns("subscribers")}
-    for column, kind in (
-        ("cadence", "VARCHAR(10) NOT NULL DEFAULT 'weekly'"),
-        ("source", "VARCHAR(300) NOT NULL DEFAULT ''"),
-        ("confirmed", "VARCHAR(40) NOT NULL DEFAULT ''"),
-    ):
-        if column not in have:
-            conn.execute(sa.text(f"ALTER TABLE subscribers ADD COLUMN {column} {kind}"))
+    _add_columns(
+        conn,
+        "subscribers",
+        {
+            "cadence": "VARCHAR(10) NOT NULL DEFAULT 'weekly'",
+            "source": "VARCHAR(300) NOT NULL DEFAULT ''",
+            "confirmed": "VARCHAR(40) NOT NULL DEFAULT ''",
+        },
+    )
     forgotten.create(conn)
 
 
