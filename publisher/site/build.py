@@ -167,10 +167,12 @@ def _inputs(settings: Settings, paths: list[Path], skip_invalid: bool) -> _Input
         settings.build_key(),  # only the settings that change the output
         folder_fingerprint(*settings.template_dirs),
         skip_invalid,
-        _stamp(settings),
         os.getcwd(),  # file names in the stream are relative to it
     )
-    return _Inputs(given, files, config, fingerprint(config, sorted(files.items())))
+    # a digest planned since the last build changes the site (its web copy), but not
+    # what the snapshot holds: the incremental build reads the digests afresh
+    key = fingerprint(config, sorted(files.items()), _stamp(settings))
+    return _Inputs(given, files, config, key)
 
 
 def _build(

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Part of the config digest: a snapshot in another layout is never read back.
-FORMAT = 2
+FORMAT = 3
 #: A delta holding more whole posts and copies than this is folded into a new base.
 DELTA_MAX_ITEMS = 2000
 
@@ -98,6 +98,8 @@ class Delta:
     problems: list[Problem] | None  # once a changed page's warnings did
     updated: dict[str, datetime]
     versions: int
+    #: The digests planned, as the last build saw them (their pages are the site's).
+    sent: list[DigestRecord] | None = None
 
     @classmethod
     def empty(cls, base: str) -> Delta:
@@ -172,6 +174,7 @@ class SnapshotStore:
         inputs: str,
         updated: dict[str, datetime],
         versions: int,
+        sent: list[DigestRecord] | None = None,
     ) -> None:
         """Record an incremental build on ``snap`` (as loaded, with its delta applied):
         ``patch`` made of ``pages`` (from ``files``), with these ``updated`` dates and
@@ -200,11 +203,14 @@ class SnapshotStore:
             stream.problems if stream.problems != snap.stream.problems else old.problems,
             old.updated | updated,
             versions,
+            sent if sent is not None else old.sent,
         )
         if delta.size <= DELTA_MAX_ITEMS:
             self._write_delta(delta)
             return
         snap.inputs, snap.stream, snap.versions = inputs, stream, versions
+        if delta.sent is not None:
+            snap.sent = delta.sent
         _update(snap.files, files)
         _update(snap.pages, pages)
         snap.updated.update(updated)
@@ -295,6 +301,8 @@ def apply_delta(snap: Snapshot, delta: Delta) -> None:
     _update(snap.pages, delta.whole)
     snap.updated.update(delta.updated)
     snap.versions = delta.versions
+    if delta.sent is not None:
+        snap.sent = delta.sent
     if delta.posts or delta.sources or delta.order is not None:
         base = {p.id: p for p in snap.stream.posts}
         order = delta.order if delta.order is not None else base

@@ -150,19 +150,19 @@ def incremental_plan(
     touched = _touched(prior, by_id, updated)
     regrouped = _regrouped(prior.stream, stream) if result.reordered else None
     near_moved = _near_moved(prior.stream, stream) if result.reordered else set()
-    # files only this build's keys can vouch for: the folder must be as the last build left it
-    narrow = writer.inputs == prior.inputs and writer.untouched()
+    sent = state.sent_digests()
+    narrow = _narrow(writer, prior, sent)
 
     def record(rows: int) -> None:
         stats: dict[str, FileStat | None] = {n: files.get(n) for n in (*changed, *gone)}
         pages: dict[str, ArchivePage | None] = {**new_pages, **dict.fromkeys(gone)}
-        store.advance(prior, result, stats, pages, inputs, fresh, rows)
+        store.advance(prior, result, stats, pages, inputs, fresh, rows, list(sent))
 
     return Plan(
         stream,
         updated,
         versions,
-        prior.sent,
+        sent,
         touched if narrow else None,
         lambda: None,
         record,
@@ -206,6 +206,16 @@ def _touched(prior: Snapshot, remade: dict[str, Post], updated: dict[str, dateti
         or (p.slug, p.content_hash, p.published, updated[pid])
         != (o.slug, o.content_hash, o.published, prior.updated.get(pid))
     }
+
+
+def _narrow(writer: OutputWriter, prior: Snapshot, sent: Sequence[DigestRecord]) -> bool:
+    """Whether only the files showing a change need keying: the folder is as the last
+    build left it (only its keys vouch for the rest), and no digest was planned
+    since (its pages, and every page's link to the digests' feed: see
+    ``SiteListing.base_key``). Otherwise every file is keyed, though the archives
+    were not read again."""
+    same = [d.week for d in sent] == [d.week for d in prior.sent]
+    return same and writer.inputs == prior.inputs and writer.untouched()
 
 
 def _near_moved(was: Stream, now: Stream) -> set[str]:
