@@ -109,7 +109,15 @@ class Account(Pages):
             if action == "unsubscribe":
                 await self.db(self.lifecycle.unsubscribe, sub, self.now())
                 return self.unsubscribed(request, sub)
-            if action == "forget":
+            if action == "forget":  # one more press: it cannot be undone
+                return self.page(
+                    "forget.html.j2",
+                    title="Delete everything about you?",
+                    email=sub.email,
+                    action=self.link(Purpose.PREFERENCES, sub),
+                    csrf=self.csrf(request),
+                )
+            if action == "forget-now":
                 return await self.forget(sub)
             if action == "resubscribe":
                 await self.db(self.lifecycle.resubscribe, sub, self.now())

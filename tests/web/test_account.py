@@ -103,7 +103,9 @@ def test_a_reader_downloads_their_data_and_deletes_it(site, smtp: SmtpServer) ->
         record = got.json()
         assert record["subscriber"]["email"] == "me@example.org"
         assert record["subscriber"]["joined_by"] == "command"
-        r = c.post(prefs, data={"csrf": _csrf(page.text), "action": "forget"})
+        ask = c.post(prefs, data={"csrf": _csrf(page.text), "action": "forget"})
+        assert "cannot be undone" in ask.text and store.by_email("me@example.org") is not None
+        r = c.post(prefs, data={"csrf": _csrf(ask.text), "action": "forget-now"})
         assert "Your data is deleted" in r.text
     assert store.by_email("me@example.org") is None
     # an old list imported later does not bring the address back
