@@ -31,7 +31,7 @@ from publisher.store.subscribers import normalize_email
 from publisher.templating import render
 from publisher.web.guards import RateLimit, client_address
 from publisher.web.pages import Busy, Pages
-from publisher.web.signups import RESEND_SECONDS, SignUps
+from publisher.web.signups import ResendWindow, SignUps
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,12 @@ class Account(Pages):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.per_ip_manage = RateLimit(5, 600, self.clock)
-        self.links_mailed: dict[str, float] = {}  # address -> when a link last went
+        self.links_mailed = ResendWindow(self.clock)
 
-    def link(self, purpose: str, sub: Subscriber) -> str:
-        return f"{self.base}{purpose}?token={sign(Token(purpose, sub.id), self.secret)}"
+    def link(self, purpose: str, sub: Subscriber, path: str = "") -> str:
+        """The page at ``path`` (default: the purpose's own) with ``sub``'s signed token."""
+        token = sign(Token(purpose, sub.id), self.secret)
+        return f"{self.base}{path or purpose}?token={token}"
 
     async def unsubscribe(self, request: Request) -> Response:
         sub, error = await self.subscriber_for(request, Purpose.UNSUBSCRIBE)
@@ -140,9 +142,7 @@ class Account(Pages):
             tags=tags,
             chosen=list(sub.tags),
             action=self.link(Purpose.PREFERENCES, sub),
-            data_url=self.link(Purpose.PREFERENCES, sub).replace(
-                "preferences?", "preferences/data?"
-            ),
+            data_url=self.link(Purpose.PREFERENCES, sub, "preferences/data"),
             csrf=self.csrf(request),
             saved=saved,
         )
@@ -183,7 +183,7 @@ class Account(Pages):
         """Ask for a fresh preferences link by address. The answer is the same, in the
         same time, whether or not the address is known: the lookup and the mail
         happen apart from the request (see ``signups``), at most one an address per
-        ``RESEND_SECONDS``, and requests are limited per client."""
+        ``ResendWindow``, and requests are limited per client."""
         title = "Manage your subscription"
         if request.method in ("GET", "HEAD"):
             return self.page("manage.html.j2", title=title, csrf=self.csrf(request), error="")
@@ -210,13 +210,8 @@ class Account(Pages):
     def mail_link(self, address: str) -> None:
         """In the sign-ups thread: a fresh preferences link, if the address is known."""
         sub = self.store.by_email(address)
-        if sub is None:
+        if sub is None or not self.links_mailed.first(address):
             return
-        now = self.clock()
-        self.links_mailed = {k: t for k, t in self.links_mailed.items() if now - t < RESEND_SECONDS}
-        if address.casefold() in self.links_mailed:
-            return
-        self.links_mailed[address.casefold()] = now
         sender = parse_sender(self.settings.digest.sender)
         text = render(
             self.env,

@@ -59,7 +59,7 @@ from publisher.web.guards import (
     client_address,
 )
 from publisher.web.pages import Busy
-from publisher.web.signups import RESEND_SECONDS, SignUp, SignUps
+from publisher.web.signups import ResendWindow, SignUp, SignUps
 from publisher.web.static import ETagPerEncoding, SiteFiles
 from publisher.web.webhooks import Webhooks, fetch_url
 
@@ -76,7 +76,7 @@ class App(Account):
         """``fetch``: how webhooks fetch an SNS certificate or confirmation URL (tests
         hand in their own)."""
         super().__init__(settings, **kwargs)
-        self.mailed: dict[str, float] = {}  # address -> when a confirmation last went
+        self.confirmations = ResendWindow(self.clock)  # the link already sent stands
         self.signups = SignUps(self.handle_signup)
         feedback = Feedback(
             ReturnsLog(self.engine), self.store, self.secret, settings.delivery.bounce_limit
@@ -145,17 +145,8 @@ class App(Account):
         invitation = self.lifecycle.sign_up(
             signup.address, signup.name, signup.tags, self.now(), signup.cadence
         )
-        if invitation is None:
-            return
-        now = self.clock()
-        # only the window matters: older entries go, so a long-running serve keeps
-        # the addresses of the last RESEND_SECONDS, not of every sign-up ever
-        self.mailed = {k: t for k, t in self.mailed.items() if now - t < RESEND_SECONDS}
-        key = signup.address.casefold()
-        if key in self.mailed:
-            return
-        self.mailed[key] = now
-        self.send_confirmation(invitation)
+        if invitation is not None and self.confirmations.first(signup.address):
+            self.send_confirmation(invitation)
 
     def send_confirmation(self, invitation: Invitation) -> None:
         sub = invitation.subscriber
@@ -182,7 +173,7 @@ class App(Account):
         sender = parse_sender(self.settings.digest.sender)
         unsub = sign(Token(Purpose.UNSUBSCRIBE, sub.id), self.secret)
         links = WelcomeLinks(
-            f"{self.base}preferences?token={sign(Token(Purpose.PREFERENCES, sub.id), self.secret)}",
+            self.link(Purpose.PREFERENCES, sub),
             f"{self.base}unsubscribe?token={unsub}",
             mailto_unsubscribe(sender, unsub),
         )
@@ -198,10 +189,11 @@ class App(Account):
         return Response(data, media_type="text/javascript; charset=utf-8", headers=headers)
 
     async def confirm(self, request: Request) -> Response:
-        """The link in the confirmation email. A GET shows a button and changes
-        nothing: mail scanners (Microsoft Defender, Mimecast and the like) fetch
-        the links in a message, and double opt-in means its owner chose. The
-        button's POST confirms (see ``Lifecycle`` for which links may act)."""
+        """The link in the confirmation email. A GET (or HEAD) changes nothing: mail
+        scanners (Microsoft Defender, Mimecast and the like) fetch the links in a
+        message, and double opt-in means its owner chose. Its page posts its own
+        form by script (``confirm.js``), or its button does; the POST confirms (see
+        ``Lifecycle`` for which links may act)."""
         text = request.query_params.get("token", "")
         purpose = unverified_purpose(text)  # verified by subscriber_for
         sub, error = await self.subscriber_for(
@@ -219,13 +211,12 @@ class App(Account):
             return refused
         await self.db(self.lifecycle.confirm, sub, purpose, self.now())
         self.signups.submit(partial(self.send_welcome, sub.id))  # a full queue: no welcome
-        prefs = sign(Token(Purpose.PREFERENCES, sub.id), self.secret)
         return self.message(
             "You are subscribed again" if is_rejoin(purpose) else "You are subscribed",
             f"The weekly digest of {self.site.title} will come to {sub.email}.",
             onward=(
                 ("Read the latest posts", self.base),
-                ("Choose the topics you get", f"{self.base}preferences?token={prefs}"),
+                ("Choose the topics you get", self.link(Purpose.PREFERENCES, sub)),
                 ("Every post, by year", f"{self.base}archive.html"),
             ),
         )

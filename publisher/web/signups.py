@@ -26,6 +26,26 @@ log = logging.getLogger(__name__)
 RESEND_SECONDS = 600
 
 
+class ResendWindow:
+    """At most one mail an address per ``RESEND_SECONDS``: ``first`` says whether one
+    may go now, and notes it. Only the window is kept, so a long-running serve holds
+    the addresses of the last ``RESEND_SECONDS``, not of every request ever. Used
+    from the sign-ups thread alone."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.sent: dict[str, float] = {}  # address (casefolded) -> when
+
+    def first(self, address: str) -> bool:
+        now = self.clock()
+        self.sent = {k: t for k, t in self.sent.items() if now - t < RESEND_SECONDS}
+        key = address.casefold()
+        if key in self.sent:
+            return False
+        self.sent[key] = now
+        return True
+
+
 @dataclass(frozen=True)
 class SignUp:
     address: str
