@@ -308,20 +308,27 @@ def _send(
     left = sum(counts.get(s.value, 0) for s in TO_SEND)
     # the outbox is a folder: one writer
     connections = run.settings.smtp.connections if isinstance(transport, SmtpTransport) else 1
-    with _rows(run, digest_id, connections) as (todo, ledger):
-        return _deliver(
-            run,
-            transport,
-            now,
-            should_stop,
-            progress,
-            digest_id,
-            todo,
-            ledger,
-            left,
-            summary,
-            connections,
-        )
+    cfg = run.settings.delivery
+    with _rows(run, digest_id, connections) as (todo, ledger), ExitStack() as stack:
+        on_progress: Callable[[], None] = lambda: None  # noqa: E731
+        if progress and left > 20:
+            on_progress = stack.enter_context(progress_bar(run.week.label, left))
+        try:
+            return deliver(
+                _Recorder(ledger, Lifecycle(run.store), now),
+                transport,
+                _outgoing(run, digest_id, todo, now),
+                now=now,
+                max_attempts=cfg.max_attempts,
+                bounce_limit=cfg.bounce_limit,
+                backoff=cfg.retry_backoff,
+                should_stop=should_stop,
+                on_progress=on_progress,
+                summary=summary,
+                connections=connections,
+            )
+        finally:
+            touch_stamp(run.settings.state.url)  # the site's digest archive may have changed
 
 
 @contextmanager
@@ -344,57 +351,25 @@ def _rows(
         claims.release()
 
 
-def _deliver(
-    run: DigestRun,
-    transport: Transport,
-    now: Callable[[], datetime],
-    should_stop: Callable[[], bool],
-    progress: bool,
-    digest_id: int,
-    todo: Iterable[Delivery],
-    ledger: Ledger,
-    left: int,
-    summary: Summary,
-    connections: int,
-) -> Summary:
+def _outgoing(
+    run: DigestRun, digest_id: int, todo: Iterable[Delivery], now: Callable[[], datetime]
+) -> Iterator[Outgoing]:
+    """Each row to send as the delivery loop takes it: whom to, from which (VERP)
+    sender, and how to make its message when its turn comes."""
     get = run.prepared_for()
     bounce_to = run.settings.digest.bounce_address
     people = {s.id: s for s in run.store.all()}  # one query, not one per message
+    for d in todo:
+        sub = people.get(d.subscriber_id)
 
-    def outgoing() -> Iterator[Outgoing]:
-        for d in todo:
-            sub = people.get(d.subscriber_id)
+        def build(sub: Subscriber | None = sub, d: Delivery = d) -> DigestMail | None:
+            if sub is None or sub.status is not Status.ACTIVE:
+                return None
+            prepared = get(sub)
+            return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
 
-            def build(sub: Subscriber | None = sub, d=d):  # type: ignore[no-untyped-def]
-                if sub is None or sub.status is not Status.ACTIVE:
-                    return None
-                prepared = get(sub)
-                return None if prepared is None else run.mail(sub, prepared, d.message_id, now())
-
-            sender, envid = run.sender.addr_spec, ""
-            if bounce_to:  # VERP: whatever comes back names this delivery, signed
-                sender = verp_sender(bounce_to, digest_id, d.subscriber_id, run.secret)
-                envid = verp_tag(digest_id, d.subscriber_id, run.secret)
-            yield Outgoing(d, sender, to_address(sub.email) if sub else "", build, envid)
-
-    cfg = run.settings.delivery
-    with ExitStack() as stack:
-        on_progress: Callable[[], None] = lambda: None  # noqa: E731
-        if progress and left > 20:
-            on_progress = stack.enter_context(progress_bar(run.week.label, left))
-        try:
-            return deliver(
-                _Recorder(ledger, Lifecycle(run.store), now),
-                transport,
-                outgoing(),
-                now=now,
-                max_attempts=cfg.max_attempts,
-                bounce_limit=cfg.bounce_limit,
-                backoff=cfg.retry_backoff,
-                should_stop=should_stop,
-                on_progress=on_progress,
-                summary=summary,
-                connections=connections,
-            )
-        finally:
-            touch_stamp(run.settings.state.url)  # the site's digest archive may have changed
+        sender, envid = run.sender.addr_spec, ""
+        if bounce_to:  # VERP: whatever comes back names this delivery, signed
+            sender = verp_sender(bounce_to, digest_id, d.subscriber_id, run.secret)
+            envid = verp_tag(digest_id, d.subscriber_id, run.secret)
+        yield Outgoing(d, sender, to_address(sub.email) if sub else "", build, envid)
