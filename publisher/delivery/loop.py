@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -142,17 +143,23 @@ def deliver(
         on_progress()
 
     workers = _Workers(iter(outgoing), should_stop, summary, one)
-    if connections > 1:
-        # one connection proves the server first: a server that is down or refuses
-        # the login costs one message's attempts, not one a connection
-        workers.work(ledger, transport, first=True)
-    if workers.halt.is_set() or connections <= 1:
-        workers.work(ledger, transport)
-    else:
-        pairs = [(ledger, transport)] + [
-            (ledger.another(), transport.another()) for _ in range(connections - 1)
-        ]
-        _run_all(workers.work, pairs, workers.halt)
+    with ExitStack() as opened:  # every connection is closed, however the run ends
+
+        def keep(pair: tuple[Ledger, Transport]) -> tuple[Ledger, Transport]:
+            opened.callback(pair[0].close)
+            opened.callback(pair[1].close)  # (the transport first: last in, first out)
+            return pair
+
+        pairs = [keep((ledger, transport))]
+        if connections > 1:
+            # one connection proves the server first: a server that is down or refuses
+            # the login costs one message's attempts, not one a connection
+            workers.work(ledger, transport, first=True)
+        if workers.halt.is_set() or connections <= 1:
+            workers.work(ledger, transport)
+        else:
+            pairs += [keep((ledger.another(), transport.another())) for _ in range(connections - 1)]
+            _run_all(workers.work, pairs, workers.halt)
     if summary.reason:
         summary.stopped = True
     summary.seconds = time.monotonic() - started
@@ -185,8 +192,7 @@ class _Workers:
             return next(self.items, None)
 
     def work(self, ledger: Ledger, transport: Transport, first: bool = False) -> None:
-        """Send until there is nothing left (or, ``first``, until one is sent); then
-        close the connections (but after ``first``: the same worker goes on)."""
+        """Send until there is nothing left (or, ``first``, until one is sent)."""
         mine = Summary()
         try:
             while (item := self.take()) is not None:
@@ -198,11 +204,6 @@ class _Workers:
         finally:
             with self.lock:
                 self.summary.add(mine)
-            if not first:
-                try:
-                    transport.close()
-                finally:
-                    ledger.close()
 
 
 def _run_all(

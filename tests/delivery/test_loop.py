@@ -230,3 +230,19 @@ def test_a_server_fault_on_one_connection_stops_every_connection() -> None:
     assert summary.reason == "535 login refused" and summary.stopped
     # the workers each finish the message in hand, and take no other
     assert summary.sent + summary.deferred <= 1 + 4 and summary.deferred == 1
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_connections_are_closed_when_the_ledger_fails(connections: int) -> None:
+    """A fault of the state database mid-send is raised, and the connections the run
+    opened are closed all the same (the first connection's too, while it proves the
+    server alone)."""
+
+    class Broken(Ledger):
+        def mark_sending(self, delivery_id: int) -> None:
+            raise RuntimeError("database is gone")
+
+    ledger, transport = Broken(), Transport()
+    with pytest.raises(RuntimeError, match="database is gone"):
+        run(ledger, transport, outgoing("a@x.test", "b@x.test"), connections=connections)
+    assert ledger.closed and transport.closed
