@@ -110,3 +110,13 @@ def folder_fingerprint(*folders: Path) -> str:
     return fingerprint(
         *(sorted((p.name, p.read_bytes()) for p in f.iterdir() if p.is_file()) for f in folders)
     )
+
+
+def to_address(email: str) -> str:
+    """The address as the wire takes it: the domain in IDNA (``bücher.de`` as
+    ``xn--bcher-kva.de``); a local part that is not ASCII stays (SMTPUTF8)."""
+    local, _, domain = email.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return email

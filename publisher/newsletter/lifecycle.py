@@ -24,12 +24,13 @@ from email.message import Message
 
 from jinja2 import Environment
 
-from publisher.newsletter.mime import build_plain, to_address
+from publisher.newsletter.mime import build_plain
 from publisher.newsletter.tokens import Purpose
 from publisher.settings import SiteSettings
 from publisher.store.rows import SUPPRESSED, Status, Subscriber
 from publisher.store.subscribers import SubscriberStore, clean_tags
 from publisher.templating import render
+from publisher.text import to_address
 
 REJOIN = f"{Purpose.REJOIN} "
 #: How long a confirmation link works.

@@ -27,16 +27,6 @@ from publisher.errors import PublisherError
 _BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f\u2028\u2029]+")
 
 
-def to_address(email: str) -> str:
-    """The address as the wire takes it: the domain in IDNA (``bücher.de`` as
-    ``xn--bcher-kva.de``); a local part that is not ASCII stays (SMTPUTF8)."""
-    local, _, domain = email.rpartition("@")
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return email
-
-
 def needs_smtputf8(email: str) -> bool:
     """An address whose local part is not ASCII: only SMTPUTF8 (RFC 6531) carries it
     (its domain, IDNA carries), to a server that offers it."""

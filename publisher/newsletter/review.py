@@ -13,9 +13,9 @@ from pathlib import Path
 from publisher.delivery.transport import ServerError, Transport, Undeliverable, as_bytes
 from publisher.errors import PublisherError
 from publisher.newsletter.content import posts_for
-from publisher.newsletter.mime import to_address
 from publisher.newsletter.run import DigestRun
 from publisher.store.rows import Status, Subscriber
+from publisher.text import to_address
 
 
 def dry_run(run: DigestRun) -> Iterator[str]:

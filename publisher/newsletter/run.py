@@ -38,7 +38,6 @@ from publisher.newsletter.mime import (
     message_id,
     parse_sender,
     prepare_8bit,
-    to_address,
     wire_8bit,
 )
 from publisher.newsletter.progress import progress_bar
@@ -52,7 +51,7 @@ from publisher.store.paths import touch_stamp
 from publisher.store.rows import TO_SEND, Delivery, DeliveryStatus, Status, Subscriber
 from publisher.store.schema import open_engine
 from publisher.store.subscribers import SubscriberStore
-from publisher.text import slugify
+from publisher.text import slugify, to_address
 from publisher.weeks import Period
 
 log = logging.getLogger(__name__)

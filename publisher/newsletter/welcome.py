@@ -17,10 +17,11 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from publisher.newsletter.mime import build_message, digest_headers, to_address
+from publisher.newsletter.mime import build_message, digest_headers
 from publisher.settings import SiteSettings
 from publisher.store.rows import Subscriber
 from publisher.templating import render
+from publisher.text import to_address
 
 #: Posts a welcome mail shows.
 NEWEST = 3

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import mailbox
 from datetime import datetime
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.store.rows import Subscriber
-from publisher.store.schema import deliveries, digests, forgotten, returns
+from publisher.store.schema import deliveries, digests, forgotten, returns, subscribers
+from publisher.text import to_address
 
 
 def address_hash(address: str, secret: str) -> str:
@@ -92,8 +94,6 @@ def person_record(engine: Engine, sub: Subscriber) -> dict[str, Any]:
 def forget(engine: Engine, sub: Subscriber, secret: str, now: datetime) -> dict[str, int]:
     """Erase ``sub`` from the state database (their row, ledger rows, returns),
     keeping their address's keyed hash; in one transaction. Counts what went."""
-    from publisher.store.schema import subscribers
-
     with engine.begin() as conn:
         gone_returns = conn.execute(
             returns.delete().where(returns.c.subscriber_id == sub.id)
@@ -117,15 +117,21 @@ def purge_outbox(outbox: Path, address: str) -> int:
     if not (outbox / "cur").is_dir():
         return 0
     box = mailbox.Maildir(outbox, create=False)
-    wanted = address.casefold()
+    wanted = _wire_forms(address)
     gone = 0
     for key in list(box.keys()):
         try:
-            to = str(box.get_message(key).get("To", ""))
+            to = box.get_message(key).get_all("To", [])
         except (OSError, KeyError):
             continue
-        if wanted in to.casefold():
+        if wanted & {addr.casefold() for _, addr in getaddresses([str(v) for v in to])}:
             box.remove(key)
             gone += 1
     box.close()
     return gone
+
+
+def _wire_forms(address: str) -> set[str]:
+    """The address as stored and as mail carries it (see ``to_address``), casefolded:
+    a copy is the person's only if its ``To`` address is one of these, whole."""
+    return {address.casefold(), to_address(address).casefold()}

@@ -24,11 +24,12 @@ from publisher.delivery.transport import (
     Undeliverable,
 )
 from publisher.errors import PublisherError
-from publisher.newsletter.mime import build_plain, parse_sender, to_address
+from publisher.newsletter.mime import build_plain, parse_sender
 from publisher.newsletter.tokens import Purpose, Token, sign
 from publisher.store.rows import Status, Subscriber
 from publisher.store.subscribers import normalize_email
 from publisher.templating import render
+from publisher.text import to_address
 from publisher.web.guards import RateLimit, client_address
 from publisher.web.pages import Busy, Pages
 from publisher.web.signups import ResendWindow, SignUps

@@ -131,7 +131,8 @@ def test_show_and_forget_on_the_command_line(tmp_path: Path, smtp: SmtpServer) -
     toml = tmp_path / "publisher.toml"
     toml.write_text(toml.read_text().replace('method = "smtp"', 'method = "outbox"'))
     env = {"PUBLISHER_SECRET": SECRET}
-    for args in (["p@example.org"], ["m@example.org", "--cadence", "monthly"], ["q@example.org"]):
+    people = (["p@example.org"], ["m@example.org", "--cadence", "monthly"], ["q@example.org"])
+    for args in (*people, ["ap@example.org"]):  # (an address that ends as p's does)
         assert run_cli("subscribers", "add", *args, cwd=tmp_path, env=env).returncode == 0
     r = run_cli("digest", "--week", "2019-W07", "--draft", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
@@ -148,6 +149,7 @@ def test_show_and_forget_on_the_command_line(tmp_path: Path, smtp: SmtpServer) -
     assert r.returncode == 0 and "forgot p@example.org" in r.stdout, r.stderr
     after = [str(m["To"]) for m in mailbox.Maildir(outbox, create=False)]
     assert "p@example.org" in before and "p@example.org" not in after and "q@example.org" in after
+    assert "ap@example.org" in after  # another person's copy: only whole addresses match
     assert "m@example.org" not in before  # monthly: no weekly draft
     again = run_cli("subscribers", "add", "p@example.org", cwd=tmp_path, env=env)
     assert again.returncode == 1 and "erased at its owner's request" in again.stderr
