@@ -28,6 +28,7 @@ from lxml import etree
 from publisher import __version__
 from publisher.formats import FeedFormat
 from publisher.settings import SiteSettings
+from publisher.site.order import full_pages, newest
 from publisher.source.posts import Post
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -80,8 +81,6 @@ def paginate(
     An archive page shows the posts of its entries that still exist (one that
     left the feed, by losing a tag, stays: the page is fixed).
     """
-    from publisher.site.order import full_pages, newest
-
     pages = full_pages(len(order), max_items)
     shown = tuple(posts[pid] for pid in newest(order, members, max_items))
     docs = [FeedDoc(key, title, description, page_url, shown, 0, pages)]
