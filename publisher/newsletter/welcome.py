@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import Message
 from pathlib import Path
@@ -21,7 +21,7 @@ from publisher.newsletter.mime import build_message, digest_headers
 from publisher.settings import SiteSettings
 from publisher.store.rows import Subscriber
 from publisher.templating import render
-from publisher.text import to_address
+from publisher.text import slugify, to_address
 
 #: Posts a welcome mail shows.
 NEWEST = 3
@@ -38,12 +38,23 @@ class Headline:
 
 
 def newest_posts(output: Path, tags: tuple[str, ...], count: int = NEWEST) -> list[Headline]:
-    """The newest ``count`` posts of the site with one of ``tags`` (any, if none), as
-    the last build published them; none if it published no site feed."""
-    items = _from_json(output / "all.json") or _from_atom(output / "all.atom")
-    wanted = {t.casefold() for t in tags}
-    chosen = [h for h in items if not wanted or wanted & {t.casefold() for t in h.tags}]
-    return chosen[:count]
+    """The newest ``count`` posts of ``tags`` (of the site, if none), as the last build
+    published them: from each tag's own feed, which holds its newest posts however
+    rare the tag is among the site's; none if no such feed was published."""
+    feeds = [f"tag/{slugify(t, 'tag')}" for t in tags] or ["all"]
+    found: dict[str, Headline] = {}
+    for key in feeds:
+        for h in _from_json(output / f"{key}.json") or _from_atom(output / f"{key}.atom"):
+            found.setdefault(h.url, h)  # a post of two of the tags, once
+    # (a feed lists its entries in the order they entered it: by date here)
+    return sorted(found.values(), key=_published, reverse=True)[:count]
+
+
+def _published(h: Headline) -> datetime:
+    try:
+        return datetime.fromisoformat(h.date)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)  # undated: last
 
 
 def _from_json(path: Path) -> list[Headline]:
